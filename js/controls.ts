@@ -1,0 +1,124 @@
+/**
+ * The control bar: kind, site, metric, color scale, overview metric, source prompt and token
+ * pair, plus sweep / cancel / clear buttons. Each control writes one synced trait
+ * (`model.set(name, value); model.save_changes()`); the kernel reacts to the change (new
+ * intervention, new sweep). `sync()` pulls trait values back into the controls.
+ *
+ * All text goes through `textContent`/`value` — never HTML — so prompts and tokens cannot inject
+ * markup.
+ */
+
+import type { AnyModel } from "@anywidget/types";
+
+export interface ControlHandlers {
+  sweep(): void;
+  cancel(): void;
+  clear(): void;
+}
+
+export interface Controls {
+  el: HTMLElement;
+  /** Refresh every control from the model's traits. */
+  sync(): void;
+}
+
+function h<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: string): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+export { h };
+
+function select(label: string, options: [string, string][], title: string): { wrap: HTMLLabelElement; sel: HTMLSelectElement } {
+  const wrap = h("label", undefined, label);
+  wrap.title = title;
+  const sel = h("select");
+  for (const [value, text] of options) {
+    const o = h("option", undefined, text);
+    o.value = value;
+    sel.append(o);
+  }
+  wrap.append(sel);
+  return { wrap, sel };
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function makeControls(model: AnyModel<any>, on: ControlHandlers): Controls {
+  const el = h("div", "rw-controls");
+  const kind = select("kind", [["zero", "zero"], ["mean", "mean"], ["noise", "noise"], ["patch", "patch (from source)"]],
+    "What is written into the intervened cells");
+  const site = select("site", [["resid", "residual"], ["attn_out", "attn_out"], ["mlp_out", "mlp_out"]],
+    "Where: the residual stream itself, or what a block's attention / MLP writes into it");
+  const metric = select("strip", [["kl", "KL (nats)"], ["logprob", "Δlog p next token (nats)"]],
+    "Per-position metric in the output strip above the map");
+  const scale = select("scale", [["linear", "linear"], ["log", "log"]], "Color scale of the maps");
+  const overview = select("overview", [["total_kl", "total KL"], ["logit_diff", "logit diff"]],
+    "Summary per source cell in the overview");
+  const source = h("input", "rw-source");
+  source.placeholder = "source prompt (for patch)";
+  source.title = "Source (clean) prompt whose residuals are patched in; press Enter to apply";
+  const good = h("input", "rw-tok");
+  good.placeholder = "good token";
+  const bad = h("input", "rw-tok");
+  bad.placeholder = "bad token";
+  const pairWrap = h("label", undefined, "logit diff");
+  pairWrap.title = "Token pair for logit(good) − logit(bad) at the last position; Enter to apply";
+  pairWrap.append(good, bad);
+  const sweepBtn = h("button", "rw-sweep", "Sweep");
+  sweepBtn.title = "Intervene on every source cell (fills the overview progressively)";
+  const cancelBtn = h("button", "rw-cancel", "Cancel");
+  const clearBtn = h("button", "rw-clear", "Clear");
+  clearBtn.title = "Clear the pinned selection";
+
+  const bind = (sel: HTMLSelectElement, name: string) => {
+    sel.addEventListener("change", () => {
+      model.set(name, sel.value);
+      model.save_changes();
+    });
+  };
+  bind(kind.sel, "kind");
+  bind(site.sel, "site");
+  bind(metric.sel, "metric");
+  bind(scale.sel, "scale");
+  bind(overview.sel, "overview_metric");
+  source.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") {
+      model.set("source_prompt", source.value);
+      model.save_changes();
+    }
+    ev.stopPropagation(); // typing must not move the map cursor
+  });
+  const setPair = () => {
+    const pair = good.value && bad.value ? [good.value, bad.value] : [];
+    model.set("logit_pair", pair);
+    model.save_changes();
+  };
+  for (const inp of [good, bad]) {
+    inp.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter") setPair();
+      ev.stopPropagation();
+    });
+  }
+  sweepBtn.addEventListener("click", () => on.sweep());
+  cancelBtn.addEventListener("click", () => on.cancel());
+  clearBtn.addEventListener("click", () => on.clear());
+  el.append(kind.wrap, site.wrap, metric.wrap, scale.wrap, overview.wrap, source, pairWrap, sweepBtn, cancelBtn, clearBtn);
+
+  const sync = () => {
+    kind.sel.value = model.get("kind");
+    site.sel.value = model.get("site");
+    metric.sel.value = model.get("metric");
+    scale.sel.value = model.get("scale");
+    overview.sel.value = model.get("overview_metric");
+    if (document.activeElement !== source) source.value = model.get("source_prompt") ?? "";
+    const pair: string[] = model.get("logit_pair") ?? [];
+    if (document.activeElement !== good) good.value = pair[0] ?? "";
+    if (document.activeElement !== bad) bad.value = pair[1] ?? "";
+    const prog = model.get("progress") ?? {};
+    cancelBtn.disabled = !prog.running;
+    sweepBtn.disabled = !!prog.running;
+  };
+  return { el, sync };
+}

@@ -1,0 +1,167 @@
+/**
+ * What the map shows, as pure functions of the synced state (no DOM) — unit-testable.
+ *
+ * Synced payloads (see `src/residual_widgets/widget.py`):
+ * - `effect`: the pinned intervention's result —
+ *   `{id, cells: [[row, pos], …], kind, site, resid_delta: f32[R, P], kl: f32[P],
+ *     logprob_delta: f32[P-1], reachable: bool[R, P], logit_diff: number | null}`
+ * - `atlas`: the sweep, filled progressively —
+ *   `{kind, site, complete, resid_delta: f32|f16[S, P, R, P], kl: f32[S, P, P] | null,
+ *     total_kl: f32[S, P], logit_diff: f32[S, P] | null, done: bool[S, P], clean_logit_diff}`
+ *   where S = R source rows for the residual site and S = L = R-1 blocks for attn_out/mlp_out.
+ *
+ * `currentMap` decides: an atlas preview (hovered source cell whose sweep entry is done) wins,
+ * then the pinned effect, else nothing.
+ */
+
+import { block2d, decodeMaybe, row1d, type NDArray, isEncoded } from "./codec";
+import { reachable, type Cell, type Site } from "./heatmap";
+
+export interface EffectData {
+  id: string | null;
+  cells: Cell[];
+  kind: string;
+  site: Site;
+  resid: NDArray;
+  kl: NDArray | null;
+  logprob: NDArray | null;
+  reach: NDArray | null;
+  logitDiff: number | null;
+}
+
+export interface AtlasData {
+  kind: string;
+  site: Site;
+  complete: boolean;
+  resid: NDArray;
+  kl: NDArray | null;
+  totalKl: NDArray;
+  logitDiff: NDArray | null;
+  done: NDArray;
+  cleanLogitDiff: number | null;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Raw = any;
+
+export function decodeEffect(raw: Raw): EffectData | null {
+  if (!raw || !isEncoded(raw.resid_delta)) return null;
+  return {
+    id: raw.id ?? null,
+    cells: (raw.cells ?? []).map((c: number[]) => [c[0], c[1]] as Cell),
+    kind: raw.kind ?? "",
+    site: (raw.site ?? "resid") as Site,
+    resid: decodeMaybe(raw.resid_delta)!,
+    kl: decodeMaybe(raw.kl),
+    logprob: decodeMaybe(raw.logprob_delta),
+    reach: decodeMaybe(raw.reachable),
+    logitDiff: typeof raw.logit_diff === "number" ? raw.logit_diff : null,
+  };
+}
+
+export function decodeAtlas(raw: Raw): AtlasData | null {
+  if (!raw || !isEncoded(raw.resid_delta) || !isEncoded(raw.total_kl) || !isEncoded(raw.done)) return null;
+  return {
+    kind: raw.kind ?? "",
+    site: (raw.site ?? "resid") as Site,
+    complete: !!raw.complete,
+    resid: decodeMaybe(raw.resid_delta)!,
+    kl: decodeMaybe(raw.kl),
+    totalKl: decodeMaybe(raw.total_kl)!,
+    logitDiff: decodeMaybe(raw.logit_diff),
+    done: decodeMaybe(raw.done)!,
+    cleanLogitDiff: typeof raw.clean_logit_diff === "number" ? raw.clean_logit_diff : null,
+  };
+}
+
+export interface Shown {
+  mode: "effect" | "atlas" | "empty";
+  cells: Cell[];
+  site: Site;
+  /** [R, P] row-major, or null when empty. */
+  values: Float32Array | null;
+  /** [R, P] 1 = reachable, or null. */
+  reach: Uint8Array | null;
+  /** [P] per-position strip metric (NaN where undefined), or null. */
+  strip: Float32Array | null;
+  stripNote: string;
+  /** Effect id shown (null for atlas previews). */
+  id: string | null;
+}
+
+/** Is the atlas entry for source cell `c` finished? */
+export function atlasHas(a: AtlasData | null, c: Cell | null): boolean {
+  if (!a || !c) return false;
+  const [S, P] = a.done.shape;
+  return c[0] >= 0 && c[0] < S && c[1] >= 0 && c[1] < P && !!a.done.data[c[0] * P + c[1]];
+}
+
+function toF32(x: ArrayLike<number>): Float32Array {
+  return x instanceof Float32Array ? x : Float32Array.from(x);
+}
+
+/** Strip values [P] from a per-position metric: KL has P entries; Δlog p has P-1 (entry j
+ * predicts token j+1, drawn at position j; the last position has none). */
+export function stripFrom(metric: NDArray | null, P: number): Float32Array | null {
+  if (!metric) return null;
+  const out = new Float32Array(P).fill(NaN);
+  for (let j = 0; j < Math.min(P, metric.data.length); j++) out[j] = metric.data[j];
+  return out;
+}
+
+export function currentMap(s: {
+  effect: EffectData | null;
+  atlas: AtlasData | null;
+  preview: Cell | null;
+  metric: string;
+  rows: number;
+  cols: number;
+}): Shown {
+  const { effect, atlas, preview, rows, cols } = s;
+  if (atlas && preview && atlasHas(atlas, preview)) {
+    const values = toF32(block2d(atlas.resid, preview));
+    let strip: Float32Array | null = null;
+    let note = "";
+    if (s.metric === "kl" && atlas.kl) strip = toF32(row1d(atlas.kl, preview)).slice();
+    else note = s.metric === "kl" ? "KL per position not in atlas" : "Δlog p: click to compute";
+    return {
+      mode: "atlas", cells: [preview], site: atlas.site, values,
+      reach: reachable(rows, cols, [preview], atlas.site), strip, stripNote: note, id: null,
+    };
+  }
+  if (effect) {
+    const reach = effect.reach ? Uint8Array.from(effect.reach.data) : reachable(rows, cols, effect.cells, effect.site);
+    const strip = stripFrom(s.metric === "kl" ? effect.kl : effect.logprob, cols);
+    return {
+      mode: "effect", cells: effect.cells, site: effect.site, values: toF32(effect.resid.data),
+      reach, strip, stripNote: "", id: effect.id,
+    };
+  }
+  return { mode: "empty", cells: [], site: "resid", values: null, reach: null, strip: null, stripNote: "", id: null };
+}
+
+/** Overview values [S, P] (NaN where the sweep has not reached yet) and how to color them. */
+export function overviewValues(a: AtlasData, which: string): { values: Float32Array; diverging: boolean; center: number; unit: string; title: string } {
+  const useLd = which === "logit_diff" && !!a.logitDiff;
+  const src = useLd ? a.logitDiff! : a.totalKl;
+  const values = new Float32Array(src.data.length);
+  for (let k = 0; k < values.length; k++) values[k] = a.done.data[k] ? src.data[k] : NaN;
+  return useLd
+    ? { values, diverging: true, center: a.cleanLogitDiff ?? 0, unit: "logits", title: "logit diff after intervening" }
+    : { values, diverging: false, center: 0, unit: "nats", title: "total KL over positions" };
+}
+
+/**
+ * Source cell for a click on map cell (row, pos): the cell itself for the residual site; for
+ * attn_out/mlp_out, the block writing into that row (row - 1), null for row 0 (no block below).
+ */
+export function mapCellToSource(row: number, pos: number, site: Site): Cell | null {
+  if (site === "resid") return [row, pos];
+  return row >= 1 ? [row - 1, pos] : null;
+}
+
+/** Toggle `c` in a cell list (shift-click). */
+export function toggleCell(cells: Cell[], c: Cell): Cell[] {
+  const i = cells.findIndex((x) => x[0] === c[0] && x[1] === c[1]);
+  return i >= 0 ? cells.filter((_, k) => k !== i) : [...cells, c];
+}

@@ -1,0 +1,499 @@
+/**
+ * anywidget entry point: builds the DOM of one view and wires it to the synced model.
+ *
+ *   header   prompt (as text) · status
+ *   controls kind · site · strip metric · scale · overview metric · source · token pair · buttons
+ *   progress sweep progress bar + cancel
+ *   message  kernel errors / disconnection, in words
+ *   panels   [map: output strip + downstream map + legends]  [overview: one value per source cell]
+ *   tooltip  row, position, token, value, logit-lens top-5 clean / under the intervention
+ *
+ * Interaction: hovering an overview cell (or a map cell while nothing is pinned) previews that
+ * source's map from the atlas — no kernel round trip. Click pins (asks the kernel to intervene),
+ * shift-click adds to / removes from the set. Arrow keys move a cursor, Enter pins,
+ * Shift+Enter adds, Escape drops the preview.
+ *
+ * Kernel requests go through `Requests` (protocol.ts): ids, acks, stale replies dropped.
+ * Test hook: `root.__rw.current()` returns exactly what is painted; every paint dispatches an
+ * `rw-paint` event on the root and updates `data-*` attributes (rows, positions, mode, cells, id).
+ */
+
+import type { AnyModel, RenderProps } from "@anywidget/types";
+import css from "./widget.css";
+import { makeControls, h } from "./controls";
+import { LABEL_H, hitTest, paint, showToken, type Cell, type Geom, type Theme } from "./heatmap";
+import { Requests } from "./protocol";
+import { drawLegend, fmt, makeScale } from "./scale";
+import {
+  atlasHas, currentMap, decodeAtlas, decodeEffect, mapCellToSource, overviewValues, toggleCell,
+  type AtlasData, type EffectData, type Shown,
+} from "./view";
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Model = AnyModel<any>;
+
+const LEFT = 44; // row labels
+const STRIP_H = 14;
+const STRIP_GAP = 6;
+
+function theme(root: HTMLElement): Theme {
+  const cs = getComputedStyle(root);
+  const v = (n: string, d: string) => cs.getPropertyValue(n).trim() || d;
+  return {
+    fg: v("--rw-fg", "#1f1f1f"),
+    fg2: v("--rw-fg2", "#616161"),
+    bg: v("--rw-bg", "#ffffff"),
+    border: v("--rw-border", "#bdbdbd"),
+    accent: v("--rw-accent", "#1976d2"),
+    hatch: v("--rw-hatch", "#c8c8c8"),
+    font: `11px ${v("--rw-font", "sans-serif")}`,
+    mono: `11px ${v("--rw-mono", "monospace")}`,
+  };
+}
+
+function sizeCanvas(c: HTMLCanvasElement, w: number, hgt: number): number {
+  const dpr = (typeof window !== "undefined" && window.devicePixelRatio) || 1;
+  c.style.width = `${w}px`;
+  c.style.height = `${hgt}px`;
+  c.width = Math.round(w * dpr);
+  c.height = Math.round(hgt * dpr);
+  return dpr;
+}
+
+function render({ model, el }: RenderProps): () => void {
+  const m = model as Model;
+  const style = document.createElement("style");
+  style.textContent = css;
+  const root = h("div", "rw-root");
+  root.tabIndex = 0;
+  const header = h("div", "rw-header");
+  const prompt = h("span", "rw-prompt");
+  const status = h("span", "rw-status");
+  header.append(prompt, status);
+  const progress = h("div", "rw-progress");
+  const bar = h("progress");
+  const progText = h("span");
+  progress.append(bar, progText);
+  const message = h("div", "rw-message");
+  message.setAttribute("role", "alert");
+  const panels = h("div", "rw-panels");
+  const mapPanel = h("div", "rw-panel rw-map");
+  const mapTitle = h("div", "rw-title", "Downstream effect");
+  const mapSub = h("div", "rw-sub");
+  const mapCanvas = h("canvas");
+  const mapLegend = h("canvas");
+  mapPanel.append(mapTitle, mapSub, mapCanvas, mapLegend);
+  const ovPanel = h("div", "rw-panel rw-overview");
+  const ovTitle = h("div", "rw-title", "Overview: which cells matter");
+  const ovSub = h("div", "rw-sub");
+  const ovCanvas = h("canvas");
+  const ovLegend = h("canvas");
+  ovPanel.append(ovTitle, ovSub, ovCanvas, ovLegend);
+  panels.append(mapPanel, ovPanel);
+  const tooltip = h("div", "rw-tooltip");
+  const help = h("div", "rw-help",
+    "Hover a cell to preview its map from the sweep · click to intervene (pin) · shift-click to add to the set · arrows + Enter · hatched = unreachable (exactly 0)");
+
+  const req = new Requests(undefined, 4000, () => {
+    say("warn", "No reply from the kernel within 4 s: it is busy running a cell, dead, or restarted " +
+      "(or this is a saved page without a kernel). Showing the last saved view.");
+  });
+
+  // ---- view state -------------------------------------------------------------------------
+  let effect: EffectData | null = null;
+  let atlas: AtlasData | null = null;
+  let preview: Cell | null = null;
+  let cursor: Cell | null = null;
+  let shown: Shown = currentMap({ effect: null, atlas: null, preview: null, metric: "kl", rows: 0, cols: 0 });
+  let mapGeom: Geom | null = null;
+  let ovGeom: Geom | null = null;
+  let paints = 0;
+  let lensTimer: ReturnType<typeof setTimeout> | undefined;
+  const lensCache = new Map<string, { clean: [string, number][]; intervened: [string, number][] | null }>();
+  let tooltipFor: { key: string; x: number; y: number; lines: () => void } | null = null;
+
+  const rows = () => (m.get("n_rows") as number) || 0;
+  const cols = () => ((m.get("tokens") as string[]) ?? []).length;
+  const tokens = () => (m.get("tokens") as string[]) ?? [];
+  const site = () => ((m.get("site") as string) || "resid") as EffectData["site"];
+
+  function say(kind: "error" | "warn" | "", text: string) {
+    message.className = "rw-message" + (kind ? ` rw-${kind}` : "");
+    message.textContent = text;
+  }
+
+  const controls = makeControls(m, {
+    sweep: () => m.send({ type: "sweep", id: req.next("sweep") }),
+    cancel: () => m.send({ type: "cancel", id: req.next("cancel") }),
+    clear: () => {
+      preview = null;
+      m.set("selection", []);
+      m.save_changes();
+    },
+  });
+  root.append(style, header, controls.el, progress, message, panels, help, tooltip);
+  el.append(root);
+
+  // ---- layout -----------------------------------------------------------------------------
+  function layout() {
+    const R = rows();
+    const P = cols();
+    const S = atlas ? atlas.done.shape[0] : site() === "resid" ? R : Math.max(0, R - 1);
+    const avail = Math.max(320, root.clientWidth || el.clientWidth || 900) - 16;
+    let cw = Math.floor((avail / 2 - LEFT - 24) / Math.max(1, P));
+    if (cw < 12) cw = Math.floor((avail - LEFT - 24) / Math.max(1, P));
+    cw = Math.max(8, Math.min(34, cw));
+    let ch = Math.max(8, Math.min(20, Math.round(cw * 0.7)));
+    if (R * ch > 440) ch = Math.max(5, Math.floor(440 / Math.max(1, R)));
+    const w = LEFT + P * cw + 16;
+    mapGeom = { x0: LEFT, y0: STRIP_H + STRIP_GAP + 2, cw, ch, rows: R, cols: P, stripH: STRIP_H, stripGap: STRIP_GAP };
+    ovGeom = { x0: LEFT, y0: STRIP_H + STRIP_GAP + 2, cw, ch, rows: S, cols: P, stripH: 0, stripGap: 0 };
+    sizeCanvas(mapCanvas, w, mapGeom.y0 + R * ch + LABEL_H);
+    sizeCanvas(ovCanvas, w, ovGeom.y0 + S * ch + LABEL_H);
+    sizeCanvas(mapLegend, Math.max(w, 260), 80);
+    sizeCanvas(ovLegend, Math.max(w, 260), 40);
+  }
+
+  // ---- painting ---------------------------------------------------------------------------
+  function draw() {
+    const t0 = performance.now();
+    const th = theme(root);
+    const R = rows();
+    const P = cols();
+    if (!mapGeom || mapGeom.rows !== R || mapGeom.cols !== P ||
+        (ovGeom && atlas && ovGeom.rows !== atlas.done.shape[0])) layout();
+    const g = mapGeom!;
+    const metric = m.get("metric") as string;
+    const sk = m.get("scale") as "linear" | "log";
+    shown = currentMap({ effect, atlas, preview, metric, rows: R, cols: P });
+    const dprOf = (c: HTMLCanvasElement) => c.width / Math.max(1, parseFloat(c.style.width) || c.width);
+    const mapScale = makeScale(shown.values ?? [], { kind: sk, unit: "‖h′−h‖ / ‖h‖", mask: shown.reach });
+    const stripScale = makeScale(shown.strip ?? [], {
+      kind: sk, diverging: metric !== "kl", unit: "nats",
+    });
+    const ctx = mapCanvas.getContext("2d");
+    const rowLabel = (r: number) => (r === 0 ? "emb" : String(r));
+    if (ctx) {
+      paint(ctx, g, {
+        values: shown.values, color: mapScale.css, strip: shown.strip,
+        stripColor: (v) => (Number.isFinite(v) ? stripScale.css(v) : th.bg), reach: shown.reach,
+        sources: shown.site === "resid" ? shown.cells : shown.cells.map(([n, i]) => [n + 1, i] as Cell),
+        cursor, tokens: tokens(), rowLabel, theme: th, dpr: dprOf(mapCanvas),
+        stripLabel: metric === "kl" ? "KL" : "Δlogp",
+      });
+    }
+    const lctx = mapLegend.getContext("2d");
+    if (lctx) {
+      const d = dprOf(mapLegend);
+      lctx.setTransform(d, 0, 0, d, 0, 0);
+      lctx.clearRect(0, 0, mapLegend.width, mapLegend.height);
+      const lw = Math.min(240, parseFloat(mapLegend.style.width) - 20);
+      drawLegend(lctx, mapScale, "map", 8, 2, lw, th.fg, th.font);
+      drawLegend(lctx, stripScale, metric === "kl" ? "strip: KL" : "strip: Δlog p", 8, 42, lw, th.fg, th.font);
+    }
+    const what = shown.mode === "effect"
+      ? `pinned ${shown.cells.map(([r, c]) => `(${r}, ${c})`).join(" ")} · ${effect?.kind} @ ${effect?.site}` +
+        (effect?.logitDiff != null ? ` · logit diff ${fmt(effect.logitDiff)}` : "")
+      : shown.mode === "atlas"
+        ? `preview from sweep: (${shown.cells[0][0]}, ${shown.cells[0][1]}) · ${atlas?.kind} @ ${atlas?.site}`
+        : "hover the overview or click a cell";
+    mapSub.textContent = what + (shown.stripNote ? ` · ${shown.stripNote}` : "");
+    drawOverview(th, sk);
+    paints++;
+    root.dataset.rows = String(R);
+    root.dataset.positions = String(P);
+    root.dataset.mode = shown.mode;
+    root.dataset.cells = JSON.stringify(shown.cells);
+    root.dataset.effectId = effect?.id ?? "";
+    root.dataset.paints = String(paints);
+    root.dispatchEvent(new CustomEvent("rw-paint", { detail: { mode: shown.mode, cells: shown.cells, id: shown.id, ms: performance.now() - t0 } }));
+  }
+
+  function drawOverview(th: Theme, sk: "linear" | "log") {
+    const ctx = ovCanvas.getContext("2d");
+    if (!ctx || !ovGeom) return;
+    const g = ovGeom;
+    const d = ovCanvas.width / Math.max(1, parseFloat(ovCanvas.style.width) || ovCanvas.width);
+    const rowLabel = (r: number) => (site() === "resid" || (atlas && atlas.site === "resid") ? (r === 0 ? "emb" : String(r)) : `b${r}`);
+    const lctx = ovLegend.getContext("2d");
+    if (!atlas) {
+      paint(ctx, g, {
+        values: null, color: () => th.bg, strip: null, stripColor: null, reach: null, sources: [], cursor: null,
+        tokens: tokens(), rowLabel, theme: th, dpr: d, stripLabel: "",
+      });
+      ovSub.textContent = "no sweep yet — press Sweep";
+      lctx?.clearRect(0, 0, ovLegend.width, ovLegend.height);
+      return;
+    }
+    const ov = overviewValues(atlas, m.get("overview_metric"));
+    const sc = makeScale(ov.values, { kind: sk, diverging: ov.diverging, center: ov.center, unit: ov.unit });
+    paint(ctx, g, {
+      values: ov.values, color: (v) => (Number.isFinite(v) ? sc.css(v) : th.bg), strip: null, stripColor: null,
+      reach: null, sources: preview ? [preview] : [], cursor: null, tokens: tokens(), rowLabel, theme: th, dpr: d,
+      stripLabel: "",
+    });
+    ovSub.textContent = `${ov.title} · ${atlas.kind} @ ${atlas.site}` + (atlas.complete ? "" : " · incomplete");
+    if (lctx) {
+      lctx.setTransform(1, 0, 0, 1, 0, 0);
+      lctx.clearRect(0, 0, ovLegend.width, ovLegend.height);
+      const dl = ovLegend.width / Math.max(1, parseFloat(ovLegend.style.width));
+      lctx.setTransform(dl, 0, 0, dl, 0, 0);
+      drawLegend(lctx, sc, "overview", 8, 2, Math.min(240, parseFloat(ovLegend.style.width) - 20), th.fg, th.font);
+    }
+  }
+
+  // ---- sync from the model ----------------------------------------------------------------
+  function syncHeader() {
+    prompt.textContent = m.get("prompt") ?? "";
+    const st = (m.get("status") as string) || "idle";
+    status.textContent = `${m.get("model_name") ?? ""} · ${rows()} rows × ${cols()} positions · ${st}`;
+    const p = m.get("progress") ?? {};
+    const total = p.total || 0;
+    bar.max = Math.max(1, total);
+    bar.value = p.done || 0;
+    progText.textContent = total ? `sweep ${p.done}/${total}${p.running ? "" : p.cancelled ? " (cancelled)" : ""}` : "";
+    controls.sync();
+  }
+  function onEffect() {
+    const raw = m.get("effect");
+    const id = raw?.id;
+    if (raw && !req.accept("intervene", id)) return; // stale reply: a newer click is pending
+    req.settle("intervene", id);
+    effect = decodeEffect(raw);
+    if (message.classList.contains("rw-warn")) say("", "");
+    draw();
+  }
+  function onAtlas() {
+    atlas = decodeAtlas(m.get("atlas"));
+    layout();
+    draw();
+  }
+  function onError() {
+    const e = m.get("error") as string;
+    if (e) say("error", e);
+    else if (message.classList.contains("rw-error")) say("", "");
+  }
+  const onMsg = (msg: { type?: string; id?: string; [k: string]: unknown }) => {
+    if (!msg || typeof msg !== "object") return;
+    if (msg.type === "ack" && msg.id) {
+      req.ack(msg.id);
+      if (message.classList.contains("rw-warn")) say("", "");
+    } else if (msg.type === "error") {
+      const t = (msg.request as string) || "intervene";
+      if (msg.id && !req.accept(t, msg.id)) return;
+      req.settle(t, msg.id);
+      say("error", String(msg.message ?? "error in the kernel"));
+    } else if (msg.type === "lens") {
+      const key = msg.key as string;
+      lensCache.set(key, { clean: msg.clean as [string, number][], intervened: (msg.intervened as [string, number][]) ?? null });
+      req.settle("lens", msg.id);
+      if (tooltipFor && tooltipFor.key === key) tooltipFor.lines();
+    }
+  };
+  const onDead = () => say("error", "The kernel connection is closed (kernel dead or restarted). The view is frozen; re-run the cell to reconnect.");
+  const onRedraw = () => { syncHeader(); draw(); };
+
+  m.on("change:effect", onEffect);
+  m.on("change:atlas", onAtlas);
+  m.on("change:error", onError);
+  m.on("msg:custom", onMsg);
+  m.on("comm_live_update", onDead);
+  for (const t of ["status", "progress", "prompt", "model_name", "kind", "source_prompt", "logit_pair"]) m.on(`change:${t}`, syncHeader);
+  for (const t of ["metric", "scale", "overview_metric", "tokens", "n_rows", "site"]) m.on(`change:${t}`, onRedraw);
+
+  // ---- interaction ------------------------------------------------------------------------
+  function intervene(cells: Cell[]) {
+    const id = req.next("intervene");
+    m.send({ type: "intervene", id, cells });
+  }
+  function selection(): Cell[] {
+    return ((m.get("selection") as number[][]) ?? []).map((c) => [c[0], c[1]] as Cell);
+  }
+  function pin(src: Cell, add: boolean) {
+    const cells = add ? toggleCell(selection(), src) : [src];
+    if (!cells.length) return;
+    intervene(cells);
+  }
+  function local(ev: MouseEvent, c: HTMLCanvasElement) {
+    const r = c.getBoundingClientRect();
+    return { x: ev.clientX - r.left, y: ev.clientY - r.top };
+  }
+  function showTooltip(ev: MouseEvent, head: string, token: string, value: string, lensCell: Cell | null) {
+    const rr = root.getBoundingClientRect();
+    const x = ev.clientX - rr.left + 14;
+    const y = ev.clientY - rr.top + 14;
+    const key = lensCell ? `${effect?.id ?? "clean"}|${lensCell[0]},${lensCell[1]}` : "";
+    const lines = () => {
+      tooltip.replaceChildren();
+      tooltip.append(h("div", "rw-tt-head", head), h("div", "rw-tt-tok", `token ${JSON.stringify(showToken(token))}`), h("div", undefined, value));
+      if (lensCell) {
+        const lens = lensCache.get(key);
+        if (!lens) tooltip.append(h("div", "rw-sub", "logit lens: asking the kernel…"));
+        else {
+          const t = h("table");
+          const hr = h("tr");
+          hr.append(h("th", undefined, "lens clean"), h("th", undefined, ""), h("th", undefined, lens.intervened ? "intervened" : ""), h("th", undefined, ""));
+          t.append(hr);
+          for (let k = 0; k < lens.clean.length; k++) {
+            const tr = h("tr");
+            const a = lens.clean[k];
+            const b = lens.intervened?.[k];
+            tr.append(h("td", undefined, JSON.stringify(showToken(a[0]))), h("td", undefined, a[1].toFixed(3)),
+              h("td", undefined, b ? JSON.stringify(showToken(b[0])) : ""), h("td", undefined, b ? b[1].toFixed(3) : ""));
+            t.append(tr);
+          }
+          tooltip.append(t);
+        }
+      }
+      tooltip.style.display = "block";
+      tooltip.style.left = `${Math.min(x, (root.clientWidth || 600) - 200)}px`;
+      tooltip.style.top = `${y}px`;
+    };
+    tooltipFor = { key, x, y, lines };
+    lines();
+    if (lensCell && !lensCache.has(key)) {
+      clearTimeout(lensTimer);
+      lensTimer = setTimeout(() => m.send({ type: "lens", id: req.next("lens"), cell: lensCell, key }), 150);
+    }
+  }
+  function hideTooltip() {
+    tooltip.style.display = "none";
+    tooltipFor = null;
+    clearTimeout(lensTimer);
+  }
+
+  function setPreview(c: Cell | null) {
+    const same = (a: Cell | null, b: Cell | null) => a === b || (!!a && !!b && a[0] === b[0] && a[1] === b[1]);
+    if (same(c, preview)) return;
+    preview = c;
+    draw();
+  }
+
+  const onMapMove = (ev: MouseEvent) => {
+    if (!mapGeom) return;
+    const { x, y } = local(ev, mapCanvas);
+    const hit = hitTest(mapGeom, x, y);
+    if (!hit) { hideTooltip(); return; }
+    if (hit.region === "strip") {
+      const v = shown.strip ? shown.strip[hit.col] : NaN;
+      showTooltip(ev, `output at position ${hit.col}`, tokens()[hit.col] ?? "", `${m.get("metric") === "kl" ? "KL" : "Δlog p"} = ${Number.isFinite(v) ? fmt(v) : "—"} nats`, null);
+      return;
+    }
+    const k = hit.row * mapGeom.cols + hit.col;
+    const v = shown.values ? shown.values[k] : NaN;
+    const unreachable = shown.reach && !shown.reach[k];
+    showTooltip(ev, `row ${hit.row}${hit.row === 0 ? " (embeddings)" : ` (after block ${hit.row - 1})`}, position ${hit.col}`,
+      tokens()[hit.col] ?? "", unreachable ? "unreachable: exactly 0" : `‖Δh‖/‖h‖ = ${Number.isFinite(v) ? fmt(v) : "—"}`,
+      [hit.row, hit.col]);
+    if (!effect) {
+      const src = mapCellToSource(hit.row, hit.col, site());
+      if (src && atlasHas(atlas, src)) setPreview(src);
+    }
+  };
+  const onMapClick = (ev: MouseEvent) => {
+    if (!mapGeom) return;
+    const { x, y } = local(ev, mapCanvas);
+    const hit = hitTest(mapGeom, x, y);
+    if (!hit || hit.region !== "grid") return;
+    const src = mapCellToSource(hit.row, hit.col, site());
+    if (!src) { say("error", "Row 0 (embeddings) has no block output: for attn_out/mlp_out click rows 1…L."); return; }
+    cursor = [hit.row, hit.col];
+    pin(src, ev.shiftKey);
+    root.focus({ preventScroll: true });
+  };
+  const onOvMove = (ev: MouseEvent) => {
+    if (!ovGeom) return;
+    const { x, y } = local(ev, ovCanvas);
+    const hit = hitTest(ovGeom, x, y);
+    if (!hit || hit.region !== "grid") { hideTooltip(); setPreview(null); return; }
+    const c: Cell = [hit.row, hit.col];
+    const ov = atlas ? overviewValues(atlas, m.get("overview_metric")) : null;
+    const v = ov ? ov.values[hit.row * ovGeom.cols + hit.col] : NaN;
+    showTooltip(ev, `source ${atlas?.site === "resid" || !atlas ? "row" : "block"} ${hit.row}, position ${hit.col}`, tokens()[hit.col] ?? "",
+      ov ? `${ov.title} = ${Number.isFinite(v) ? fmt(v) : "not swept yet"} ${ov.unit}` : "no sweep yet", null);
+    setPreview(atlasHas(atlas, c) ? c : null);
+  };
+  const onOvClick = (ev: MouseEvent) => {
+    if (!ovGeom) return;
+    const { x, y } = local(ev, ovCanvas);
+    const hit = hitTest(ovGeom, x, y);
+    if (!hit || hit.region !== "grid") return;
+    pin([hit.row, hit.col], ev.shiftKey);
+  };
+  const onLeave = () => { hideTooltip(); setPreview(null); };
+  const onKey = (ev: KeyboardEvent) => {
+    const R = rows();
+    const P = cols();
+    if (!R || !P) return;
+    const moves: Record<string, [number, number]> = { ArrowUp: [1, 0], ArrowDown: [-1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+    if (ev.key in moves) {
+      ev.preventDefault();
+      const [dr, dc] = moves[ev.key];
+      const base: Cell = cursor ?? (selection()[0] as Cell | undefined) ?? [0, 0];
+      cursor = [Math.min(R - 1, Math.max(0, base[0] + dr)), Math.min(P - 1, Math.max(0, base[1] + dc))];
+      const src = mapCellToSource(cursor[0], cursor[1], site());
+      if (!effect && src && atlasHas(atlas, src)) preview = src;
+      draw();
+    } else if (ev.key === "Enter" && cursor) {
+      ev.preventDefault();
+      const src = mapCellToSource(cursor[0], cursor[1], site());
+      if (src) pin(src, ev.shiftKey);
+    } else if (ev.key === "Escape") {
+      preview = null;
+      cursor = null;
+      draw();
+    }
+  };
+  mapCanvas.addEventListener("mousemove", onMapMove);
+  mapCanvas.addEventListener("click", onMapClick);
+  mapCanvas.addEventListener("mouseleave", onLeave);
+  ovCanvas.addEventListener("mousemove", onOvMove);
+  ovCanvas.addEventListener("click", onOvClick);
+  ovCanvas.addEventListener("mouseleave", onLeave);
+  root.addEventListener("keydown", onKey);
+
+  // Theme switches (JupyterLab sets data-jp-theme-light on <body>) and resizes repaint.
+  const mo = typeof MutationObserver !== "undefined" ? new MutationObserver(() => draw()) : null;
+  mo?.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name"] });
+  let lastW = 0;
+  const ro = typeof ResizeObserver !== "undefined" ? new ResizeObserver(() => {
+    const w = root.clientWidth;
+    if (Math.abs(w - lastW) > 8) { lastW = w; layout(); draw(); }
+  }) : null;
+  ro?.observe(root);
+
+  // Test/bench hook: exactly what is painted.
+  (root as unknown as { __rw: unknown }).__rw = {
+    current: () => ({
+      mode: shown.mode, cells: shown.cells, id: shown.id, rows: rows(), cols: cols(),
+      values: shown.values ? Array.from(shown.values) : null,
+      reach: shown.reach ? Array.from(shown.reach) : null,
+      strip: shown.strip ? Array.from(shown.strip) : null,
+    }),
+    geom: () => ({ map: mapGeom, overview: ovGeom }),
+    atlasDone: () => (atlas ? Array.from(atlas.done.data) : null),
+    paints: () => paints,
+    clientId: req.client,
+  };
+
+  effect = decodeEffect(m.get("effect"));
+  atlas = decodeAtlas(m.get("atlas"));
+  syncHeader();
+  onError();
+  layout();
+  draw();
+
+  return () => {
+    m.off("change:effect", onEffect);
+    m.off("change:atlas", onAtlas);
+    m.off("change:error", onError);
+    m.off("msg:custom", onMsg);
+    m.off("comm_live_update", onDead);
+    mo?.disconnect();
+    ro?.disconnect();
+    req.dispose();
+    clearTimeout(lensTimer);
+  };
+}
+
+export default { render };

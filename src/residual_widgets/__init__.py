@@ -1,0 +1,21 @@
+"""residual-widgets: watch an intervention on one residual-stream cell spread through a transformer.
+
+    import residual_widgets as rw
+    model = rw.load_model("smollm2-135m")
+    sess = rw.Session(model, "When Mary and John went to the store, John gave a drink to")
+    eff = sess.ablate((5, 3))               # Effect: resid_delta [L+1, P], kl [P], ...
+    atlas = sess.sweep(logit_diff=(" Mary", " John"))
+
+See the README for rows, positions and the causal cone.
+"""
+
+from .effects import Atlas, Effect
+from .grid import KINDS, SITES, reachable_mask
+from .models import LoadedModel, load_model
+from .session import Session
+from .stepper import UnsupportedStepping
+from .sweep import SweepProgress, SweepTooLarge
+
+__all__ = ["Atlas", "Effect", "KINDS", "SITES", "LoadedModel", "Session", "SweepProgress",
+           "SweepTooLarge", "UnsupportedStepping", "load_model", "reachable_mask"]
+__version__ = "0.1.0"

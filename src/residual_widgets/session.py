@@ -1,0 +1,219 @@
+"""A Session: one prompt (and optionally a source prompt) on one model, clean run cached.
+
+    sess = Session(model, "When Mary and John went to the store, John gave a drink to")
+    eff = sess.ablate((5, 3), kind="zero")        # Effect: resid_delta [R, P], kl [P], ...
+    atlas = sess.sweep(logit_diff=(" Mary", " John"))
+
+Creating a session tokenizes the prompt, validates it, and runs the clean pass once (one nnsight
+trace that records every residual row and what every block wrote). Interventions are compared
+against that clean run. A session stays usable after any error raised by bad input: nothing is
+mutated before the input is validated.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import grid, metrics
+from .effects import Atlas, Effect
+from .interventions import replacement_values
+from .models import LoadedModel, load_model
+from .runs import Edit, RunRecord, traced_run
+
+
+class Session:
+    """One prompt on one model. See the module docstring.
+
+    Parameters: ``model`` (anything :func:`load_model` accepts), ``prompt`` and ``source`` (a string
+    or a 1-D sequence of token ids), ``logit_diff`` (default token pair ``(good, bad)``, strings or
+    ids, each a single token), ``mean_reference`` (extra prompts whose positions join the mean for
+    ``kind="mean"``), ``noise_scale`` and ``seed`` (for ``kind="noise"``).
+    """
+
+    def __init__(self, model, prompt, source=None, *, logit_diff=None, mean_reference=None,
+                 noise_scale: float = 3.0, seed: int = 0, prepend_bos: bool = False):
+        self.model: LoadedModel = load_model(model)
+        self.prepend_bos = prepend_bos
+        self.ids = self._tokenize(prompt, "prompt")
+        self.source_ids = self._tokenize(source, "source") if source is not None else None
+        if self.source_ids is not None and len(self.source_ids) != len(self.ids):
+            raise ValueError(f"the source tokenizes to {len(self.source_ids)} tokens but the prompt "
+                             f"to {len(self.ids)}; patching needs equal lengths")
+        self.default_pair = self.token_pair(logit_diff) if logit_diff is not None else None
+        self.noise_scale, self.seed = float(noise_scale), int(seed)
+        self._lock = threading.RLock()
+        self.clean: RunRecord = traced_run(self.model, self.ids, save_writes=True)
+        self.clean_logprobs = torch.log_softmax(self.clean.logits, dim=-1)
+        self.source: RunRecord | None = (traced_run(self.model, self.source_ids, save_writes=True)
+                                         if self.source_ids is not None else None)
+        self._means = self._row_means(mean_reference)
+        self.sigma = float(self.clean.resid[0].std())
+        self._stepper = None
+
+    # ---- basic facts --------------------------------------------------------------------------
+    @property
+    def n_layers(self) -> int:
+        return self.model.n_layers
+
+    @property
+    def n_rows(self) -> int:
+        return self.model.n_layers + 1
+
+    @property
+    def n_positions(self) -> int:
+        return len(self.ids)
+
+    @property
+    def token_strings(self) -> list[str]:
+        """The prompt's tokens as text (leading spaces and newlines kept)."""
+        return [self.model.tokenizer.decode([t]) for t in self.ids]
+
+    tokens = token_strings
+
+    def __repr__(self) -> str:
+        return f"Session({self.model!r}, P={self.n_positions}, source={self.source is not None})"
+
+    # ---- input handling -----------------------------------------------------------------------
+    def _tokenize(self, prompt, what: str) -> list[int]:
+        tok = self.model.tokenizer
+        if isinstance(prompt, str):
+            ids = tok(prompt, add_special_tokens=False)["input_ids"]
+            if self.prepend_bos and tok.bos_token_id is not None:
+                ids = [tok.bos_token_id] + list(ids)
+        elif isinstance(prompt, (list, tuple, np.ndarray, torch.Tensor)):
+            arr = np.asarray(prompt.tolist() if isinstance(prompt, torch.Tensor) else prompt)
+            if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+                raise TypeError(f"the {what} must be a string or a 1-D sequence of token ids, got "
+                                f"an array of shape {arr.shape} and dtype {arr.dtype}")
+            ids = [int(x) for x in arr]
+            bad = [x for x in ids if not 0 <= x < self.model.vocab_size]
+            if bad:
+                raise ValueError(f"token ids {bad[:5]} in the {what} are outside the vocabulary "
+                                 f"0..{self.model.vocab_size - 1}")
+        else:
+            raise TypeError(f"the {what} must be a string or a 1-D sequence of token ids, "
+                            f"got {type(prompt).__name__}")
+        if len(ids) == 0:
+            raise ValueError(f"the {what} is empty: give at least one token")
+        n_ctx = self.model.n_ctx
+        if n_ctx is not None and len(ids) > n_ctx:
+            raise ValueError(f"the {what} has {len(ids)} tokens, more than the model's context of "
+                             f"{n_ctx}; shorten it")
+        return list(ids)
+
+    def token_pair(self, pair) -> tuple[int, int]:
+        """``(good, bad)`` as token ids; strings must each be exactly one token."""
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise TypeError(f"logit_diff must be a (good, bad) pair of tokens, got {pair!r}")
+        out = []
+        for t in pair:
+            if isinstance(t, str):
+                ids = self.model.tokenizer(t, add_special_tokens=False)["input_ids"]
+                if len(ids) != 1:
+                    pieces = [self.model.tokenizer.decode([i]) for i in ids]
+                    raise ValueError(f"{t!r} is {len(ids)} tokens {pieces}, not one; "
+                                     "pick a single-token string or pass a token id")
+                out.append(int(ids[0]))
+            elif isinstance(t, (int, np.integer)) and 0 <= int(t) < self.model.vocab_size:
+                out.append(int(t))
+            else:
+                raise ValueError(f"token {t!r} is neither a string nor an id in "
+                                 f"0..{self.model.vocab_size - 1}")
+        return out[0], out[1]
+
+    def _row_means(self, reference) -> dict[str, torch.Tensor]:
+        acts = [self._site_acts(self.clean)]
+        for p in reference or ():
+            acts.append(self._site_acts(traced_run(self.model, self._tokenize(p, "reference"),
+                                                   save_writes=True)))
+        return {s: torch.cat([a[s] for a in acts], dim=1).mean(dim=1) for s in grid.SITES}
+
+    @staticmethod
+    def _site_acts(run: RunRecord) -> dict[str, torch.Tensor]:
+        return {"resid": run.resid, **run.writes}
+
+    def site_acts(self, site: str, which: str = "clean") -> torch.Tensor | None:
+        """Activations ``[rows, P, d]`` of a site in the clean or source run."""
+        run = self.clean if which == "clean" else self.source
+        return None if run is None else self._site_acts(run)[site]
+
+    # ---- interventions ------------------------------------------------------------------------
+    def values_for(self, cells, kind: str, site: str, value=None) -> torch.Tensor:
+        """The vectors ``[n_cells, d]`` an intervention of ``kind`` writes into ``cells``."""
+        return replacement_values(kind, site, cells, self.site_acts(site),
+                                  source=self.site_acts(site, "source"), mean=self._means[site],
+                                  sigma=self.noise_scale * self.sigma, seed=self.seed, value=value)
+
+    def check(self, cells, kind: str, site: str) -> list[grid.Cell]:
+        grid.check_kind(kind)
+        grid.check_site(site)
+        return grid.normalize_cells(cells, grid.n_source_rows(site, self.n_layers),
+                                    self.n_positions, site)
+
+    def intervene(self, cells, kind: str = "zero", site: str = "resid", *, value=None,
+                  logit_diff=None) -> Effect:
+        """Replace ``cells`` of ``site`` by ``kind`` and measure everything downstream."""
+        cells = self.check(cells, kind, site)
+        pair = self.token_pair(logit_diff) if logit_diff is not None else self.default_pair
+        vals = self.values_for(cells, kind, site, value)
+        edits = [Edit(site, r, p, v) for (r, p), v in zip(cells, vals)]
+        with self._lock:
+            run = traced_run(self.model, self.ids, edits)
+        return self._effect(cells, kind, site, run, pair)
+
+    def ablate(self, cells, kind: str = "zero", site: str = "resid", **kw) -> Effect:
+        """Ablate ``cells`` (``kind``: zero, mean or noise)."""
+        return self.intervene(cells, kind=kind, site=site, **kw)
+
+    def patch(self, cells, site: str = "resid", **kw) -> Effect:
+        """Write the source run's activations into ``cells`` (activation patching)."""
+        return self.intervene(cells, kind="patch", site=site, **kw)
+
+    def _effect(self, cells, kind, site, run: RunRecord, pair) -> Effect:
+        new_lp = torch.log_softmax(run.logits, dim=-1)
+        ld = ld_clean = None
+        if pair is not None:
+            ld = float(metrics.logit_diff(new_lp[-1], pair))
+            ld_clean = float(metrics.logit_diff(self.clean_logprobs[-1], pair))
+        return Effect(
+            cells=cells, kind=kind, site=site, tokens=self.token_strings,
+            resid_delta=metrics.resid_delta(run.resid, self.clean.resid).numpy().astype(np.float32),
+            kl=metrics.kl_from_logprobs(self.clean_logprobs, new_lp).numpy().astype(np.float32),
+            logprob_delta=metrics.logprob_delta(self.clean_logprobs, new_lp, self.ids)
+            .numpy().astype(np.float32),
+            reachable=grid.reachable_mask(cells, self.n_layers, self.n_positions, site),
+            logit_diff=ld, logit_diff_clean=ld_clean, resid=run.resid)
+
+    # ---- logit lens ---------------------------------------------------------------------------
+    def logit_lens(self, cell, k: int = 5, effect: Effect | None = None) -> list[tuple[str, float]]:
+        """Top-``k`` next tokens read from residual cell ``(row, pos)`` through the final norm and
+        unembedding, in the clean run or (with ``effect``) under that intervention."""
+        (r, p), = grid.normalize_cells(cell, self.n_rows, self.n_positions)
+        resid = self.clean.resid if effect is None else effect.resid
+        with torch.no_grad():
+            probs = torch.softmax(self.model.unembed(resid[r, p]), dim=-1)
+        top = torch.topk(probs, k)
+        return [(self.model.tokenizer.decode([int(i)]), float(v))
+                for v, i in zip(top.values, top.indices)]
+
+    # ---- sweep --------------------------------------------------------------------------------
+    def sweep(self, kind: str = "zero", site: str = "resid", *, logit_diff=None, rows=None,
+              positions=None, progress: Callable | None = None,
+              cancel: threading.Event | None = None, method: str = "auto",
+              keep_maps: bool = True, memory_budget: int | None = None) -> Atlas:
+        """Intervene on every cell (or the given ``rows`` × ``positions``) one at a time.
+
+        Returns an :class:`Atlas`. ``method``: ``"cone"`` (recompute only the causal cone, batched),
+        ``"loop"`` (one nnsight trace per cell), or ``"auto"`` (cone when the model supports it).
+        ``progress`` is called with a :class:`~.sweep.SweepProgress` after each batch; setting
+        ``cancel`` stops early and returns a partial atlas (``complete=False``). ``keep_maps=False``
+        keeps only the per-cell summaries, not the ``[S, P, R, P]`` maps.
+        """
+        from .sweep import run_sweep
+        return run_sweep(self, kind=kind, site=site, logit_diff=logit_diff, rows=rows,
+                         positions=positions, progress=progress, cancel=cancel, method=method,
+                         keep_maps=keep_maps, memory_budget=memory_budget)

@@ -1,0 +1,240 @@
+"""Sweep: intervene on every cell, one at a time, and collect every downstream map (an Atlas).
+
+Two ways to compute the same atlas:
+
+* ``loop`` — one nnsight trace per cell (:meth:`Session.intervene`). Simple, remote-ready, slow.
+* ``cone`` — exploit causality. An intervention at ``(n, i)`` leaves rows below ``n`` and
+  positions before ``i`` untouched, so for each position ``i`` the cells of every row are pushed
+  through the blocks together, each entering the batch at its own row, on positions ``i..P-1``
+  only, reading the clean keys/values of positions ``< i`` (:mod:`.stepper`). Only those
+  positions are unembedded. The work is the cone ``Σ (L - n)(P - i)``, about a quarter of one
+  forward pass per cell.
+
+Cells whose intervention writes exactly the clean value (patching a prompt from itself,
+zeroing a zero vector) change nothing, so they are filled with exact zeros without computing.
+
+Memory is estimated before starting: the atlas maps take ``S·P·R·P·4`` bytes; if that exceeds the
+budget the sweep refuses with :class:`SweepTooLarge` (use ``keep_maps=False``, or fewer rows or
+positions). Unembedding is chunked so the working set stays within the budget.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import grid, metrics
+from .effects import Atlas
+from .stepper import Stepper, UnsupportedStepping
+
+
+class SweepTooLarge(MemoryError):
+    """The requested sweep would not fit in the memory budget."""
+
+
+@dataclass
+class SweepProgress:
+    """Passed to the progress callback: ``done``/``total`` cells, the position just finished,
+    and the partially filled :class:`Atlas` (filled cells have ``atlas.done`` set)."""
+
+    done: int
+    total: int
+    position: int
+    atlas: Atlas
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (Linux ``/proc/meminfo``; 4 GiB if unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+def estimate_bytes(S: int, R: int, P: int, keep_maps: bool = True) -> int:
+    """Bytes the atlas arrays of a sweep over ``S × P`` source cells take."""
+    per_cell = (R * P if keep_maps else 0) + 2 * P + 1
+    return 4 * S * P * per_cell
+
+
+def run_sweep(sess, *, kind="zero", site="resid", logit_diff=None, rows=None, positions=None,
+              progress=None, cancel=None, method="auto", keep_maps=True,
+              memory_budget=None) -> Atlas:
+    grid.check_kind(kind)
+    grid.check_site(site)
+    if method not in ("auto", "cone", "loop"):
+        raise ValueError(f"unknown method {method!r}; use 'auto', 'cone' or 'loop'")
+    if kind == "set":
+        raise ValueError("kind='set' writes one given vector; sweeps take zero, mean, noise or patch")
+    if kind in ("patch", "resample") and sess.source is None:
+        raise ValueError(f"kind={kind!r} needs a source prompt: Session(model, prompt, source=...)")
+    S, R, P = grid.n_source_rows(site, sess.n_layers), sess.n_rows, sess.n_positions
+    rows = _subset(rows, S, "rows")
+    positions = _subset(positions, P, "positions")
+    pair = sess.token_pair(logit_diff) if logit_diff is not None else sess.default_pair
+    budget = memory_budget if memory_budget is not None else available_memory() // 2
+    need = estimate_bytes(S, R, P, keep_maps)
+    if need > budget:
+        raise SweepTooLarge(f"this sweep's atlas needs {need / 2**30:.2f} GiB but the budget is "
+                            f"{budget / 2**30:.2f} GiB: pass keep_maps=False (summaries only), "
+                            "fewer rows/positions, or a larger memory_budget")
+    atlas = Atlas(kind=kind, site=site, tokens=sess.token_strings,
+                  resid_delta=np.zeros((S, P, R, P), np.float32) if keep_maps else None,
+                  kl=np.zeros((S, P, P), np.float32),
+                  logprob_delta=np.zeros((S, P, max(P - 1, 0)), np.float32),
+                  done=np.zeros((S, P), bool),
+                  logit_diff=np.zeros((S, P), np.float32) if pair is not None else None,
+                  logit_diff_clean=(float(metrics.logit_diff(sess.clean_logprobs[-1], pair))
+                                    if pair is not None else None))
+    stepper = None
+    if method in ("auto", "cone"):
+        try:
+            stepper = _stepper(sess)
+        except UnsupportedStepping as e:
+            if method == "cone":
+                raise
+            warnings.warn(f"cone sweep unavailable for this model ({e}); using one trace per cell")
+    atlas.method = "cone" if stepper else "loop"
+    total, done = len(rows) * len(positions), 0
+    work_budget = max(64 << 20, min(budget // 4, 1 << 30))
+    for i in positions:
+        if cancel is not None and cancel.is_set():
+            break
+        cells = [(n, i) for n in rows]
+        if stepper is None:
+            for c in cells:
+                _store(atlas, c, sess.intervene(c, kind, site, logit_diff=pair))
+        else:
+            with sess._lock, torch.no_grad():
+                _cone_group(sess, stepper, atlas, cells, kind, site, pair, work_budget)
+        done += len(cells)
+        if progress is not None:
+            progress(SweepProgress(done=done, total=total, position=i, atlas=atlas))
+    atlas.complete = done == total
+    return atlas
+
+
+def _subset(sel, n: int, what: str) -> list[int]:
+    if sel is None:
+        return list(range(n))
+    out = sorted({int(x) for x in sel})
+    if not out or out[0] < 0 or out[-1] >= n:
+        raise ValueError(f"{what} must be a non-empty subset of 0..{n - 1}, got {sel!r}")
+    return out
+
+
+def _stepper(sess) -> Stepper:
+    if sess._stepper is None:
+        sess._stepper = Stepper(sess.model, sess.ids, sess.clean.resid, sess.clean.logits)
+    return sess._stepper
+
+
+def _store(atlas: Atlas, cell, eff) -> None:
+    n, i = cell
+    if atlas.resid_delta is not None:
+        atlas.resid_delta[n, i] = eff.resid_delta
+    atlas.kl[n, i] = eff.kl
+    atlas.logprob_delta[n, i] = eff.logprob_delta
+    if atlas.logit_diff is not None:
+        atlas.logit_diff[n, i] = eff.logit_diff
+    atlas.done[n, i] = True
+
+
+def _cone_group(sess, stepper: Stepper, atlas: Atlas, cells, kind, site, pair, work_budget):
+    """All cells ``(n, i)`` of one position ``i``: step them through the blocks together."""
+    lm, L, P = sess.model, sess.n_layers, sess.n_positions
+    i = cells[0][1]
+    clean = sess.clean.resid                                    # [R, P, d]
+    values = sess.values_for(cells, kind, site)                 # [n_cells, d]
+    site_clean = sess.site_acts(site)
+    live = []
+    for c, v in zip(cells, values):
+        if torch.equal(v, site_clean[c[0], c[1]]):
+            atlas.done[c] = True                                # writes the clean value: no effect
+            if atlas.logit_diff is not None:
+                atlas.logit_diff[c] = atlas.logit_diff_clean
+        else:
+            live.append((c[0], v))
+    if not live:
+        return
+    join = [n for n, _ in live]                                 # block where each cell enters
+    maps = np.zeros((len(live), L + 1, P), np.float32)
+    states = torch.empty(0, P - i, clean.shape[-1])
+    for k in range(min(join), L + 1):
+        fresh = [b for b in range(len(live)) if join[b] == k]  # contiguous, at the end
+        if site == "resid" and fresh:
+            add = clean[k, i:].expand(len(fresh), -1, -1).clone()
+            add[:, 0] = torch.stack([live[b][1] for b in fresh])
+            states = torch.cat([states, add])
+            maps[fresh, k, i] = metrics.resid_delta(add[:, 0], clean[k, i]).numpy()
+        if k == L:
+            break
+        if site != "resid" and fresh:
+            states = torch.cat([states, clean[k, i:].expand(len(fresh), -1, -1).clone()])
+            out = _layer_with_write(stepper, lm, site, k, states, i,
+                                    {b: live[b][1] for b in fresh})
+            out[fresh, 1:] = clean[k + 1, i + 1:]               # provably unchanged: exact
+        else:
+            out = stepper.layer(k, states, i) if len(states) else states
+        states = out
+        if len(states):
+            maps[:len(states), k + 1, i:] = metrics.resid_delta(states, clean[k + 1, i:]).numpy()
+    _finish(sess, atlas, [(n, i) for n, _ in live], states, maps, pair, work_budget)
+
+
+def _layer_with_write(stepper, lm, site, k, states, i, new_by_batch: dict):
+    """Run block ``k`` with the attention/MLP output at relative position 0 replaced."""
+    idx = torch.tensor(list(new_by_batch))
+    vals = torch.stack(list(new_by_batch.values()))
+
+    def hook(mod, args, out):
+        t = out[0] if isinstance(out, tuple) else out
+        t = t.clone()
+        t[idx, 0] = vals.to(t.dtype)
+        return (t, *out[1:]) if isinstance(out, tuple) else t
+
+    module = _module(lm.hf, lm.write_path(site, k))
+    h = module.register_forward_hook(hook)
+    try:
+        return stepper.layer(k, states, i)
+    finally:
+        h.remove()
+
+
+def _module(root, path):
+    for part in path.split("."):
+        root = root[int(part)] if part.isdigit() else getattr(root, part)
+    return root
+
+
+def _finish(sess, atlas, cells, final, maps, pair, work_budget):
+    """Unembed ``final`` ``[A, q, d]`` in chunks and fill the atlas for ``cells``."""
+    lm, i = sess.model, cells[0][1]
+    clean_lp = sess.clean_logprobs[i:]                          # [q, V]
+    neg_ent = (clean_lp.exp() * clean_lp).sum(-1)
+    q, V = clean_lp.shape
+    nxt = torch.tensor(sess.ids[i + 1:])                        # targets of positions i..P-2
+    chunk = max(1, int(work_budget // (4 * q * V * 3)))
+    for a0 in range(0, len(cells), chunk):
+        logits = lm.unembed(final[a0:a0 + chunk])               # [a, q, V]
+        lse = torch.logsumexp(logits, dim=-1)                   # [a, q]
+        kl = metrics.kl_from_logits_fast(clean_lp, neg_ent, logits, lse)
+        for b in range(logits.shape[0]):
+            n = cells[a0 + b][0]
+            atlas.kl[n, i, i:] = kl[b].numpy()
+            if len(nxt):
+                new = logits[b, torch.arange(len(nxt)), nxt] - lse[b, :len(nxt)]
+                old = clean_lp[torch.arange(len(nxt)), nxt]
+                atlas.logprob_delta[n, i, i:] = (new - old).numpy()
+            if atlas.logit_diff is not None:
+                atlas.logit_diff[n, i] = float(logits[b, -1, pair[0]] - logits[b, -1, pair[1]])
+            if atlas.resid_delta is not None:
+                atlas.resid_delta[n, i] = maps[a0 + b]
+            atlas.done[n, i] = True

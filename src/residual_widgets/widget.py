@@ -1,0 +1,454 @@
+"""The notebook widget: synced view state in traits, requests routed to a :class:`Session`.
+
+The widget computes nothing itself. It holds what a view needs to repaint (tokens, settings, the
+pinned :class:`~.effects.Effect` and the sweep's :class:`~.effects.Atlas` as binary arrays) and
+turns front-end requests into engine calls:
+
+==========================  ==================================================================
+JS → kernel (custom msg)    what happens
+==========================  ==================================================================
+``{type: "intervene", id,   ``session.intervene(cells, kind, site)``; the result lands in the
+cells: [[row, pos], …]}``   ``effect`` trait with the request ``id``
+``{type: "lens", id, cell,  logit lens of that cell, clean and under the pinned effect; reply
+key}``                      ``{type: "lens", id, key, clean, intervened}``
+``{type: "sweep", id}``     (re)start the sweep in a background thread; ``atlas`` and
+                            ``progress`` fill in as it runs
+``{type: "cancel", id}``    stop the sweep; the partial atlas stays
+==========================  ==================================================================
+
+Every request is acknowledged at once (``{type: "ack", id}``) from the comm handler, so the front
+end can tell a busy or dead kernel from a slow computation. Failures reply
+``{type: "error", id, request, message}`` and set the ``error`` trait (words, not tracebacks).
+
+Threads: requests run on one worker thread that always takes the *latest* pending request of
+each type (a storm of 100 clicks computes a handful, ending with the last); the sweep runs on its
+own thread. The engine's session lock keeps them from using the model at the same moment, and
+the sweep releases it between positions, so a click during a sweep waits for at most one
+position's batch. ipykernel's iopub socket is thread-safe, so traits set from these threads reach
+the browser while the kernel's main thread stays free for new messages.
+
+Changing ``kind``, ``site`` or ``logit_pair`` from either side recomputes the pinned effect and
+restarts the sweep; changing ``source_prompt`` rebuilds the session first.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import threading
+import time
+from typing import Any, Callable
+
+import anywidget
+import traitlets as t
+
+from . import _codec
+
+_STATIC = pathlib.Path(__file__).parent / "static"
+_ESM = _STATIC / "widget.js"
+
+KINDS = ("zero", "mean", "noise", "patch", "resample")
+SITES = ("resid", "attn_out", "mlp_out")
+
+
+def _esm():
+    if _ESM.exists():
+        return _ESM
+    return ("export default { render({ el }) { el.textContent = 'residual-widgets: the front end "
+            "is not built (static/widget.js missing). Run `npm install && npm run build` in the "
+            "repository, or reinstall the package.'; } };")
+
+
+def effect_payload(eff, request_id: str | None) -> dict:
+    """The ``effect`` trait for an :class:`Effect` (arrays as binary buffers)."""
+    return {
+        "id": request_id,
+        "cells": [[int(r), int(p)] for r, p in eff.cells],
+        "kind": eff.kind,
+        "site": eff.site,
+        "resid_delta": _codec.encode(eff.resid_delta),
+        "kl": _codec.encode(eff.kl),
+        "logprob_delta": _codec.encode(eff.logprob_delta),
+        "reachable": _codec.encode(eff.reachable),
+        "logit_diff": None if eff.logit_diff is None else float(eff.logit_diff),
+        "clean_logit_diff": _float(getattr(eff, "logit_diff_clean", None)),
+    }
+
+
+def atlas_payload(atlas) -> dict:
+    """The ``atlas`` trait: maps ``[S, P, R, P]`` (float16 when large), ``kl [S, P, P]``,
+    ``total_kl [S, P]``, ``logit_diff [S, P]`` or None, ``done [S, P]``."""
+    maps = atlas.resid_delta
+    half = maps is not None and _codec.wants_half(maps.shape)
+    return {
+        "kind": atlas.kind,
+        "site": atlas.site,
+        "complete": bool(atlas.complete),
+        "resid_delta": _codec.encode_maybe(maps, half=half),
+        "kl": _codec.encode(atlas.kl),
+        "total_kl": _codec.encode(atlas.kl.sum(-1)),
+        "logit_diff": _codec.encode_maybe(atlas.logit_diff),
+        "done": _codec.encode(atlas.done),
+        "clean_logit_diff": _float(getattr(atlas, "logit_diff_clean", None)),
+    }
+
+
+def _float(x):
+    return None if x is None else float(x)
+
+
+def _words(exc: BaseException) -> str:
+    """An exception as a sentence for the user (type name only when the message is empty)."""
+    msg = str(exc).strip()
+    return msg if msg else type(exc).__name__
+
+
+class ResidualExplorer(anywidget.AnyWidget):
+    """Interactive residual-stream heatmaps for one :class:`Session`. See the module docstring.
+
+    ``session_factory(prompt, source)`` builds a new session when the source prompt changes
+    (``explore`` supplies one); without it the source box reports that it cannot be changed.
+    """
+
+    _esm = t.Any(_esm()).tag(sync=True)
+
+    # what the prompt is
+    prompt = t.Unicode("").tag(sync=True)
+    source_prompt = t.Unicode("").tag(sync=True)
+    model_name = t.Unicode("").tag(sync=True)
+    tokens = t.List(t.Unicode()).tag(sync=True)
+    n_rows = t.Int(0).tag(sync=True)
+    # settings
+    kind = t.Unicode("zero").tag(sync=True)
+    site = t.Unicode("resid").tag(sync=True)
+    metric = t.Unicode("kl").tag(sync=True)            # strip: "kl" | "logprob"
+    scale = t.Unicode("linear").tag(sync=True)         # "linear" | "log"
+    overview_metric = t.Unicode("total_kl").tag(sync=True)  # "total_kl" | "logit_diff"
+    logit_pair = t.List(t.Unicode()).tag(sync=True)    # [] or [good, bad]
+    # results
+    selection = t.List(t.List(t.Int())).tag(sync=True)
+    effect = t.Dict(allow_none=True, default_value=None).tag(sync=True)
+    atlas = t.Dict(allow_none=True, default_value=None).tag(sync=True)
+    progress = t.Dict({"done": 0, "total": 0, "running": False, "cancelled": False}).tag(sync=True)
+    status = t.Unicode("idle").tag(sync=True)
+    error = t.Unicode("").tag(sync=True)
+
+    #: seconds between atlas pushes while a sweep runs (progress is pushed every batch)
+    atlas_push_interval = 0.3
+
+    def __init__(self, session, *, prompt=None, kind: str = "zero", site: str = "resid",
+                 logit_diff=None, source=None, model_name: str = "",
+                 session_factory: Callable[[Any, Any], Any] | None = None, **kw):
+        self.session = session
+        self.current_effect = None          # engine Effect shown in `effect`
+        self.current_atlas = None           # engine Atlas shown in `atlas`
+        self._factory = session_factory
+        self._lock = threading.RLock()
+        self._py_ids = 0
+        self._sweep_thread: threading.Thread | None = None
+        self._cancel = threading.Event()
+        self._suspend = False
+        super().__init__(**kw)
+        if prompt is None or not isinstance(prompt, str):
+            prompt = "".join(str(x) for x in session.token_strings)
+        with self.hold_sync():
+            self.prompt = prompt
+            self.source_prompt = source if isinstance(source, str) else ""
+            self.model_name = model_name
+            self.kind, self.site = kind, site
+            self.logit_pair = [str(x) for x in logit_diff] if logit_diff else []
+            self._load_session_facts()
+        self._jobs = LatestJobs(self._run_job, priority=("rebuild", "intervene", "lens"))
+        self.on_msg(self._handle_msg)
+        self.observe(self._on_settings, names=["kind", "site", "logit_pair"])
+        self.observe(self._on_source, names=["source_prompt"])
+
+    # ---- public API -----------------------------------------------------------------------------
+    def select(self, cells, *, wait: bool = True):
+        """Pin ``cells`` (one ``(row, pos)`` or a list): compute their effect and show it.
+        Returns the :class:`Effect` when ``wait`` (the default)."""
+        cells = [list(cells)] if _is_cell(cells) else [list(c) for c in cells]
+        self._submit("intervene", self._next_py_id(), cells)
+        if wait:
+            self.wait(sweep=False)
+            return self.current_effect
+
+    def start_sweep(self) -> None:
+        """(Re)start the sweep for the current kind/site/token pair in a background thread."""
+        self.cancel_sweep(wait=True)
+        self._cancel = threading.Event()
+        kind, site, pair = self.kind, self.site, self._pair()
+        self.progress = {"done": 0, "total": 0, "running": True, "cancelled": False}
+        th = threading.Thread(target=self._sweep_main, args=(kind, site, pair, self._cancel),
+                              name="residual-widgets-sweep", daemon=True)
+        self._sweep_thread = th
+        th.start()
+
+    def cancel_sweep(self, wait: bool = False) -> None:
+        """Stop a running sweep (its partial atlas stays shown)."""
+        self._cancel.set()
+        th = self._sweep_thread
+        if wait and th is not None and th is not threading.current_thread():
+            th.join(timeout=60)
+
+    def wait(self, timeout: float = 600.0, sweep: bool = True) -> "ResidualExplorer":
+        """Block until pending requests (and, with ``sweep``, the sweep) are finished."""
+        t0 = time.monotonic()
+        self._jobs.wait_idle(timeout)
+        th = self._sweep_thread
+        if sweep and th is not None:
+            th.join(timeout=max(0.0, timeout - (time.monotonic() - t0)))
+        return self
+
+    def figure(self):
+        """A plotly figure of the current view: the pinned effect's map, else the overview."""
+        if self.current_effect is not None:
+            return self.current_effect.figure(metric=self.metric, scale=self.scale)
+        if self.current_atlas is not None:
+            return self.current_atlas.figure(scale=self.scale)
+        raise ValueError("nothing to draw yet: pin a cell (widget.select((row, pos))) or run a sweep")
+
+    def save_html(self, path) -> pathlib.Path:
+        """Write the current view (and the overview, when a sweep exists) as a self-contained
+        HTML file (plotly.js embedded; opens offline). Returns the path."""
+        figs = []
+        if self.current_effect is not None:
+            figs.append(self.current_effect.figure(metric=self.metric, scale=self.scale))
+        if self.current_atlas is not None:
+            figs.append(self.current_atlas.figure(scale=self.scale))
+        if not figs:
+            raise ValueError("nothing to save yet: pin a cell or run a sweep first")
+        parts = [f.to_html(full_html=False, include_plotlyjs=(k == 0)) for k, f in enumerate(figs)]
+        path = pathlib.Path(path)
+        path.write_text("<!doctype html><html><head><meta charset='utf-8'><title>residual-widgets"
+                        "</title></head><body>" + "\n".join(parts) + "</body></html>", "utf-8")
+        return path
+
+    def close(self):
+        self.cancel_sweep()
+        self._jobs.stop()
+        super().close()
+
+    # ---- messages from the front end ------------------------------------------------------------
+    def _handle_msg(self, _widget, content, buffers=None):
+        """Comm handler (kernel main thread): acknowledge, then queue or act. Never blocks."""
+        if not isinstance(content, dict):
+            return
+        typ, rid = content.get("type"), content.get("id")
+        if rid is not None:
+            self.send({"type": "ack", "id": rid})
+        try:
+            if typ == "intervene":
+                self._submit("intervene", rid, content.get("cells"))
+            elif typ == "lens":
+                self._submit("lens", rid, (content.get("cell"), content.get("key")))
+            elif typ == "sweep":
+                self.start_sweep()
+            elif typ == "cancel":
+                self.cancel_sweep()
+            elif typ == "ping":
+                self.send({"type": "pong", "id": rid})
+            else:
+                raise ValueError(f"unknown request type {typ!r}")
+        except Exception as exc:  # noqa: BLE001 — every failure goes back to the user in words
+            self._fail(typ or "request", rid, exc)
+
+    def _submit(self, typ: str, rid, arg) -> None:
+        self._jobs.submit(typ, (rid, arg))
+
+    def _next_py_id(self) -> str:
+        self._py_ids += 1
+        return f"py:{self._py_ids}"
+
+    def _fail(self, typ: str, rid, exc: BaseException) -> None:
+        msg = _words(exc)
+        self.error = msg
+        self.send({"type": "error", "id": rid, "request": typ, "message": msg})
+
+    # ---- worker-thread jobs ---------------------------------------------------------------------
+    def _run_job(self, typ: str, payload) -> None:
+        rid, arg = payload
+        self.status = "computing"
+        try:
+            if typ == "intervene":
+                self._do_intervene(rid, arg)
+            elif typ == "lens":
+                self._do_lens(rid, *arg)
+            elif typ == "rebuild":
+                self._do_rebuild(arg)
+        except Exception as exc:  # noqa: BLE001
+            self._fail(typ, rid, exc)
+        finally:
+            self.status = "sweeping" if self.progress.get("running") else "idle"
+
+    def _do_intervene(self, rid, cells) -> None:
+        if not cells:
+            raise ValueError("no cells to intervene on")
+        cells = [(int(r), int(p)) for r, p in cells]
+        kind, site, pair = self.kind, self.site, self._pair()
+        eff = self.session.intervene(cells, kind=kind, site=site,
+                                     **({"logit_diff": pair} if pair else {}))
+        with self._lock:
+            self.current_effect = eff
+            with self.hold_sync():
+                self.selection = [list(c) for c in eff.cells]
+                self.effect = effect_payload(eff, rid)
+                self.error = ""
+
+    def _do_lens(self, rid, cell, key) -> None:
+        r, p = int(cell[0]), int(cell[1])
+        clean = self.session.logit_lens((r, p), k=5)
+        eff = self.current_effect
+        inter = self.session.logit_lens((r, p), k=5, effect=eff) if eff is not None else None
+        self.send({"type": "lens", "id": rid, "key": key, "cell": [r, p],
+                   "clean": [[s, float(x)] for s, x in clean],
+                   "intervened": None if inter is None else [[s, float(x)] for s, x in inter]})
+
+    def _do_rebuild(self, source) -> None:
+        if self._factory is None:
+            raise ValueError("this widget was built from a Session, so its source prompt is "
+                             "fixed; use rw.explore(prompt, source=...) to edit it")
+        self.cancel_sweep(wait=True)
+        self.session = self._factory(self.prompt, source or None)
+        self.current_effect = None
+        with self.hold_sync():
+            self._load_session_facts()
+            self.effect = None
+            self.atlas = None
+            self.error = ""
+        self._refresh()
+
+    # ---- the sweep thread -----------------------------------------------------------------------
+    def _sweep_main(self, kind, site, pair, cancel: threading.Event) -> None:
+        last = [0.0]
+
+        def progress(p):
+            now = time.monotonic()
+            self.progress = {"done": int(p.done), "total": int(p.total), "running": True,
+                             "cancelled": False}
+            if now - last[0] >= self.atlas_push_interval:
+                last[0] = now
+                self._push_atlas(p.atlas, cancel)
+
+        self.status = "sweeping"
+        try:
+            atlas = self.session.sweep(kind=kind, site=site, progress=progress, cancel=cancel,
+                                       **({"logit_diff": pair} if pair else {}))
+            self._push_atlas(atlas, None)
+            done = int(atlas.done.sum())
+            self.progress = {"done": done, "total": int(atlas.done.size), "running": False,
+                             "cancelled": not atlas.complete}
+        except Exception as exc:  # noqa: BLE001
+            self.progress = {**self.progress, "running": False}
+            self._fail("sweep", None, exc)
+        finally:
+            if self._sweep_thread is threading.current_thread():
+                self.status = "idle"
+
+    def _push_atlas(self, atlas, cancel) -> None:
+        if cancel is not None and cancel.is_set():
+            return
+        with self._lock:
+            self.current_atlas = atlas
+            self.atlas = atlas_payload(atlas)
+
+    # ---- settings changes -----------------------------------------------------------------------
+    def _on_settings(self, change) -> None:
+        if self._suspend:
+            return
+        try:
+            if change["name"] == "kind" and self.kind not in KINDS:
+                raise ValueError(f"unknown kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+            if change["name"] == "site" and self.site not in SITES:
+                raise ValueError(f"unknown site {self.site!r}; choose one of {', '.join(SITES)}")
+            if change["name"] == "logit_pair" and self.logit_pair:
+                self.session.token_pair(tuple(self.logit_pair))  # validates: one token each
+        except Exception as exc:  # noqa: BLE001
+            self._fail(change["name"], None, exc)
+            return
+        self.error = ""
+        self._refresh()
+
+    def _on_source(self, change) -> None:
+        if not self._suspend:
+            self._submit("rebuild", self._next_py_id(), change["new"])
+
+    def _refresh(self) -> None:
+        """Recompute the pinned effect and restart the sweep for the current settings."""
+        rows = self.session.n_rows if self.site == "resid" else self.session.n_layers
+        cells = [c for c in self.selection if c[0] < rows]
+        if cells:
+            self._submit("intervene", self._next_py_id(), cells)
+        else:
+            self.current_effect = None
+            self.effect = None
+        had_sweep = self._sweep_thread is not None
+        self.current_atlas = None
+        self.atlas = None
+        if had_sweep:
+            self.start_sweep()
+
+    # ---- helpers --------------------------------------------------------------------------------
+    def _pair(self):
+        return tuple(self.logit_pair) if len(self.logit_pair) == 2 else None
+
+    def _load_session_facts(self) -> None:
+        s = self.session
+        self.tokens = [str(x) for x in s.token_strings]
+        self.n_rows = int(s.n_rows)
+
+
+class LatestJobs:
+    """One worker thread that runs jobs by type, keeping only the latest pending job per type.
+
+    ``submit(typ, payload)`` replaces any queued job of ``typ`` (the replaced one never runs).
+    The worker picks pending types in ``priority`` order and calls ``run(typ, payload)``.
+    ``wait_idle`` blocks until nothing is queued or running.
+    """
+
+    def __init__(self, run: Callable[[str, Any], None], priority: tuple[str, ...]):
+        self._run, self._priority = run, priority
+        self._pending: dict[str, Any] = {}
+        self._busy = False
+        self._stopped = False
+        self._cv = threading.Condition()
+        self._thread = threading.Thread(target=self._main, name="residual-widgets-jobs",
+                                        daemon=True)
+        self._thread.start()
+
+    def submit(self, typ: str, payload) -> None:
+        with self._cv:
+            self._pending[typ] = payload
+            self._cv.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        with self._cv:
+            return self._cv.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopped = True
+            self._cv.notify_all()
+
+    def _main(self) -> None:
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: self._pending or self._stopped)
+                if self._stopped:
+                    return
+                typ = next((k for k in self._priority if k in self._pending),
+                           next(iter(self._pending)))
+                payload = self._pending.pop(typ)
+                self._busy = True
+            try:
+                self._run(typ, payload)
+            except Exception:  # noqa: BLE001 — run() reports its own errors; keep the worker alive
+                pass
+            finally:
+                with self._cv:
+                    self._busy = False
+                    self._cv.notify_all()
+
+
+def _is_cell(x) -> bool:
+    return (isinstance(x, (tuple, list)) and len(x) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in x))

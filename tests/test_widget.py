@@ -1,0 +1,331 @@
+"""The widget's Python side: synced state, codec'd payloads, and the request/reply protocol.
+
+These drive the comm handler directly (no browser) against a fake session that follows the
+engine's contract, so they are fast and can block/unblock the "engine" at will. One test at the
+end runs the real engine on a tiny model.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from residual_widgets import _codec
+from residual_widgets.widget import LatestJobs, ResidualExplorer
+
+
+class FakeEffect:
+    def __init__(self, cells, kind, site, R, P):
+        self.cells, self.kind, self.site = list(cells), kind, site
+        r, p = self.cells[-1]
+        self.resid_delta = np.full((R, P), 1000.0 * r + p, np.float32)
+        self.kl = np.full(P, r + p / 10, np.float32)
+        self.logprob_delta = -np.ones(P - 1, np.float32)
+        self.reachable = np.ones((R, P), bool)
+        self.logit_diff, self.logit_diff_clean = 1.5, 2.0
+
+    def figure(self, metric="kl", scale="linear"):
+        import plotly.graph_objects as go
+        return go.Figure(go.Heatmap(z=self.resid_delta))
+
+
+class FakeAtlas:
+    def __init__(self, kind, site, S, R, P, pair):
+        self.kind, self.site = kind, site
+        self.resid_delta = np.zeros((S, P, R, P), np.float32)
+        self.kl = np.zeros((S, P, P), np.float32)
+        self.logit_diff = np.zeros((S, P), np.float32) if pair else None
+        self.logit_diff_clean = 2.0 if pair else None
+        self.done = np.zeros((S, P), bool)
+        self.complete = False
+
+    def figure(self, scale="linear"):
+        import plotly.graph_objects as go
+        return go.Figure(go.Heatmap(z=self.kl.sum(-1)))
+
+
+class FakeSession:
+    """Follows the engine contract; ``gate`` (an Event) blocks intervene until set."""
+
+    def __init__(self, n_layers=2, P=4, step_s=0.0):
+        self.n_layers, self.n_rows, self.n_positions = n_layers, n_layers + 1, P
+        self.token_strings = ["When", " Mary", "\n", " <img src=x onerror=alert(1)>"][:P]
+        self.calls: list = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.step_s = step_s
+
+    def token_pair(self, pair):
+        if any(" " in s.strip() for s in pair):
+            raise ValueError(f"{pair[0]!r} is 2 tokens, not one")
+        return (1, 2)
+
+    def intervene(self, cells, kind="zero", site="resid", logit_diff=None):
+        self.gate.wait(10)
+        rows = self.n_rows if site == "resid" else self.n_layers
+        for r, p in cells:
+            if not (0 <= r < rows and 0 <= p < self.n_positions):
+                raise ValueError(f"row {r} out of range: valid rows are 0..{rows - 1}")
+        if kind == "patch":
+            raise ValueError("kind='patch' needs a source prompt")
+        self.calls.append(("intervene", list(cells), kind, site))
+        return FakeEffect(cells, kind, site, self.n_rows, self.n_positions)
+
+    def logit_lens(self, cell, k=5, effect=None):
+        tag = "clean" if effect is None else "int"
+        return [(f"{tag}{j}", 1.0 / (j + 2)) for j in range(k)]
+
+    def sweep(self, kind="zero", site="resid", logit_diff=None, progress=None, cancel=None):
+        S = self.n_rows if site == "resid" else self.n_layers
+        a = FakeAtlas(kind, site, S, self.n_rows, self.n_positions, logit_diff)
+        done = 0
+        for i in range(self.n_positions):
+            if cancel is not None and cancel.is_set():
+                break
+            time.sleep(self.step_s)
+            for n in range(S):
+                a.resid_delta[n, i] = 1000 * n + i
+                a.kl[n, i] = n + i
+                a.done[n, i] = True
+                done += 1
+            if progress:
+                progress(type("P", (), {"done": done, "total": S * self.n_positions, "atlas": a})())
+        a.complete = bool(a.done.all())
+        return a
+
+
+@pytest.fixture
+def widget():
+    sess = FakeSession()
+    w = ResidualExplorer(sess, prompt="When Mary", session_factory=lambda p, s: FakeSession(P=4))
+    sent: list = []
+    w.send = lambda content, buffers=None: sent.append(content)
+    w.sent = sent
+    yield w
+    w.close()
+
+
+def msgs(w, typ):
+    return [m for m in w.sent if m.get("type") == typ]
+
+
+def test_initial_state(widget):
+    w = widget
+    assert w.tokens[:2] == ["When", " Mary"] and w.n_rows == 3
+    assert (w.kind, w.site, w.metric, w.scale) == ("zero", "resid", "kl", "linear")
+    assert w.effect is None and w.atlas is None and w.selection == []
+    assert w._esm is not None
+
+
+def test_intervene_reply_carries_id_and_binary_arrays(widget):
+    w = widget
+    w._handle_msg(w, {"type": "intervene", "id": "c:1", "cells": [[2, 3]]})
+    assert msgs(w, "ack") == [{"type": "ack", "id": "c:1"}]  # acknowledged before computing
+    w.wait(sweep=False)
+    e = w.effect
+    assert e["id"] == "c:1" and e["cells"] == [[2, 3]] and w.selection == [[2, 3]]
+    assert isinstance(e["resid_delta"]["buffer"], memoryview)
+    np.testing.assert_array_equal(_codec.decode(e["resid_delta"]), np.full((3, 4), 2003, np.float32))
+    assert _codec.decode(e["reachable"]).dtype == bool
+    assert e["logit_diff"] == 1.5 and e["clean_logit_diff"] == 2.0
+    assert w.error == ""
+
+
+def test_state_has_no_json_number_lists(widget):
+    from ipywidgets.widgets.widget import _remove_buffers
+
+    w = widget
+    w.select((1, 1))
+    state, paths, buffers = _remove_buffers(w.get_state())
+    assert ["effect", "resid_delta", "buffer"] in paths
+    assert all(isinstance(b, (memoryview, bytes)) for b in buffers)
+
+
+def test_click_storm_ends_on_last_click_and_skips_stale_work(widget):
+    w = widget
+    w.session.gate.clear()                   # the engine is busy with the first click
+    for k in range(100):
+        w._handle_msg(w, {"type": "intervene", "id": f"c:{k}", "cells": [[k % 3, k % 4]]})
+    time.sleep(0.05)
+    w.session.gate.set()
+    w.wait(sweep=False)
+    assert len(msgs(w, "ack")) == 100
+    assert w.effect["id"] == "c:99" and w.selection == [[99 % 3, 99 % 4]]
+    assert len(w.session.calls) <= 3        # the worker only ran the latest pending request
+    assert w.error == ""
+
+
+def test_errors_come_back_in_words_with_the_request_id(widget):
+    w = widget
+    w._handle_msg(w, {"type": "intervene", "id": "c:1", "cells": [[9, 0]]})
+    w.wait(sweep=False)
+    err = msgs(w, "error")
+    assert err and err[-1]["id"] == "c:1" and "valid rows are 0..2" in err[-1]["message"]
+    assert "valid rows" in w.error
+    assert w.effect is None
+    w._handle_msg(w, {"type": "intervene", "id": "c:2", "cells": [[1, 0]]})
+    w.wait(sweep=False)
+    assert w.error == "" and w.effect["id"] == "c:2"   # still usable; error cleared
+    w._handle_msg(w, {"type": "bogus", "id": "c:3"})
+    assert "unknown request type" in msgs(w, "error")[-1]["message"]
+    w._handle_msg(w, {"type": "intervene", "id": "c:4", "cells": []})
+    w.wait(sweep=False)
+    assert msgs(w, "error")[-1]["id"] == "c:4"
+
+
+def test_logit_lens_reply(widget):
+    w = widget
+    w._handle_msg(w, {"type": "lens", "id": "c:5", "cell": [1, 2], "key": "clean|1,2"})
+    w.wait(sweep=False)
+    (r,) = msgs(w, "lens")
+    assert r["id"] == "c:5" and r["key"] == "clean|1,2" and r["intervened"] is None
+    assert r["clean"][0][0] == "clean0" and len(r["clean"]) == 5
+    w.select((0, 0))
+    w._handle_msg(w, {"type": "lens", "id": "c:6", "cell": [1, 2], "key": "k"})
+    w.wait(sweep=False)
+    assert msgs(w, "lens")[-1]["intervened"][0][0] == "int0"
+
+
+def test_sweep_fills_progressively_from_a_thread(widget):
+    w = widget
+    w.session.step_s = 0.05
+    w.atlas_push_interval = 0.0
+    seen = []
+    w.observe(lambda ch: seen.append((threading.current_thread().name, ch["new"]["done"])),
+              names=["progress"])
+    w._handle_msg(w, {"type": "sweep", "id": "c:7"})
+    w.wait()
+    assert w.progress == {"done": 12, "total": 12, "running": False, "cancelled": False}
+    assert [d for _, d in seen][1:5] == [3, 6, 9, 12]
+    assert all(name != threading.main_thread().name for name, _ in seen[1:])
+    a = w.atlas
+    assert a["complete"] is True and a["resid_delta"]["shape"] == [3, 4, 3, 4]
+    assert _codec.decode(a["done"]).all()
+    np.testing.assert_array_equal(_codec.decode(a["total_kl"]), w.current_atlas.kl.sum(-1))
+
+
+def test_click_is_served_during_a_sweep_and_cancel_keeps_partial_atlas(widget):
+    w = widget
+    w.session.step_s = 0.3
+    w.atlas_push_interval = 0.0
+    w.start_sweep()
+    time.sleep(0.4)
+    t0 = time.monotonic()
+    w._handle_msg(w, {"type": "intervene", "id": "c:8", "cells": [[1, 1]]})
+    w._jobs.wait_idle(5)
+    assert time.monotonic() - t0 < 0.5 and w.effect["id"] == "c:8"
+    w._handle_msg(w, {"type": "cancel", "id": "c:9"})
+    w.wait()
+    assert w.progress["cancelled"] is True and w.progress["running"] is False
+    assert w.atlas["complete"] is False and 0 < _codec.decode(w.atlas["done"]).sum() < 12
+
+
+def test_settings_changes_recompute_and_resweep(widget):
+    w = widget
+    w.select((2, 1))
+    w.start_sweep()
+    w.wait()
+    w.kind = "mean"
+    w.wait()
+    assert w.effect["kind"] == "mean" and w.effect["id"].startswith("py:")
+    assert w.atlas["kind"] == "mean"
+    w.site = "mlp_out"          # row 2 does not exist as a block of a 2-layer model: selection dropped
+    w.wait()
+    assert w.effect is None and w.atlas["site"] == "mlp_out" and w.atlas["done"]["shape"] == [2, 4]
+    w.kind = "nonsense"
+    assert "unknown kind" in w.error
+    w.kind = "zero"
+    assert w.error == ""
+    w.logit_pair = [" Mary two", " John"]
+    assert "2 tokens" in w.error
+    w.logit_pair = [" Mary", " John"]
+    w.wait()
+    assert w.error == "" and w.atlas["logit_diff"]["shape"] == [2, 4]
+    assert w.atlas["clean_logit_diff"] == 2.0
+
+
+def test_patch_without_source_says_so(widget):
+    w = widget
+    w.select((0, 0))
+    w.kind = "patch"
+    w.wait()
+    assert "source" in w.error
+
+
+def test_source_prompt_rebuilds_the_session(widget):
+    w = widget
+    old = w.session
+    w.source_prompt = "When John"
+    w.wait()
+    assert w.session is not old and w.error == ""
+    w2 = ResidualExplorer(FakeSession(), prompt="x")
+    w2.send = lambda *a, **k: None
+    w2.source_prompt = "y"
+    w2.wait()
+    assert "source prompt is fixed" in w2.error
+    w2.close()
+
+
+def test_figure_and_save_html(widget, tmp_path):
+    w = widget
+    with pytest.raises(ValueError, match="nothing to"):
+        w.figure()
+    w.select((1, 2))
+    assert w.figure().data
+    w.start_sweep()
+    w.wait()
+    p = w.save_html(tmp_path / "view.html")
+    html = p.read_text()
+    assert "plotly" in html.lower() and html.count("Plotly.newPlot") == 2
+
+
+def test_large_atlas_goes_as_float16(widget, monkeypatch):
+    monkeypatch.setattr(_codec, "HALF_ABOVE_BYTES", 100)
+    w = widget
+    w.start_sweep()
+    w.wait()
+    assert w.atlas["resid_delta"]["dtype"] == "float16"
+    assert w.atlas["total_kl"]["dtype"] == "float32"
+
+
+def test_latest_jobs_keeps_only_newest_per_type():
+    ran, gate = [], threading.Event()
+
+    def run(typ, payload):
+        gate.wait(5)
+        ran.append((typ, payload))
+
+    j = LatestJobs(run, priority=("a", "b"))
+    j.submit("b", 0)
+    time.sleep(0.05)
+    for k in range(10):
+        j.submit("b", k)
+        j.submit("a", k)
+    gate.set()
+    assert j.wait_idle(5)
+    assert ran == [("b", 0), ("a", 9), ("b", 9)]
+    j.stop()
+
+
+def test_real_engine_tiny_model():
+    """explore() on a tiny real model: the effect trait equals the engine's Effect."""
+    import residual_widgets as rw
+    from residual_widgets.explore import explore
+    from residual_widgets.tiny import tiny_model
+
+    hf, tok = tiny_model("gpt2", n_layers=2)
+    m = rw.load_model(hf, tok)
+    w = explore("When Mary and John went to the store", model=m, cell=(1, 2))
+    w.send = lambda *a, **k: None
+    w.wait()
+    eff = w.session.intervene([(1, 2)])
+    np.testing.assert_array_equal(_codec.decode(w.effect["resid_delta"]), eff.resid_delta)
+    np.testing.assert_array_equal(_codec.decode(w.effect["reachable"]), eff.reachable)
+    assert w.atlas["complete"] and w.atlas["resid_delta"]["shape"] == [3, 8, 3, 8]
+    atlas = _codec.decode(w.atlas["resid_delta"])
+    np.testing.assert_allclose(atlas[1, 2], eff.resid_delta, atol=1e-5)
+    assert w.figure().data
+    w.close()
