@@ -33,7 +33,7 @@ def kl_from_logprobs(clean_lp: torch.Tensor, new_lp: torch.Tensor) -> torch.Tens
 
 def logprob_delta(clean_lp: torch.Tensor, new_lp: torch.Tensor, ids) -> torch.Tensor:
     """``[P, V]`` log-probs and ``P`` token ids → ``[P - 1]`` change in log p(next token)."""
-    nxt = torch.as_tensor(list(ids)[1:], device=clean_lp.device)
+    nxt = torch.as_tensor(list(ids)[1:], dtype=torch.long, device=clean_lp.device)
     pos = torch.arange(len(nxt), device=clean_lp.device)
     return new_lp[..., pos, nxt] - clean_lp[..., pos, nxt]
 

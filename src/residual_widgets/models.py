@@ -140,11 +140,8 @@ def _tokenizer_for(hf):
 
 
 def _is_nnsight(obj) -> bool:
-    try:
-        from nnsight import NNsight
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(obj, NNsight)
+    from nnsight.intervention.envoy import Envoy
+    return isinstance(obj, Envoy) and isinstance(getattr(obj, "_module", None), torch.nn.Module)
 
 
 def _get(root, path: str):

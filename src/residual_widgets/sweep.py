@@ -220,7 +220,7 @@ def _finish(sess, atlas, cells, final, maps, pair, work_budget):
     clean_lp = sess.clean_logprobs[i:]                          # [q, V]
     neg_ent = (clean_lp.exp() * clean_lp).sum(-1)
     q, V = clean_lp.shape
-    nxt = torch.tensor(sess.ids[i + 1:])                        # targets of positions i..P-2
+    nxt = torch.tensor(sess.ids[i + 1:], dtype=torch.long)                        # targets of positions i..P-2
     chunk = max(1, int(work_budget // (4 * q * V * 3)))
     for a0 in range(0, len(cells), chunk):
         logits = lm.unembed(final[a0:a0 + chunk])               # [a, q, V]
