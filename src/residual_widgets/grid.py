@@ -16,6 +16,10 @@ A **cell** is ``(row, position)``. Interventions address cells at one of three *
 * ``"attn_out"`` / ``"mlp_out"``: what block ``k``'s attention / MLP writes into the residual
   (after any post-norm the block applies before adding), rows ``0..L-1`` meaning *block* ``k``.
 
+The kind ``"knockout"`` is not a value written into a cell but the removal of attention edges:
+knocking out ``(n, i)`` stops every later position from reading position ``i`` through attention
+in blocks ``n..L-1``; position ``i`` itself and everything below row ``n`` are untouched.
+
 **The cone.** Information moves up (to later rows) and right (to later positions, through
 attention reading the keys and values of earlier positions), never down or left. A change at
 residual cell ``(n, i)`` can therefore reach only the cell itself and the cells at rows above
@@ -35,7 +39,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 SITES = ("resid", "attn_out", "mlp_out")
-KINDS = ("zero", "mean", "noise", "patch", "resample", "set")
+KINDS = ("zero", "mean", "noise", "patch", "resample", "set", "knockout")
 
 Cell = tuple[int, int]
 
@@ -99,14 +103,19 @@ def entry_row(row: int, site: str) -> int:
 
 
 def reachable_mask(cells: Sequence[Cell], n_layers: int, n_positions: int,
-                   site: str = "resid") -> np.ndarray:
+                   site: str = "resid", kind: str = "zero") -> np.ndarray:
     """Bool ``[L + 1, P]``: residual cells an intervention on ``cells`` can possibly change.
 
     For a resid cell ``(n, i)``: the cell itself and rows ``> n`` at positions ``≥ i``.
     For an attn_out/mlp_out cell ``(k, i)``: ``(k + 1, i)`` and rows ``> k + 1`` at positions ``≥ i``.
+    For a knockout ``(n, i)`` (later positions may not read position ``i`` from block ``n`` up):
+    rows ``> n`` at positions ``> i``.
     """
     mask = np.zeros((n_layers + 1, n_positions), dtype=bool)
     for r, p in cells:
+        if kind == "knockout":
+            mask[r + 1:, p + 1:] = True
+            continue
         e = entry_row(r, site)
         mask[e, p] = True
         mask[e + 1:, p:] = True

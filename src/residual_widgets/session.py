@@ -151,6 +151,10 @@ class Session:
     def check(self, cells, kind: str, site: str) -> list[grid.Cell]:
         grid.check_kind(kind)
         grid.check_site(site)
+        if kind == "knockout":
+            if site != "resid":
+                raise ValueError("kind='knockout' removes attention edges; use site='resid'")
+            return grid.normalize_cells(cells, self.n_layers, self.n_positions, "block")
         return grid.normalize_cells(cells, grid.n_source_rows(site, self.n_layers),
                                     self.n_positions, site)
 
@@ -159,6 +163,11 @@ class Session:
         """Replace ``cells`` of ``site`` by ``kind`` and measure everything downstream."""
         cells = self.check(cells, kind, site)
         pair = self.token_pair(logit_diff) if logit_diff is not None else self.default_pair
+        if kind == "knockout":
+            from .knockout import knockout_run
+            with self._lock:
+                run = knockout_run(self, cells)
+            return self._effect(cells, kind, site, run, pair)
         vals = self.values_for(cells, kind, site, value)
         edits = [Edit(site, r, p, v) for (r, p), v in zip(cells, vals)]
         with self._lock:
@@ -185,7 +194,7 @@ class Session:
             kl=metrics.kl_from_logprobs(self.clean_logprobs, new_lp).numpy().astype(np.float32),
             logprob_delta=metrics.logprob_delta(self.clean_logprobs, new_lp, self.ids)
             .numpy().astype(np.float32),
-            reachable=grid.reachable_mask(cells, self.n_layers, self.n_positions, site),
+            reachable=grid.reachable_mask(cells, self.n_layers, self.n_positions, site, kind),
             logit_diff=ld, logit_diff_clean=ld_clean, resid=run.resid)
 
     # ---- logit lens ---------------------------------------------------------------------------

@@ -121,13 +121,22 @@ class Stepper:
         return spec
 
     # ---- stepping ----------------------------------------------------------------------------
-    def layer(self, k: int, hidden: torch.Tensor, start: int) -> torch.Tensor:
-        """Run block ``k`` on ``hidden`` ``[A, q, d]`` = positions ``start..P-1``."""
+    def layer(self, k: int, hidden: torch.Tensor, start: int,
+              hide_keys=()) -> torch.Tensor:
+        """Run block ``k`` on ``hidden`` ``[A, q, d]`` = positions ``start..P-1``.
+
+        ``hide_keys``: absolute positions that queries *after* them may not attend to (an
+        attention-edge knockout); the query at such a position itself still sees it."""
         spec = self.calls[k]
         kw = dict(spec["static"])
         kw[spec["hidden"]] = hidden
         name, mask = spec["mask"]
-        kw[name] = mask[:, :, start:, :]
+        mask = mask[:, :, start:, :]
+        if hide_keys:
+            mask = mask.clone()
+            for key in hide_keys:
+                mask[:, :, max(key + 1 - start, 0):, key] = torch.finfo(mask.dtype).min
+        kw[name] = mask
         for sname, val in spec["seq"].items():
             kw[sname] = _slice_seq(sname, val, start, self.P)
         pk, pv = (self.kv[k][0][:, :, :start], self.kv[k][1][:, :, :start]) if self.kv else (None, None)

@@ -76,6 +76,8 @@ def run_sweep(sess, *, kind="zero", site="resid", logit_diff=None, rows=None, po
     if kind in ("patch", "resample") and sess.source is None:
         raise ValueError(f"kind={kind!r} needs a source prompt: Session(model, prompt, source=...)")
     S, R, P = grid.n_source_rows(site, sess.n_layers), sess.n_rows, sess.n_positions
+    if kind == "knockout":  # one stepped run per cell; rows are blocks
+        S, method = sess.n_layers, "loop"
     rows = _subset(rows, S, "rows")
     positions = _subset(positions, P, "positions")
     pair = sess.token_pair(logit_diff) if logit_diff is not None else sess.default_pair
@@ -94,7 +96,7 @@ def run_sweep(sess, *, kind="zero", site="resid", logit_diff=None, rows=None, po
                   logit_diff_clean=(float(metrics.logit_diff(sess.clean_logprobs[-1], pair))
                                     if pair is not None else None))
     stepper = None
-    if method in ("auto", "cone"):
+    if method in ("auto", "cone") and kind != "knockout":
         try:
             stepper = _stepper(sess)
         except UnsupportedStepping as e:
