@@ -102,15 +102,29 @@ def similarity(resid: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return sim.astype(np.float32), by_d.astype(np.float32)
 
 
-def prefix_stability(model, prompt, suffix) -> np.ndarray:
-    """Max |difference| per row ``[R]`` between the prompt's cells run alone and run with
-    ``suffix`` appended. Exactly zero means appending tokens changed nothing before it."""
+def prefix_stability(model, prompt, suffix, other_suffix) -> dict[str, np.ndarray]:
+    """Does anything after a prompt change the prompt's cells? Max |difference| per row ``[R]``.
+
+    * ``"other_suffix"``: prompt + ``suffix`` against prompt + ``other_suffix`` (same length):
+      exactly 0.0 — bit for bit, whatever comes later, the earlier cells are the same;
+    * ``"appended"``: the prompt alone against prompt + ``suffix``: zero up to float rounding
+      (about 1e-8 here), because matrix products of a different shape round differently —
+      not because information flowed backwards.
+    """
     from .session import Session
 
     short = Session(model, prompt)
-    sfx = short._tokenize(suffix, "suffix") if not isinstance(suffix, str) else \
-        short.model.tokenizer(suffix, add_special_tokens=False)["input_ids"]
-    long = Session(short.model, short.ids + list(sfx))
+    tok = short.model.tokenizer
+
+    def ids(x):
+        return tok(x, add_special_tokens=False)["input_ids"] if isinstance(x, str) else list(x)
+
+    a, b = ids(suffix), ids(other_suffix)
+    if len(a) != len(b):
+        raise ValueError(f"suffix and other_suffix must have the same token length, got "
+                         f"{len(a)} and {len(b)}")
     P = short.n_positions
-    diff = (long.clean.resid[:, :P] - short.clean.resid).abs().amax(dim=(1, 2))
-    return diff.numpy()
+    run_a = Session(short.model, short.ids + a).clean.resid[:, :P]
+    run_b = Session(short.model, short.ids + b).clean.resid[:, :P]
+    return {"other_suffix": (run_a - run_b).abs().amax(dim=(1, 2)).numpy(),
+            "appended": (run_a - short.clean.resid).abs().amax(dim=(1, 2)).numpy()}
