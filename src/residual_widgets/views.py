@@ -103,12 +103,12 @@ def similarity(resid: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 def prefix_stability(model, prompt, suffix, other_suffix) -> dict[str, np.ndarray]:
-    """Does anything after a prompt change the prompt's cells? Max |difference| per row ``[R]``.
+    """Does anything after a prompt change the prompt's cells? Max difference per row ``[R]``.
 
     * ``"other_suffix"``: prompt + ``suffix`` against prompt + ``other_suffix`` (same length):
       exactly 0.0 — bit for bit, whatever comes later, the earlier cells are the same;
-    * ``"appended"``: the prompt alone against prompt + ``suffix``: zero up to float rounding
-      (about 1e-8 here), because matrix products of a different shape round differently —
+    * ``"appended"``: the prompt alone against prompt + ``suffix``, relative to the row's largest
+      entry: zero up to float rounding (about 1e-7), because matrix products of a different shape round differently —
       not because information flowed backwards.
     """
     from .session import Session
@@ -126,5 +126,6 @@ def prefix_stability(model, prompt, suffix, other_suffix) -> dict[str, np.ndarra
     P = short.n_positions
     run_a = Session(short.model, short.ids + a).clean.resid[:, :P]
     run_b = Session(short.model, short.ids + b).clean.resid[:, :P]
+    scale = short.clean.resid.abs().amax(dim=(1, 2))
     return {"other_suffix": (run_a - run_b).abs().amax(dim=(1, 2)).numpy(),
-            "appended": (run_a - short.clean.resid).abs().amax(dim=(1, 2)).numpy()}
+            "appended": ((run_a - short.clean.resid).abs().amax(dim=(1, 2)) / scale).numpy()}

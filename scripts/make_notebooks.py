@@ -1,0 +1,270 @@
+"""Write the lecture notebooks in examples/ from the cell sources below (unexecuted).
+
+    python scripts/make_notebooks.py
+
+Each notebook makes one claim visible on a real model and ends with assertions on the actual
+numbers; tests/test_notebooks.py executes every notebook in examples/ top to bottom.
+Edit the sources here, not the .ipynb files, so the notebooks stay reviewable as code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat as nbf
+
+EX = Path(__file__).resolve().parent.parent / "examples"
+
+SETUP = """import os
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np
+import residual_widgets as rw
+from residual_widgets import views"""
+
+NOTEBOOKS: dict[str, list[tuple[str, str]]] = {}
+
+NOTEBOOKS["causal_cone"] = [
+    ("md", """# The causal cone
+
+A transformer reads earlier positions through attention and passes information upward from
+layer to layer. So a change to the residual stream at **(row n, position i)** can only reach the
+cells *above* it (rows > n) at positions **≥ i**. Everything else — lower rows, earlier
+positions — cannot change at all. Not "barely": not at all.
+
+We measure it on SmolLM2-135M (30 layers), zero-ablating one cell."""),
+    ("code", SETUP + """
+model = rw.load_model("smollm2-135m")
+sess = rw.Session(model, "The Eiffel Tower is in the city of Paris, which is the capital of")
+print(sess.n_rows, "rows x", sess.n_positions, "positions")"""),
+    ("md", "## One cell, ablated\n\nThe map shows ‖h′ − h‖ / ‖h‖ in every cell; the outlined region is the cone, grey is unreachable."),
+    ("code", """n, i = 10, 4
+eff = sess.ablate((n, i), kind="zero")
+eff.figure(scale="log")"""),
+    ("md", "## Outside the cone: exactly zero\n\nCount the cells outside the cone whose value is not exactly 0.0, and the largest value inside."),
+    ("code", """outside = eff.resid_delta[~eff.reachable]
+inside = eff.resid_delta[eff.reachable]
+print(f"{outside.size} cells outside the cone, {np.count_nonzero(outside)} of them changed")
+print(f"{inside.size} cells inside, median change {np.median(inside):.3g}, max {inside.max():.3g}")
+print("KL at positions before i:", eff.kl[:i])"""),
+    ("md", "The same holds for a set of cells, for attention and MLP outputs, and for every kind of intervention:"),
+    ("code", """for kind, site, cells in [("mean", "resid", [(3, 2), (20, 7)]),
+                         ("noise", "attn_out", [(5, 6)]), ("zero", "mlp_out", [(12, 3)])]:
+    e = sess.intervene(cells, kind=kind, site=site)
+    print(f"{kind:>5} {site:>8} {cells}: changed outside the cone: "
+          f"{np.count_nonzero(e.resid_delta[~e.reachable])}, inside max {e.resid_delta.max():.3g}")
+    assert np.all(e.resid_delta[~e.reachable] == 0.0)"""),
+    ("code", """# the claim, checked
+assert np.all(outside == 0.0) and np.all(eff.kl[:i] == 0.0)
+assert inside.max() > 0.1"""),
+]
+
+NOTEBOOKS["depth_bound"] = [
+    ("md", """# No path is longer than the depth
+
+Each block can move information at most one attention hop. So the effect of a cell at row n
+has only L − n blocks left to spread, and a position d tokens away can only be reached if some
+chain of attention hops connects them within those blocks.
+
+For each later position we ask: **at which row does it first feel the ablation?**"""),
+    ("code", SETUP + """
+model = rw.load_model("smollm2-135m")
+sess = rw.Session(model, "One, two, three, four, five, six, seven, eight, nine, ten")
+eff = sess.ablate((2, 3))
+first = views.first_reached(eff.resid_delta)
+for j, (t, r) in enumerate(zip(sess.token_strings, first)):
+    print(f"pos {j:>2} {t!r:>8}: first changed at row {r}")"""),
+    ("md", """SmolLM2 attends over the whole prompt, so every later position is one hop away: they all
+change one row up (row 3). Nothing changes below row 2 or before position 3.
+
+With a **sliding window** the hops become visible: a position more than a window away needs
+several hops, one row each. A 3-layer model with a 4-token window (random weights — the bound is
+architectural, not learned):"""),
+    ("code", """from residual_widgets.tiny import tiny_model, random_ids
+win = rw.load_model(*tiny_model("mistral", n_layers=3, sliding_window=4))
+s2 = rw.Session(win, random_ids(16, win.vocab_size, seed=1))
+e2 = s2.ablate((0, 2))
+first2 = views.first_reached(e2.resid_delta)
+print("first row reached per position:", first2.tolist())
+e2.figure()"""),
+    ("md", "Positions 3–5 are one hop away (row 1), 6–8 two hops (row 2), 9–11 three (row 3); beyond that the 3 blocks run out and nothing changes: **no computation path is longer than the depth**."),
+    ("code", """# the claim, checked
+assert first[:3].tolist() == [-1, -1, -1] and first[3] == 2 and set(first[4:]) == {3}
+hops = [-(-(j - 2) // 3) for j in range(3, 16)]
+assert first2[3:].tolist() == [h if h <= 3 else -1 for h in hops]"""),
+]
+
+NOTEBOOKS["kv_cache"] = [
+    ("md", """# Appending tokens never changes earlier cells
+
+This is why generation can keep a KV cache: the keys and values of earlier positions are final
+the moment they are computed. We run a prompt followed by two different continuations of the
+same length, and compare the prompt's cells."""),
+    ("code", SETUP + """
+model = rw.load_model("smollm2-135m")
+prompt = "The quick brown fox jumps over the lazy dog."
+tok = model.tokenizer
+a = tok(" It was a sunny day in the park", add_special_tokens=False)["input_ids"]
+b = tok(" Stock markets fell sharply on Monday morning", add_special_tokens=False)["input_ids"]
+n = min(len(a), len(b))          # two continuations of the same token length
+res = views.prefix_stability(model, prompt, a[:n], b[:n])
+print("max |difference| per row, different continuations:", res["other_suffix"].max())
+print("max relative difference, prompt alone vs appended:", res["appended"].max())"""),
+    ("md", """Bit for bit identical, whatever follows. Comparing the prompt *alone* with the prompt plus a
+continuation gives differences at the level of float rounding (~1e-6 of the row's largest
+entry): matrix products of a
+different shape round differently. That is arithmetic, not information flowing backwards — the
+first comparison, with equal shapes, is exactly zero."""),
+    ("code", """import plotly.graph_objects as go
+go.Figure(go.Bar(y=res["appended"], name="appended")).update_layout(
+    title="prompt alone vs prompt + continuation: max |Δh| / max |h| per row (float rounding)",
+    xaxis_title="row", yaxis_title="relative difference")"""),
+    ("code", """# the claim, checked
+assert np.all(res["other_suffix"] == 0.0)
+assert res["appended"].max() < 1e-4"""),
+]
+
+NOTEBOOKS["lookahead"] = [
+    ("md", """# Lookahead: work done at position i is used far ahead
+
+A model is not myopic if computation at position i serves predictions many tokens later. The
+cleanest case is **induction**: in `[x₁ … xₖ] [x₁ … xₖ]`, predicting the second repeat means
+reading the first. We ablate cells of the first repeat and measure the effect on predictions as
+a function of distance j − i, splitting the **next-token term** (j = i, the prediction position i
+makes itself) from the **far-future terms** (j > i, read later through attention).
+
+First the bundled 2-layer induction model."""),
+    ("code", SETUP + """
+import torch
+ind = rw.load_model("induction-2l")
+g = torch.Generator().manual_seed(0)
+x = torch.randint(4, 512, (12,), generator=g).tolist()
+prefix = torch.randint(4, 512, (4,), generator=g).tolist()
+ids = prefix + x + x
+sess = rw.Session(ind, ids)
+atlas = sess.sweep()
+prof = views.future_profile(atlas.kl, 0, agg="mean")
+print(f"row 0: next-token term {prof.next_token:.3f}, far-future terms {prof.far_future:.3f} "
+      f"({prof.far_share:.0%} of the total)")
+prof.figure(title="induction-2l: effect of ablating a row-0 cell, by distance")"""),
+    ("md", "The bump at distance 12 is the second repeat reading the first. **Knockout** separates the two uses: remove only the attention edges into i from later positions, leaving i's own prediction intact."),
+    ("code", """ko = sess.sweep(kind="knockout")
+ko_prof = views.future_profile(ko.kl, 0, agg="mean")
+print("knockout next-token term:", ko_prof.next_token, " far-future:", round(ko_prof.far_future, 3))
+from residual_widgets.figures import profile_figure
+profile_figure(prof.distance, {"zero-ablate row 0": prof.value,
+                               "knock out reads of row 0": ko_prof.value},
+               title="used at i itself vs read later through attention")"""),
+    ("md", "## The real model\n\nSmolLM2 on repeated text: the same split, on rows 0, 5 and 10."),
+    ("code", """model = rw.load_model("smollm2-135m")
+text = " apple river seven window cloud pencil orange tiger"
+real = rw.Session(model, text + "." + text)
+ra = real.sweep(rows=[0, 5, 10])
+P = real.n_positions
+half = P // 2
+for n in (0, 5, 10):
+    p = views.future_profile(ra.kl, [(n, i) for i in range(1, half)], agg="mean")
+    print(f"row {n:>2}: next-token {p.next_token:.3f}, far future {p.far_future:.3f}, "
+          f"peak distance {1 + int(np.nanargmax(p.value[1:]))}")"""),
+    ("code", """# the claims, checked
+d = len(x)
+assert prof.value[d] > 5 * np.nanmedian(prof.value[1:d])      # the induction bump at one repeat
+assert ko_prof.next_token == 0.0 and ko_prof.far_future > 0     # knockout: only far terms
+p0 = views.future_profile(ra.kl, [(0, i) for i in range(1, half)], agg="mean")
+assert p0.far_future > 0.5 * p0.next_token                      # the real model looks ahead too"""),
+]
+
+NOTEBOOKS["ffn_hidden"] = [
+    ("md", """# The MLP's hidden state is private
+
+An MLP works position by position. Its hidden activations are never read by another position;
+only what the MLP **writes** into the residual can travel. So ablating what block k's MLP writes
+at position i first changes row k + 1 *at position i only*, and spreads sideways from there.
+Ablating the residual at row k instead changes position i's attention inputs in block k, so later
+positions feel it already at row k + 1."""),
+    ("code", SETUP + """
+model = rw.load_model("smollm2-135m")
+sess = rw.Session(model, "The cat sat on the mat because it was warm and soft")
+k, i = 8, 3
+mlp = sess.ablate((k, i), site="mlp_out")
+res = sess.ablate((k, i), site="resid")
+print("row k+1 changed positions (mlp_out):", np.nonzero(mlp.resid_delta[k + 1])[0].tolist())
+print("row k+1 changed positions (resid):  ", np.nonzero(res.resid_delta[k + 1])[0].tolist())
+mlp.figure(scale="log")"""),
+    ("code", "res.figure(scale=\"log\")"),
+    ("code", """# the claim, checked
+assert np.nonzero(mlp.resid_delta[k + 1])[0].tolist() == [i]
+assert np.all(mlp.resid_delta[: k + 1] == 0.0)
+assert set(np.nonzero(res.resid_delta[k + 1])[0]) == set(range(i, sess.n_positions))
+assert mlp.resid_delta[k + 2, i + 1:].min() > 0     # one block later it has spread sideways"""),
+]
+
+NOTEBOOKS["memory_vs_position"] = [
+    ("md", """# Position-specific and shared parts of the residual
+
+Do residual vectors at different positions share a slowly evolving common part? Cosine
+similarity between the residuals of every pair of positions, per row, answers it: a shared part
+shows up as similarity that stays high across distance."""),
+    ("code", SETUP + """
+model = rw.load_model("smollm2-135m")
+sess = rw.Session(model, "In the beginning the town was small, and the people who lived there knew each other well")
+sim, by_d = views.similarity(sess.clean.resid)
+import plotly.graph_objects as go
+rows = [0, 5, 15, 25, 30]
+go.Figure([go.Scatter(y=by_d[r, 1:], x=list(range(1, sess.n_positions)), name=f"row {r}")
+           for r in rows]).update_layout(title="mean cosine similarity of positions d apart",
+                                         xaxis_title="distance d", yaxis_title="cosine")"""),
+    ("code", """go.Figure(go.Heatmap(z=sim[15], colorscale="Viridis")).update_layout(
+    title="row 15: similarity of every pair of positions")"""),
+    ("code", """far = by_d[:, 5:].mean(axis=1)
+print("mean similarity at distance ≥ 5, by row:", np.round(far, 2).tolist())
+# the claim, checked: embeddings (row 0) are nearly orthogonal across positions; deeper rows
+# share a common direction that persists across distance
+assert far[0] < 0.3 and far[15] > far[0] + 0.2"""),
+]
+
+NOTEBOOKS["patching_ioi"] = [
+    ("md", """# Activation patching, read as a cone
+
+The indirect-object task: "When Mary and John went to the store, John gave a drink to" →
+" Mary". The corrupted prompt swaps the second name, so the answer flips. Patching a cell from
+the clean run into the corrupted run and watching the logit difference recover shows *where* the
+answer-relevant information lives — and the cone shows where it can go from there."""),
+    ("code", SETUP + """
+model = rw.load_model("smollm2-135m")
+clean = "When Mary and John went to the store, John gave a drink to"
+corrupt = "When Mary and John went to the store, Mary gave a drink to"
+sess = rw.Session(model, corrupt, source=clean, logit_diff=(" Mary", " John"))
+atlas = sess.sweep(kind="patch")
+print("corrupted logit diff:", round(atlas.logit_diff_clean, 3))
+atlas.figure()"""),
+    ("code", """recovery = atlas.logit_diff - atlas.logit_diff_clean
+n, i = np.unravel_index(np.argmax(recovery), recovery.shape)
+print(f"best single cell: row {n}, pos {i} {sess.token_strings[i]!r}: logit diff "
+      f"{atlas.logit_diff_clean:.2f} → {atlas.logit_diff[n, i]:.2f}")
+sess.patch((int(n), int(i))).figure(scale="log")"""),
+    ("code", """S_pos = sess.token_strings.index(" Mary", 2)   # the swapped name
+early = recovery[:5, S_pos].max(); late_end = recovery[-5:, -1].max()
+print(f"patching the swapped name in early rows recovers {early:.2f}; the last position in late rows {late_end:.2f}")
+# the claim, checked: only cells at or after the swapped name matter, and patching them helps
+assert np.all(recovery[:, :S_pos] == 0.0)
+assert early > 1.0 and late_end > 1.0"""),
+]
+
+
+def build(name: str, cells) -> nbf.NotebookNode:
+    nb = nbf.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src)
+                for kind, src in cells]
+    return nb
+
+
+def main() -> None:
+    EX.mkdir(exist_ok=True)
+    for name, cells in NOTEBOOKS.items():
+        nbf.write(build(name, cells), EX / f"{name}.ipynb")
+        print("wrote", EX / f"{name}.ipynb")
+
+
+if __name__ == "__main__":
+    main()
