@@ -226,3 +226,21 @@ def test_figures_carry_the_numbers(gpt2):
     np.testing.assert_allclose(z[0, 0], atlas.logit_diff[0, 0], rtol=1e-6)
     assert np.isnan(z[3, 3])                                     # not swept: not drawn
     assert "row" in eff.summary()
+
+
+def test_remote_local_path_is_bit_identical(gpt2):
+    """nnsight's remote serialization path, run in-process, gives the same bits as local."""
+    local = rw.Session(gpt2, PROMPT, source=SOURCE, logit_diff=(" Mary", " John"))
+    remote = rw.Session(gpt2, PROMPT, source=SOURCE, logit_diff=(" Mary", " John"),
+                        remote="local")
+    assert torch.equal(local.clean.resid, remote.clean.resid)
+    for kind, site in (("zero", "resid"), ("patch", "attn_out"), ("noise", "mlp_out")):
+        a = local.intervene([(1, 2), (2, 5)], kind=kind, site=site)
+        b = remote.intervene([(1, 2), (2, 5)], kind=kind, site=site)
+        assert np.array_equal(a.resid_delta, b.resid_delta) and np.array_equal(a.kl, b.kl)
+        assert a.logit_diff == b.logit_diff
+    ra = remote.sweep(rows=[0, 2], positions=[1, 4])
+    la = local.sweep(rows=[0, 2], positions=[1, 4], method="loop")
+    assert ra.method == "loop" and np.array_equal(ra.kl, la.kl)
+    with pytest.raises(ValueError, match="runs locally"):
+        remote.sweep(method="cone")

@@ -55,14 +55,18 @@ def _apply(t: torch.Tensor, edits) -> None:
 
 
 def traced_run(lm: LoadedModel, ids: list[int], edits: list[Edit] = (),
-               save_writes: bool = False) -> RunRecord:
-    """Run ``ids`` (a list of token ids) through the model with ``edits`` applied."""
+               save_writes: bool = False, remote=None) -> RunRecord:
+    """Run ``ids`` (a list of token ids) through the model with ``edits`` applied.
+
+    ``remote``: passed to nnsight's ``trace`` (``"local"`` runs the full remote serialization
+    path in-process)."""
     by_loc: dict[tuple[str, int], list] = defaultdict(list)
     for e in edits:
         by_loc[(e.site, e.row)].append((e.pos, e.value))
     L = lm.n_layers
     input_ids = torch.tensor([list(ids)], device=lm.device)
-    with torch.no_grad(), lm.nn.trace(input_ids):
+    trace_kw = {} if remote is None else {"remote": remote}
+    with torch.no_grad(), lm.nn.trace(input_ids, **trace_kw):
         rows = nnsight.save([])
         attn_w = nnsight.save([])
         mlp_w = nnsight.save([])

@@ -35,8 +35,10 @@ class Session:
     """
 
     def __init__(self, model, prompt, source=None, *, logit_diff=None, mean_reference=None,
-                 noise_scale: float = 3.0, seed: int = 0, prepend_bos: bool = False):
+                 noise_scale: float = 3.0, seed: int = 0, prepend_bos: bool = False,
+                 remote=None):
         self.model: LoadedModel = load_model(model)
+        self.remote = remote
         self.prepend_bos = prepend_bos
         self.ids = self._tokenize(prompt, "prompt")
         self.source_ids = self._tokenize(source, "source") if source is not None else None
@@ -46,9 +48,9 @@ class Session:
         self.default_pair = self.token_pair(logit_diff) if logit_diff is not None else None
         self.noise_scale, self.seed = float(noise_scale), int(seed)
         self._lock = threading.RLock()
-        self.clean: RunRecord = traced_run(self.model, self.ids, save_writes=True)
+        self.clean: RunRecord = self._run(self.ids, save_writes=True)
         self.clean_logprobs = torch.log_softmax(self.clean.logits, dim=-1)
-        self.source: RunRecord | None = (traced_run(self.model, self.source_ids, save_writes=True)
+        self.source: RunRecord | None = (self._run(self.source_ids, save_writes=True)
                                          if self.source_ids is not None else None)
         self._means = self._row_means(mean_reference)
         self.sigma = float(self.clean.resid[0].std())
@@ -128,8 +130,8 @@ class Session:
     def _row_means(self, reference) -> dict[str, torch.Tensor]:
         acts = [self._site_acts(self.clean)]
         for p in reference or ():
-            acts.append(self._site_acts(traced_run(self.model, self._tokenize(p, "reference"),
-                                                   save_writes=True)))
+            acts.append(self._site_acts(self._run(self._tokenize(p, "reference"),
+                                                  save_writes=True)))
         return {s: torch.cat([a[s] for a in acts], dim=1).mean(dim=1) for s in grid.SITES}
 
     @staticmethod
@@ -164,6 +166,8 @@ class Session:
         cells = self.check(cells, kind, site)
         pair = self.token_pair(logit_diff) if logit_diff is not None else self.default_pair
         if kind == "knockout":
+            if self.remote is not None:
+                raise ValueError("kind='knockout' steps blocks locally; use a local session")
             from .knockout import knockout_run
             with self._lock:
                 run = knockout_run(self, cells)
@@ -171,8 +175,11 @@ class Session:
         vals = self.values_for(cells, kind, site, value)
         edits = [Edit(site, r, p, v) for (r, p), v in zip(cells, vals)]
         with self._lock:
-            run = traced_run(self.model, self.ids, edits)
+            run = self._run(self.ids, edits)
         return self._effect(cells, kind, site, run, pair)
+
+    def _run(self, ids, edits=(), save_writes=False) -> RunRecord:
+        return traced_run(self.model, ids, edits, save_writes=save_writes, remote=self.remote)
 
     def ablate(self, cells, kind: str = "zero", site: str = "resid", **kw) -> Effect:
         """Ablate ``cells`` (``kind``: zero, mean or noise)."""

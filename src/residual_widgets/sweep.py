@@ -96,6 +96,10 @@ def run_sweep(sess, *, kind="zero", site="resid", logit_diff=None, rows=None, po
                   logit_diff_clean=(float(metrics.logit_diff(sess.clean_logprobs[-1], pair))
                                     if pair is not None else None))
     stepper = None
+    if sess.remote is not None:  # the cone steps blocks locally; remote runs trace per cell
+        if method == "cone":
+            raise ValueError("method='cone' runs locally; a remote session sweeps with 'loop'")
+        method = "loop"
     if method in ("auto", "cone") and kind != "knockout":
         try:
             stepper = _stepper(sess)
