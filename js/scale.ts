@@ -79,7 +79,6 @@ export function makeScale(values: ArrayLike<number>, opts: ScaleOptions): ColorS
   const center = opts.center ?? 0;
   let maxAbs = 0;
   let minPos = Infinity;
-  let hi = -Infinity;
   for (let i = 0; i < values.length; i++) {
     if (opts.mask && !opts.mask[i]) continue;
     const v = values[i];
@@ -87,7 +86,6 @@ export function makeScale(values: ArrayLike<number>, opts: ScaleOptions): ColorS
     const d = diverging ? Math.abs(v - center) : v;
     if (d > maxAbs) maxAbs = d;
     if (d > 0 && d < minPos) minPos = d;
-    if (v > hi) hi = v;
   }
   if (!(maxAbs > 0)) maxAbs = 1; // all zeros: any range will do
   const logLo = Math.max(Number.isFinite(minPos) ? minPos : maxAbs * 1e-4, maxAbs * 1e-4);
@@ -148,7 +146,6 @@ export function makeScale(values: ArrayLike<number>, opts: ScaleOptions): ColorS
       return out;
     },
   };
-  void hi;
   return scale;
 }
 

@@ -21,7 +21,8 @@
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import css from "./widget.css";
 import { makeControls, h } from "./controls";
-import { LABEL_H, hitTest, paint, showToken, type Cell, type Geom, type Theme } from "./heatmap";
+import { fillTooltip } from "./tooltip";
+import { LABEL_H, hitTest, paint, type Cell, type Geom, type Theme } from "./heatmap";
 import { Requests } from "./protocol";
 import { drawLegend, fmt, makeScale } from "./scale";
 import {
@@ -143,7 +144,7 @@ function render({ model, el }: RenderProps): () => void {
     let cw = Math.floor((avail / 2 - LEFT - 24) / Math.max(1, P));
     if (cw < 12) cw = Math.floor((avail - LEFT - 24) / Math.max(1, P));
     cw = Math.max(8, Math.min(34, cw));
-    let ch = Math.max(8, Math.min(20, Math.round(cw * 0.7)));
+    let ch = Math.max(12, Math.min(22, Math.round(cw * 0.8)));
     if (R * ch > 440) ch = Math.max(5, Math.floor(440 / Math.max(1, R)));
     const w = LEFT + P * cw + 16;
     mapGeom = { x0: LEFT, y0: STRIP_H + STRIP_GAP + 2, cw, ch, rows: R, cols: P, stripH: STRIP_H, stripGap: STRIP_GAP };
@@ -292,6 +293,20 @@ function render({ model, el }: RenderProps): () => void {
   };
   const onDead = () => say("error", "The kernel connection is closed (kernel dead or restarted). The view is frozen; re-run the cell to reconnect.");
   const onRedraw = () => { syncHeader(); draw(); };
+  // The kernel's own status, where the host exposes it (JupyterLab / Notebook 7 widget managers
+  // hold the kernel connection; its lumino `statusChanged` signal reports restarts and deaths).
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const kernel: any = (m.widget_manager as any)?.kernel;
+  const kernelLog: string[] = [];
+  const onKernelStatus = (_: unknown, st: string) => {
+    kernelLog.push(st);
+    if (st === "restarting" || st === "autorestarting" || st === "starting") {
+      say("error", "The kernel restarted: this view is disconnected from it (dead or restarted) and shows its last state. Re-run the cell to reconnect.");
+    } else if (st === "dead") {
+      say("error", "The kernel is dead: this view is disconnected (dead or restarted) and shows its last state. Restart the kernel and re-run the cell.");
+    }
+  };
+  try { kernel?.statusChanged?.connect?.(onKernelStatus); } catch { /* host without a kernel object */ }
 
   m.on("change:effect", onEffect);
   m.on("change:atlas", onAtlas);
@@ -324,27 +339,7 @@ function render({ model, el }: RenderProps): () => void {
     const y = ev.clientY - rr.top + 14;
     const key = lensCell ? `${effect?.id ?? "clean"}|${lensCell[0]},${lensCell[1]}` : "";
     const lines = () => {
-      tooltip.replaceChildren();
-      tooltip.append(h("div", "rw-tt-head", head), h("div", "rw-tt-tok", `token ${JSON.stringify(showToken(token))}`), h("div", undefined, value));
-      if (lensCell) {
-        const lens = lensCache.get(key);
-        if (!lens) tooltip.append(h("div", "rw-sub", "logit lens: asking the kernel…"));
-        else {
-          const t = h("table");
-          const hr = h("tr");
-          hr.append(h("th", undefined, "lens clean"), h("th", undefined, ""), h("th", undefined, lens.intervened ? "intervened" : ""), h("th", undefined, ""));
-          t.append(hr);
-          for (let k = 0; k < lens.clean.length; k++) {
-            const tr = h("tr");
-            const a = lens.clean[k];
-            const b = lens.intervened?.[k];
-            tr.append(h("td", undefined, JSON.stringify(showToken(a[0]))), h("td", undefined, a[1].toFixed(3)),
-              h("td", undefined, b ? JSON.stringify(showToken(b[0])) : ""), h("td", undefined, b ? b[1].toFixed(3) : ""));
-            t.append(tr);
-          }
-          tooltip.append(t);
-        }
-      }
+      fillTooltip(tooltip, head, token, value, lensCell ? lensCache.get(key) ?? "pending" : null);
       tooltip.style.display = "block";
       tooltip.style.left = `${Math.min(x, (root.clientWidth || 600) - 200)}px`;
       tooltip.style.top = `${y}px`;
@@ -398,6 +393,7 @@ function render({ model, el }: RenderProps): () => void {
     const src = mapCellToSource(hit.row, hit.col, site());
     if (!src) { say("error", "Row 0 (embeddings) has no block output: for attn_out/mlp_out click rows 1…L."); return; }
     cursor = [hit.row, hit.col];
+    preview = null; // show the kernel's answer, not the atlas preview under the mouse
     pin(src, ev.shiftKey);
     root.focus({ preventScroll: true });
   };
@@ -418,6 +414,7 @@ function render({ model, el }: RenderProps): () => void {
     const { x, y } = local(ev, ovCanvas);
     const hit = hitTest(ovGeom, x, y);
     if (!hit || hit.region !== "grid") return;
+    preview = null;
     pin([hit.row, hit.col], ev.shiftKey);
   };
   const onLeave = () => { hideTooltip(); setPreview(null); };
@@ -474,6 +471,7 @@ function render({ model, el }: RenderProps): () => void {
     atlasDone: () => (atlas ? Array.from(atlas.done.data) : null),
     paints: () => paints,
     clientId: req.client,
+    kernelStatus: () => (kernel ? `${kernel.status} ${kernel.connectionStatus} [${kernelLog.join(",")}]` : null),
   };
 
   effect = decodeEffect(m.get("effect"));
@@ -489,6 +487,7 @@ function render({ model, el }: RenderProps): () => void {
     m.off("change:error", onError);
     m.off("msg:custom", onMsg);
     m.off("comm_live_update", onDead);
+    try { kernel?.statusChanged?.disconnect?.(onKernelStatus); } catch { /* ignore */ }
     mo?.disconnect();
     ro?.disconnect();
     req.dispose();

@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+npm run typecheck
 npm test
 python3 -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning "$@"

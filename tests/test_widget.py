@@ -122,7 +122,7 @@ def test_initial_state(widget):
 
 def test_intervene_reply_carries_id_and_binary_arrays(widget):
     w = widget
-    w._handle_msg(w, {"type": "intervene", "id": "c:1", "cells": [[2, 3]]})
+    w._on_custom_msg(w, {"type": "intervene", "id": "c:1", "cells": [[2, 3]]})
     assert msgs(w, "ack") == [{"type": "ack", "id": "c:1"}]  # acknowledged before computing
     w.wait(sweep=False)
     e = w.effect
@@ -148,7 +148,7 @@ def test_click_storm_ends_on_last_click_and_skips_stale_work(widget):
     w = widget
     w.session.gate.clear()                   # the engine is busy with the first click
     for k in range(100):
-        w._handle_msg(w, {"type": "intervene", "id": f"c:{k}", "cells": [[k % 3, k % 4]]})
+        w._on_custom_msg(w, {"type": "intervene", "id": f"c:{k}", "cells": [[k % 3, k % 4]]})
     time.sleep(0.05)
     w.session.gate.set()
     w.wait(sweep=False)
@@ -160,31 +160,31 @@ def test_click_storm_ends_on_last_click_and_skips_stale_work(widget):
 
 def test_errors_come_back_in_words_with_the_request_id(widget):
     w = widget
-    w._handle_msg(w, {"type": "intervene", "id": "c:1", "cells": [[9, 0]]})
+    w._on_custom_msg(w, {"type": "intervene", "id": "c:1", "cells": [[9, 0]]})
     w.wait(sweep=False)
     err = msgs(w, "error")
     assert err and err[-1]["id"] == "c:1" and "valid rows are 0..2" in err[-1]["message"]
     assert "valid rows" in w.error
     assert w.effect is None
-    w._handle_msg(w, {"type": "intervene", "id": "c:2", "cells": [[1, 0]]})
+    w._on_custom_msg(w, {"type": "intervene", "id": "c:2", "cells": [[1, 0]]})
     w.wait(sweep=False)
     assert w.error == "" and w.effect["id"] == "c:2"   # still usable; error cleared
-    w._handle_msg(w, {"type": "bogus", "id": "c:3"})
+    w._on_custom_msg(w, {"type": "bogus", "id": "c:3"})
     assert "unknown request type" in msgs(w, "error")[-1]["message"]
-    w._handle_msg(w, {"type": "intervene", "id": "c:4", "cells": []})
+    w._on_custom_msg(w, {"type": "intervene", "id": "c:4", "cells": []})
     w.wait(sweep=False)
     assert msgs(w, "error")[-1]["id"] == "c:4"
 
 
 def test_logit_lens_reply(widget):
     w = widget
-    w._handle_msg(w, {"type": "lens", "id": "c:5", "cell": [1, 2], "key": "clean|1,2"})
+    w._on_custom_msg(w, {"type": "lens", "id": "c:5", "cell": [1, 2], "key": "clean|1,2"})
     w.wait(sweep=False)
     (r,) = msgs(w, "lens")
     assert r["id"] == "c:5" and r["key"] == "clean|1,2" and r["intervened"] is None
     assert r["clean"][0][0] == "clean0" and len(r["clean"]) == 5
     w.select((0, 0))
-    w._handle_msg(w, {"type": "lens", "id": "c:6", "cell": [1, 2], "key": "k"})
+    w._on_custom_msg(w, {"type": "lens", "id": "c:6", "cell": [1, 2], "key": "k"})
     w.wait(sweep=False)
     assert msgs(w, "lens")[-1]["intervened"][0][0] == "int0"
 
@@ -196,7 +196,7 @@ def test_sweep_fills_progressively_from_a_thread(widget):
     seen = []
     w.observe(lambda ch: seen.append((threading.current_thread().name, ch["new"]["done"])),
               names=["progress"])
-    w._handle_msg(w, {"type": "sweep", "id": "c:7"})
+    w._on_custom_msg(w, {"type": "sweep", "id": "c:7"})
     w.wait()
     assert w.progress == {"done": 12, "total": 12, "running": False, "cancelled": False}
     assert [d for _, d in seen][1:5] == [3, 6, 9, 12]
@@ -214,10 +214,10 @@ def test_click_is_served_during_a_sweep_and_cancel_keeps_partial_atlas(widget):
     w.start_sweep()
     time.sleep(0.4)
     t0 = time.monotonic()
-    w._handle_msg(w, {"type": "intervene", "id": "c:8", "cells": [[1, 1]]})
+    w._on_custom_msg(w, {"type": "intervene", "id": "c:8", "cells": [[1, 1]]})
     w._jobs.wait_idle(5)
     assert time.monotonic() - t0 < 0.5 and w.effect["id"] == "c:8"
-    w._handle_msg(w, {"type": "cancel", "id": "c:9"})
+    w._on_custom_msg(w, {"type": "cancel", "id": "c:9"})
     w.wait()
     assert w.progress["cancelled"] is True and w.progress["running"] is False
     assert w.atlas["complete"] is False and 0 < _codec.decode(w.atlas["done"]).sum() < 12

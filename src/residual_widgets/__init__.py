@@ -10,12 +10,15 @@ See the README for rows, positions and the causal cone.
 """
 
 from .effects import Atlas, Effect
+from .explore import explore
 from .grid import KINDS, SITES, reachable_mask
 from .models import LoadedModel, load_model
 from .session import Session
 from .stepper import UnsupportedStepping
 from .sweep import SweepProgress, SweepTooLarge
+from .widget import ResidualExplorer
 
-__all__ = ["Atlas", "Effect", "KINDS", "SITES", "LoadedModel", "Session", "SweepProgress",
-           "SweepTooLarge", "UnsupportedStepping", "load_model", "reachable_mask"]
+__all__ = ["Atlas", "Effect", "KINDS", "SITES", "LoadedModel", "ResidualExplorer", "Session",
+           "SweepProgress", "SweepTooLarge", "UnsupportedStepping", "explore", "load_model",
+           "reachable_mask"]
 __version__ = "0.1.0"

@@ -76,3 +76,42 @@ def decode(d: dict) -> np.ndarray:
 def wants_half(shape, itemsize: int = 4) -> bool:
     """Whether an array of ``shape`` is big enough to go as float16."""
     return int(np.prod(shape)) * itemsize > HALF_ABOVE_BYTES
+
+
+# ---- engine results → synced trait payloads (see js/view.ts for the reader) ----------------
+def effect_payload(eff, request_id: str | None) -> dict:
+    """The ``effect`` trait for an :class:`Effect` (arrays as binary buffers)."""
+    return {
+        "id": request_id,
+        "cells": [[int(r), int(p)] for r, p in eff.cells],
+        "kind": eff.kind,
+        "site": eff.site,
+        "resid_delta": encode(eff.resid_delta),
+        "kl": encode(eff.kl),
+        "logprob_delta": encode(eff.logprob_delta),
+        "reachable": encode(eff.reachable),
+        "logit_diff": None if eff.logit_diff is None else float(eff.logit_diff),
+        "clean_logit_diff": _float(getattr(eff, "logit_diff_clean", None)),
+    }
+
+
+def atlas_payload(atlas) -> dict:
+    """The ``atlas`` trait: maps ``[S, P, R, P]`` (float16 when large), ``kl [S, P, P]``,
+    ``total_kl [S, P]``, ``logit_diff [S, P]`` or None, ``done [S, P]``."""
+    maps = atlas.resid_delta
+    half = maps is not None and wants_half(maps.shape)
+    return {
+        "kind": atlas.kind,
+        "site": atlas.site,
+        "complete": bool(atlas.complete),
+        "resid_delta": encode_maybe(maps, half=half),
+        "kl": encode(atlas.kl),
+        "total_kl": encode(atlas.kl.sum(-1)),
+        "logit_diff": encode_maybe(atlas.logit_diff),
+        "done": encode(atlas.done),
+        "clean_logit_diff": _float(getattr(atlas, "logit_diff_clean", None)),
+    }
+
+
+def _float(x):
+    return None if x is None else float(x)

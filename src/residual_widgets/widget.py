@@ -42,6 +42,7 @@ import anywidget
 import traitlets as t
 
 from . import _codec
+from ._codec import atlas_payload, effect_payload
 
 _STATIC = pathlib.Path(__file__).parent / "static"
 _ESM = _STATIC / "widget.js"
@@ -51,49 +52,12 @@ SITES = ("resid", "attn_out", "mlp_out")
 
 
 def _esm():
+    """The bundle's path (anywidget reads it), or a stub that says the build is missing."""
     if _ESM.exists():
         return _ESM
     return ("export default { render({ el }) { el.textContent = 'residual-widgets: the front end "
             "is not built (static/widget.js missing). Run `npm install && npm run build` in the "
             "repository, or reinstall the package.'; } };")
-
-
-def effect_payload(eff, request_id: str | None) -> dict:
-    """The ``effect`` trait for an :class:`Effect` (arrays as binary buffers)."""
-    return {
-        "id": request_id,
-        "cells": [[int(r), int(p)] for r, p in eff.cells],
-        "kind": eff.kind,
-        "site": eff.site,
-        "resid_delta": _codec.encode(eff.resid_delta),
-        "kl": _codec.encode(eff.kl),
-        "logprob_delta": _codec.encode(eff.logprob_delta),
-        "reachable": _codec.encode(eff.reachable),
-        "logit_diff": None if eff.logit_diff is None else float(eff.logit_diff),
-        "clean_logit_diff": _float(getattr(eff, "logit_diff_clean", None)),
-    }
-
-
-def atlas_payload(atlas) -> dict:
-    """The ``atlas`` trait: maps ``[S, P, R, P]`` (float16 when large), ``kl [S, P, P]``,
-    ``total_kl [S, P]``, ``logit_diff [S, P]`` or None, ``done [S, P]``."""
-    maps = atlas.resid_delta
-    half = maps is not None and _codec.wants_half(maps.shape)
-    return {
-        "kind": atlas.kind,
-        "site": atlas.site,
-        "complete": bool(atlas.complete),
-        "resid_delta": _codec.encode_maybe(maps, half=half),
-        "kl": _codec.encode(atlas.kl),
-        "total_kl": _codec.encode(atlas.kl.sum(-1)),
-        "logit_diff": _codec.encode_maybe(atlas.logit_diff),
-        "done": _codec.encode(atlas.done),
-        "clean_logit_diff": _float(getattr(atlas, "logit_diff_clean", None)),
-    }
-
-
-def _float(x):
-    return None if x is None else float(x)
 
 
 def _words(exc: BaseException) -> str:
@@ -109,7 +73,7 @@ class ResidualExplorer(anywidget.AnyWidget):
     (``explore`` supplies one); without it the source box reports that it cannot be changed.
     """
 
-    _esm = t.Any(_esm()).tag(sync=True)
+    _esm = _esm()
 
     # what the prompt is
     prompt = t.Unicode("").tag(sync=True)
@@ -156,9 +120,11 @@ class ResidualExplorer(anywidget.AnyWidget):
             self.model_name = model_name
             self.kind, self.site = kind, site
             self.logit_pair = [str(x) for x in logit_diff] if logit_diff else []
+            if logit_diff and "overview_metric" not in kw:
+                self.overview_metric = "logit_diff"
             self._load_session_facts()
         self._jobs = LatestJobs(self._run_job, priority=("rebuild", "intervene", "lens"))
-        self.on_msg(self._handle_msg)
+        self.on_msg(self._on_custom_msg)
         self.observe(self._on_settings, names=["kind", "site", "logit_pair"])
         self.observe(self._on_source, names=["source_prompt"])
 
@@ -229,7 +195,7 @@ class ResidualExplorer(anywidget.AnyWidget):
         super().close()
 
     # ---- messages from the front end ------------------------------------------------------------
-    def _handle_msg(self, _widget, content, buffers=None):
+    def _on_custom_msg(self, _widget, content, buffers=None):
         """Comm handler (kernel main thread): acknowledge, then queue or act. Never blocks."""
         if not isinstance(content, dict):
             return

@@ -1,0 +1,220 @@
+"""Drive a real JupyterLab 4 / Notebook 7 in Debian's Chromium with Python playwright.
+
+Used by the browser tests and by ``bench/bench_widget.py``. Nothing here downloads anything:
+the browser is ``/usr/bin/chromium`` (never ``playwright install``), the Jupyter server runs
+with every config/runtime/settings/workspace directory inside a temporary directory, and the
+kernel finds ``residual_widgets`` through ``PYTHONPATH`` (this checkout's ``src``).
+
+    with JupyterServer("lab") as srv, chromium() as ctx:
+        page = ctx.new_page()
+        srv.write_notebook("t.ipynb", [code])
+        open_notebook(page, srv, "t.ipynb")
+        run_cell(page, 0)
+        wait_widget(page)
+        state = current(page)       # what the widget painted: mode, cells, values [R*P], ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("RW_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def available() -> str | None:
+    """None when a browser run is possible here, else the reason it is not."""
+    if not pathlib.Path(CHROMIUM).exists():
+        return f"no Chromium at {CHROMIUM}"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "python playwright is not installed"
+    if not (REPO / "src/residual_widgets/static/widget.js").exists():
+        return "the front end is not built (npm install && npm run build)"
+    if shutil.which("jupyter") is None:
+        return "jupyter is not installed"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class JupyterServer:
+    """``jupyter lab`` or ``jupyter notebook`` (7) in a temp root, token auth, localhost only."""
+
+    def __init__(self, app: str = "lab"):
+        assert app in ("lab", "notebook")
+        self.app = app
+        self.tmp = pathlib.Path(tempfile.mkdtemp(prefix=f"rw-{app}-"))
+        self.root = self.tmp / "root"
+        self.root.mkdir()
+        self.port = _free_port()
+        self.token = secrets.token_hex(16)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def env(self) -> dict:
+        env = dict(os.environ)
+        for k, sub in [("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_RUNTIME_DIR", "runtime"),
+                       ("JUPYTERLAB_SETTINGS_DIR", "settings"),
+                       ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"), ("IPYTHONDIR", "ipython")]:
+            (self.tmp / sub).mkdir(exist_ok=True)
+            env[k] = str(self.tmp / sub)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(REPO / "src")] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        env.setdefault("HF_HUB_OFFLINE", "1")
+        env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        # no news / update checks (they would try the network and pop up toasts)
+        notif = self.tmp / "settings/@jupyterlab/apputils-extension"
+        notif.mkdir(parents=True, exist_ok=True)
+        (notif / "notification.jupyterlab-settings").write_text(
+            json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        return env
+
+    def __enter__(self) -> "JupyterServer":
+        cmd = [sys.executable, "-m", "jupyterlab" if self.app == "lab" else "notebook",
+               "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
+               f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
+               "--ServerApp.disable_check_xsrf=False", "--allow-root"]
+        self.log = open(self.tmp / "server.log", "wb")
+        self.proc = subprocess.Popen(cmd, env=self.env(), stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jupyter {self.app} exited: {self.log_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(f"{self.base}/api/status?token={self.token}", timeout=2)
+                return self
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"jupyter {self.app} did not start in 90 s: {self.log_text()[-2000:]}")
+
+    def log_text(self) -> str:
+        return (self.tmp / "server.log").read_text(errors="replace")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def write_notebook(self, name: str, cells: list[str]) -> pathlib.Path:
+        import nbformat
+
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                     "language": "python"}
+        path = self.root / name
+        nbformat.write(nb, path)
+        return path
+
+    def url(self, name: str) -> str:
+        path = "lab/tree" if self.app == "lab" else "notebooks"
+        return f"{self.base}/{path}/{name}?token={self.token}"
+
+
+@contextlib.contextmanager
+def chromium(user_data_dir: str | None = None):
+    """A persistent Chromium context (Debian's binary, headless, no network extras)."""
+    from playwright.sync_api import sync_playwright
+
+    tmp = user_data_dir or tempfile.mkdtemp(prefix="rw-chromium-")
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            tmp, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1000})
+        try:
+            yield ctx
+        finally:
+            ctx.close()
+            if user_data_dir is None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def open_notebook(page, server: JupyterServer, name: str, timeout_ms: int = 120_000) -> None:
+    """Open a notebook and wait until its kernel reports Idle."""
+    page.goto(server.url(name))
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout_ms)
+    page.wait_for_function(
+        """() => {
+          const bar = document.querySelector('#jp-main-statusbar');                 // JupyterLab
+          if (bar && /Idle/.test(bar.textContent)) return true;
+          return !!document.querySelector('.jp-Notebook-ExecutionIndicator[data-status="idle"]');  // Notebook 7
+        }""", timeout=timeout_ms)
+
+
+def run_cell(page, index: int = 0, attempts: int = 4) -> None:
+    """Focus cell ``index`` and run it (Ctrl+Enter); retried until the prompt shows ``[*]`` or
+    an execution count, since a kernel that just turned Idle may still drop the first request."""
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    prompt = cell.locator(".jp-InputPrompt")
+    for _ in range(attempts):
+        cell.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Control+Enter")
+        try:
+            page.wait_for_function("(el) => /\\[(\\*|\\d+)\\]/.test(el.textContent)",
+                                   arg=prompt.element_handle(), timeout=8_000)
+            return
+        except Exception:  # noqa: BLE001 — not started yet: try again
+            page.wait_for_timeout(1_000)
+    raise RuntimeError(f"cell {index} never started running")
+
+
+def wait_widget(page, timeout_ms: int = 120_000):
+    """Wait for the widget's first paint; return its root element handle."""
+    page.wait_for_selector(".rw-root[data-paints]", timeout=timeout_ms)
+    return page.locator(".rw-root").first
+
+
+def current(page) -> dict:
+    """What the widget painted last: mode, cells, id, rows, cols, values, reach, strip."""
+    return page.evaluate("() => document.querySelector('.rw-root').__rw.current()")
+
+
+def cell_xy(page, panel: str, row: int, col: int) -> tuple[float, float]:
+    """Viewport coordinates of the centre of cell (row, col) in the ``map`` or ``overview``."""
+    canvas = page.locator(f".rw-root .rw-{panel} canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    g = page.evaluate(f"() => document.querySelector('.rw-root').__rw.geom().{'map' if panel == 'map' else 'overview'}")
+    x = box["x"] + g["x0"] + (col + 0.5) * g["cw"]
+    y = box["y"] + g["y0"] + (g["rows"] - 1 - row + 0.5) * g["ch"]
+    return x, y
+
+
+def wait_effect(page, cells, timeout_ms: int = 30_000, mine: bool = True) -> dict:
+    """Wait until the map shows the kernel's effect for ``cells`` (requested by this page)."""
+    page.wait_for_function(
+        """([cells, mine]) => {
+          const r = document.querySelector('.rw-root');
+          const c = r.__rw.current();
+          return c.mode === 'effect' && JSON.stringify(c.cells) === JSON.stringify(cells)
+            && (!mine || (c.id || '').startsWith(r.__rw.clientId + ':'));
+        }""", arg=[cells, mine], timeout=timeout_ms)
+    return current(page)
+
+
+def error_text(page) -> str:
+    return page.evaluate("() => { const m = document.querySelector('.rw-root .rw-message');"
+                         " return m && m.classList.contains('rw-error') ? m.textContent : ''; }")
