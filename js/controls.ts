@@ -9,6 +9,7 @@
  */
 
 import type { AnyModel } from "@anywidget/types";
+import { VIEWS } from "./views";
 
 export interface ControlHandlers {
   sweep(): void;
@@ -47,8 +48,9 @@ function select(label: string, options: [string, string][], title: string): { wr
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function makeControls(model: AnyModel<any>, on: ControlHandlers): Controls {
   const el = h("div", "rw-controls");
-  const kind = select("kind", [["zero", "zero"], ["mean", "mean"], ["noise", "noise"], ["patch", "patch (from source)"]],
-    "What is written into the intervened cells");
+  const kind = select("kind", [["zero", "zero"], ["mean", "mean"], ["noise", "noise"], ["patch", "patch (from source)"],
+    ["knockout", "knockout (attention edges)"]],
+    "What is written into the intervened cells; knockout instead stops later positions from reading the cell through attention (residual site, rows are blocks 0…L-1)");
   const site = select("site", [["resid", "residual"], ["attn_out", "attn_out"], ["mlp_out", "mlp_out"]],
     "Where: the residual stream itself, or what a block's attention / MLP writes into it");
   const metric = select("strip", [["kl", "KL (nats)"], ["logprob", "Δlog p next token (nats)"]],
@@ -56,6 +58,20 @@ export function makeControls(model: AnyModel<any>, on: ControlHandlers): Control
   const scale = select("scale", [["linear", "linear"], ["log", "log"]], "Color scale of the maps");
   const overview = select("overview", [["total_kl", "total KL"], ["logit_diff", "logit diff"]],
     "Summary per source cell in the overview");
+  const view = select("view", VIEWS, "Which picture: the downstream map, the first row reached per position, the future-effect profile by distance, or cross-position similarity");
+  const row = h("input", "rw-row");
+  row.type = "number";
+  row.min = "-1";
+  row.title = "Row for the profile / similarity views (-1: follow the hovered or pinned row)";
+  const rowWrap = h("label", undefined, "row");
+  rowWrap.title = row.title;
+  rowWrap.append(row);
+  row.addEventListener("change", () => {
+    const v = parseInt(row.value, 10);
+    model.set("view_row", Number.isFinite(v) ? v : -1);
+    model.save_changes();
+  });
+  row.addEventListener("keydown", (ev) => ev.stopPropagation());
   const source = h("input", "rw-source");
   source.placeholder = "source prompt (for patch)";
   source.title = "Source (clean) prompt whose residuals are patched in; press Enter to apply";
@@ -83,6 +99,7 @@ export function makeControls(model: AnyModel<any>, on: ControlHandlers): Control
   bind(metric.sel, "metric");
   bind(scale.sel, "scale");
   bind(overview.sel, "overview_metric");
+  bind(view.sel, "view");
   source.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter") {
       model.set("source_prompt", source.value);
@@ -104,7 +121,7 @@ export function makeControls(model: AnyModel<any>, on: ControlHandlers): Control
   sweepBtn.addEventListener("click", () => on.sweep());
   cancelBtn.addEventListener("click", () => on.cancel());
   clearBtn.addEventListener("click", () => on.clear());
-  el.append(kind.wrap, site.wrap, metric.wrap, scale.wrap, overview.wrap, source, pairWrap, sweepBtn, cancelBtn, clearBtn);
+  el.append(view.wrap, rowWrap, kind.wrap, site.wrap, metric.wrap, scale.wrap, overview.wrap, source, pairWrap, sweepBtn, cancelBtn, clearBtn);
 
   const sync = () => {
     kind.sel.value = model.get("kind");
@@ -112,6 +129,10 @@ export function makeControls(model: AnyModel<any>, on: ControlHandlers): Control
     metric.sel.value = model.get("metric");
     scale.sel.value = model.get("scale");
     overview.sel.value = model.get("overview_metric");
+    view.sel.value = model.get("view") ?? "map";
+    if (document.activeElement !== row) row.value = String(model.get("view_row") ?? -1);
+    const v = model.get("view");
+    rowWrap.style.display = v === "profile" || v === "similarity" ? "" : "none";
     if (document.activeElement !== source) source.value = model.get("source_prompt") ?? "";
     const pair: string[] = model.get("logit_pair") ?? [];
     if (document.activeElement !== good) good.value = pair[0] ?? "";

@@ -68,9 +68,13 @@ export function entryCell(cell: Cell, site: Site): Cell {
  * Reachable-region mask, shape [rows, cols] flattened (row-major, row 0 first): 1 where some
  * intervened cell can influence the residual, 0 where it provably cannot.
  */
-export function reachable(rows: number, cols: number, cells: Cell[], site: Site = "resid"): Uint8Array {
+export function reachable(rows: number, cols: number, cells: Cell[], site: Site = "resid", kind = ""): Uint8Array {
   const m = new Uint8Array(rows * cols);
   for (const c of cells) {
+    if (kind === "knockout") { // later positions cannot read (n, i) from block n up: rows > n, positions > i
+      for (let r = c[0] + 1; r < rows; r++) for (let p = Math.max(0, c[1] + 1); p < cols; p++) m[r * cols + p] = 1;
+      continue;
+    }
     const [n, i] = entryCell(c, site);
     if (n >= 0 && n < rows && i >= 0 && i < cols) m[n * cols + i] = 1;
     for (let r = n + 1; r < rows; r++) for (let p = Math.max(0, i); p < cols; p++) m[r * cols + p] = 1;
@@ -134,6 +138,9 @@ export interface PaintOptions {
   dpr: number;
   /** Label for the strip (drawn left of it). */
   stripLabel: string;
+  /** Extra outlined cells (the first-reached view) and their color. */
+  marks?: Cell[];
+  markColor?: string;
 }
 
 let hatchCache: { key: string; pattern: CanvasPattern | null } | null = null;
@@ -215,6 +222,12 @@ export function paint(ctx: CanvasRenderingContext2D, g: Geom, o: PaintOptions): 
     const q = cellRect(g, r, c);
     ctx.strokeStyle = o.theme.fg;
     ctx.strokeRect(q.x + 1, q.y + 1, q.w - 2, q.h - 2);
+  }
+  ctx.strokeStyle = o.markColor ?? o.theme.accent;
+  for (const [r, c] of o.marks ?? []) {
+    if (r < 0 || r >= g.rows || c < 0 || c >= g.cols) continue;
+    const q = cellRect(g, r, c);
+    ctx.strokeRect(q.x + 1.5, q.y + 1.5, q.w - 3, q.h - 3);
   }
   if (o.cursor) {
     const [r, c] = o.cursor;

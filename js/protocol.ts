@@ -96,3 +96,28 @@ export class Requests {
     this.latest.clear();
   }
 }
+
+/**
+ * The kernel's own status, where the host exposes it (JupyterLab / Notebook 7 widget managers
+ * hold the kernel connection; its lumino `statusChanged` signal reports restarts and deaths).
+ * `onLost(text)` is told in words; `status()` is for the test hook.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function watchKernel(model: { widget_manager?: unknown }, onLost: (text: string) => void): { status: () => string | null; dispose: () => void } {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const kernel: any = (model.widget_manager as any)?.kernel;
+  const log: string[] = [];
+  const on = (_: unknown, st: string) => {
+    log.push(st);
+    if (st === "restarting" || st === "autorestarting" || st === "starting") {
+      onLost("The kernel restarted: this view is disconnected from it (dead or restarted) and shows its last state. Re-run the cell to reconnect.");
+    } else if (st === "dead") {
+      onLost("The kernel is dead: this view is disconnected (dead or restarted) and shows its last state. Restart the kernel and re-run the cell.");
+    }
+  };
+  try { kernel?.statusChanged?.connect?.(on); } catch { /* host without a kernel object */ }
+  return {
+    status: () => (kernel ? `${kernel.status} ${kernel.connectionStatus} [${log.join(",")}]` : null),
+    dispose: () => { try { kernel?.statusChanged?.disconnect?.(on); } catch { /* ignore */ } },
+  };
+}

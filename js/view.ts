@@ -126,7 +126,7 @@ export function currentMap(s: {
     else note = s.metric === "kl" ? "KL per position not in atlas" : "Δlog p: click to compute";
     return {
       mode: "atlas", cells: [preview], site: atlas.site, values,
-      reach: reachable(rows, cols, [preview], atlas.site), strip, stripNote: note, id: null,
+      reach: reachable(rows, cols, [preview], atlas.site, atlas.kind), strip, stripNote: note, id: null,
     };
   }
   if (effect) {

@@ -2,10 +2,14 @@
  * anywidget entry point: builds the DOM of one view and wires it to the synced model.
  *
  *   header   prompt (as text) · status
- *   controls kind · site · strip metric · scale · overview metric · source · token pair · buttons
+ *   controls view · row · kind · site · strip metric · scale · overview · source · token pair · buttons
  *   progress sweep progress bar + cancel
  *   message  kernel errors / disconnection, in words
- *   panels   [map: output strip + downstream map + legends]  [overview: one value per source cell]
+ *   panels   [map: output strip + downstream map + legends]  [view: future profile | similarity]
+ *            [overview: one value per source cell]   (dom.ts builds them; overview.ts, viewpanel.ts draw)
+ *
+ * Views (`view` trait): map; first_reached (the pinned cell's first-reached row outlined in each
+ * column, from `effect.first_reached`); profile; similarity — see views.ts.
  *   tooltip  row, position, token, value, logit-lens top-5 clean / under the intervention
  *
  * Interaction: hovering an overview cell (or a map cell while nothing is pinned) previews that
@@ -15,15 +19,23 @@
  *
  * Kernel requests go through `Requests` (protocol.ts): ids, acks, stale replies dropped.
  * Test hook: `root.__rw.current()` returns exactly what is painted; every paint dispatches an
- * `rw-paint` event on the root and updates `data-*` attributes (rows, positions, mode, cells, id).
+ * `rw-paint` event on the root and updates `data-*` attributes (rows, positions, mode, cells, id,
+ * view, first-reached); `root.__rw.view()` returns what the view panel drew.
  */
 
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import css from "./widget.css";
-import { makeControls, h } from "./controls";
+import { makeControls } from "./controls";
+import { buildDom } from "./dom";
+import { drawOverviewPanel } from "./overview";
 import { fillTooltip } from "./tooltip";
 import { LABEL_H, hitTest, paint, type Cell, type Geom, type Theme } from "./heatmap";
-import { Requests } from "./protocol";
+import { MARK, gridLayout, sizeCanvas, theme } from "./draw";
+import { drawViewPanel } from "./viewpanel";
+import {
+  decodeFirstReached, decodeProfile, decodeSimilarity, firstReachedMarks, type ProfileData, type SimilarityData,
+} from "./views";
+import { Requests, watchKernel } from "./protocol";
 import { drawLegend, fmt, makeScale } from "./scale";
 import {
   atlasHas, currentMap, decodeAtlas, decodeEffect, mapCellToSource, overviewValues, toggleCell,
@@ -33,67 +45,10 @@ import {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Model = AnyModel<any>;
 
-const LEFT = 44; // row labels
-const STRIP_H = 14;
-const STRIP_GAP = 6;
-
-function theme(root: HTMLElement): Theme {
-  const cs = getComputedStyle(root);
-  const v = (n: string, d: string) => cs.getPropertyValue(n).trim() || d;
-  return {
-    fg: v("--rw-fg", "#1f1f1f"),
-    fg2: v("--rw-fg2", "#616161"),
-    bg: v("--rw-bg", "#ffffff"),
-    border: v("--rw-border", "#bdbdbd"),
-    accent: v("--rw-accent", "#1976d2"),
-    hatch: v("--rw-hatch", "#c8c8c8"),
-    font: `11px ${v("--rw-font", "sans-serif")}`,
-    mono: `11px ${v("--rw-mono", "monospace")}`,
-  };
-}
-
-function sizeCanvas(c: HTMLCanvasElement, w: number, hgt: number): number {
-  const dpr = (typeof window !== "undefined" && window.devicePixelRatio) || 1;
-  c.style.width = `${w}px`;
-  c.style.height = `${hgt}px`;
-  c.width = Math.round(w * dpr);
-  c.height = Math.round(hgt * dpr);
-  return dpr;
-}
 
 function render({ model, el }: RenderProps): () => void {
   const m = model as Model;
-  const style = document.createElement("style");
-  style.textContent = css;
-  const root = h("div", "rw-root");
-  root.tabIndex = 0;
-  const header = h("div", "rw-header");
-  const prompt = h("span", "rw-prompt");
-  const status = h("span", "rw-status");
-  header.append(prompt, status);
-  const progress = h("div", "rw-progress");
-  const bar = h("progress");
-  const progText = h("span");
-  progress.append(bar, progText);
-  const message = h("div", "rw-message");
-  message.setAttribute("role", "alert");
-  const panels = h("div", "rw-panels");
-  const mapPanel = h("div", "rw-panel rw-map");
-  const mapTitle = h("div", "rw-title", "Downstream effect");
-  const mapSub = h("div", "rw-sub");
-  const mapCanvas = h("canvas");
-  const mapLegend = h("canvas");
-  mapPanel.append(mapTitle, mapSub, mapCanvas, mapLegend);
-  const ovPanel = h("div", "rw-panel rw-overview");
-  const ovTitle = h("div", "rw-title", "Overview: which cells matter");
-  const ovSub = h("div", "rw-sub");
-  const ovCanvas = h("canvas");
-  const ovLegend = h("canvas");
-  ovPanel.append(ovTitle, ovSub, ovCanvas, ovLegend);
-  panels.append(mapPanel, ovPanel);
-  const tooltip = h("div", "rw-tooltip");
-  const help = h("div", "rw-help",
-    "Hover a cell to preview its map from the sweep · click to intervene (pin) · shift-click to add to the set · arrows + Enter · hatched = unreachable (exactly 0)");
+  const { style, root, header, prompt, status, progress, bar, progText, message, panels, mapPanel, mapTitle, mapSub, mapCanvas, mapLegend, ovPanel, ovTitle, ovSub, ovCanvas, ovLegend, viewPanel, viewTitle, viewSub, viewCanvas, tooltip, help } = buildDom(css);
 
   const req = new Requests(undefined, 4000, () => {
     say("warn", "No reply from the kernel within 4 s: it is busy running a cell, dead, or restarted " +
@@ -103,6 +58,10 @@ function render({ model, el }: RenderProps): () => void {
   // ---- view state -------------------------------------------------------------------------
   let effect: EffectData | null = null;
   let atlas: AtlasData | null = null;
+  let firstReached: number[] | null = null;
+  let profile: ProfileData | null = null;
+  let simil: SimilarityData | null = null;
+  let viewInfo: Record<string, unknown> = {};
   let preview: Cell | null = null;
   let cursor: Cell | null = null;
   let shown: Shown = currentMap({ effect: null, atlas: null, preview: null, metric: "kl", rows: 0, cols: 0 });
@@ -117,6 +76,7 @@ function render({ model, el }: RenderProps): () => void {
   const cols = () => ((m.get("tokens") as string[]) ?? []).length;
   const tokens = () => (m.get("tokens") as string[]) ?? [];
   const site = () => ((m.get("site") as string) || "resid") as EffectData["site"];
+  const view = () => (m.get("view") as string) || "map";
 
   function say(kind: "error" | "warn" | "", text: string) {
     message.className = "rw-message" + (kind ? ` rw-${kind}` : "");
@@ -137,20 +97,11 @@ function render({ model, el }: RenderProps): () => void {
 
   // ---- layout -----------------------------------------------------------------------------
   function layout() {
-    const R = rows();
-    const P = cols();
-    const S = atlas ? atlas.done.shape[0] : site() === "resid" ? R : Math.max(0, R - 1);
-    const avail = Math.max(320, root.clientWidth || el.clientWidth || 900) - 16;
-    let cw = Math.floor((avail / 2 - LEFT - 24) / Math.max(1, P));
-    if (cw < 12) cw = Math.floor((avail - LEFT - 24) / Math.max(1, P));
-    cw = Math.max(8, Math.min(34, cw));
-    let ch = Math.max(12, Math.min(22, Math.round(cw * 0.8)));
-    if (R * ch > 440) ch = Math.max(5, Math.floor(440 / Math.max(1, R)));
-    const w = LEFT + P * cw + 16;
-    mapGeom = { x0: LEFT, y0: STRIP_H + STRIP_GAP + 2, cw, ch, rows: R, cols: P, stripH: STRIP_H, stripGap: STRIP_GAP };
-    ovGeom = { x0: LEFT, y0: STRIP_H + STRIP_GAP + 2, cw, ch, rows: S, cols: P, stripH: 0, stripGap: 0 };
-    sizeCanvas(mapCanvas, w, mapGeom.y0 + R * ch + LABEL_H);
-    sizeCanvas(ovCanvas, w, ovGeom.y0 + S * ch + LABEL_H);
+    const S = atlas ? atlas.done.shape[0] : site() === "resid" && m.get("kind") !== "knockout" ? rows() : Math.max(0, rows() - 1);
+    ({ map: mapGeom, overview: ovGeom } = gridLayout(rows(), cols(), S, root.clientWidth || el.clientWidth || 900));
+    const w = mapGeom.x0 + cols() * mapGeom.cw + 16;
+    sizeCanvas(mapCanvas, w, mapGeom.y0 + mapGeom.rows * mapGeom.ch + LABEL_H);
+    sizeCanvas(ovCanvas, w, ovGeom.y0 + S * ovGeom.ch + LABEL_H);
     sizeCanvas(mapLegend, Math.max(w, 260), 80);
     sizeCanvas(ovLegend, Math.max(w, 260), 40);
   }
@@ -181,6 +132,8 @@ function render({ model, el }: RenderProps): () => void {
         sources: shown.site === "resid" ? shown.cells : shown.cells.map(([n, i]) => [n + 1, i] as Cell),
         cursor, tokens: tokens(), rowLabel, theme: th, dpr: dprOf(mapCanvas),
         stripLabel: metric === "kl" ? "KL" : "Δlogp",
+        marks: view() === "first_reached" && shown.mode === "effect" ? firstReachedMarks(firstReached) : [],
+        markColor: MARK,
       });
     }
     const lctx = mapLegend.getContext("2d");
@@ -200,6 +153,7 @@ function render({ model, el }: RenderProps): () => void {
         : "hover the overview or click a cell";
     mapSub.textContent = what + (shown.stripNote ? ` · ${shown.stripNote}` : "");
     drawOverview(th, sk);
+    drawView(th);
     paints++;
     root.dataset.rows = String(R);
     root.dataset.positions = String(P);
@@ -207,39 +161,24 @@ function render({ model, el }: RenderProps): () => void {
     root.dataset.cells = JSON.stringify(shown.cells);
     root.dataset.effectId = effect?.id ?? "";
     root.dataset.paints = String(paints);
+    root.dataset.view = view();
     root.dispatchEvent(new CustomEvent("rw-paint", { detail: { mode: shown.mode, cells: shown.cells, id: shown.id, ms: performance.now() - t0 } }));
   }
 
-  function drawOverview(th: Theme, sk: "linear" | "log") {
-    const ctx = ovCanvas.getContext("2d");
-    if (!ctx || !ovGeom) return;
-    const g = ovGeom;
-    const d = ovCanvas.width / Math.max(1, parseFloat(ovCanvas.style.width) || ovCanvas.width);
-    const rowLabel = (r: number) => (site() === "resid" || (atlas && atlas.site === "resid") ? (r === 0 ? "emb" : String(r)) : `b${r}`);
-    const lctx = ovLegend.getContext("2d");
-    if (!atlas) {
-      paint(ctx, g, {
-        values: null, color: () => th.bg, strip: null, stripColor: null, reach: null, sources: [], cursor: null,
-        tokens: tokens(), rowLabel, theme: th, dpr: d, stripLabel: "",
-      });
-      ovSub.textContent = "no sweep yet — press Sweep";
-      lctx?.clearRect(0, 0, ovLegend.width, ovLegend.height);
-      return;
-    }
-    const ov = overviewValues(atlas, m.get("overview_metric"));
-    const sc = makeScale(ov.values, { kind: sk, diverging: ov.diverging, center: ov.center, unit: ov.unit });
-    paint(ctx, g, {
-      values: ov.values, color: (v) => (Number.isFinite(v) ? sc.css(v) : th.bg), strip: null, stripColor: null,
-      reach: null, sources: preview ? [preview] : [], cursor: null, tokens: tokens(), rowLabel, theme: th, dpr: d,
-      stripLabel: "",
+  function drawView(th: Theme) {
+    mapTitle.textContent = view() === "first_reached" ? "Downstream effect · first row reached per position (outlined)" : "Downstream effect";
+    viewInfo = drawViewPanel({
+      view: view(), th, panel: viewPanel, title: viewTitle, sub: viewSub, canvas: viewCanvas, root,
+      shownMode: shown.mode, firstReached, profile, simil, viewRow: m.get("view_row") ?? -1, preview,
+      pinned: effect ? effect.cells : [], site: site(), rows: rows(), tokens: tokens(),
+      cw: mapGeom ? mapGeom.cw : 16, mapWidth: parseFloat(mapCanvas.style.width) || 420,
     });
-    ovSub.textContent = `${ov.title} · ${atlas.kind} @ ${atlas.site}` + (atlas.complete ? "" : " · incomplete");
-    if (lctx) {
-      lctx.setTransform(1, 0, 0, 1, 0, 0);
-      lctx.clearRect(0, 0, ovLegend.width, ovLegend.height);
-      const dl = ovLegend.width / Math.max(1, parseFloat(ovLegend.style.width));
-      lctx.setTransform(dl, 0, 0, dl, 0, 0);
-      drawLegend(lctx, sc, "overview", 8, 2, Math.min(240, parseFloat(ovLegend.style.width) - 20), th.fg, th.font);
+  }
+
+  function drawOverview(th: Theme, sk: "linear" | "log") {
+    if (ovGeom) {
+      drawOverviewPanel({ canvas: ovCanvas, legend: ovLegend, sub: ovSub, g: ovGeom, th, sk, atlas, preview,
+        which: m.get("overview_metric"), site: site(), tokens: tokens() });
     }
   }
 
@@ -261,6 +200,7 @@ function render({ model, el }: RenderProps): () => void {
     if (raw && !req.accept("intervene", id)) return; // stale reply: a newer click is pending
     req.settle("intervene", id);
     effect = decodeEffect(raw);
+    firstReached = decodeFirstReached(raw);
     if (message.classList.contains("rw-warn")) say("", "");
     draw();
   }
@@ -293,20 +233,7 @@ function render({ model, el }: RenderProps): () => void {
   };
   const onDead = () => say("error", "The kernel connection is closed (kernel dead or restarted). The view is frozen; re-run the cell to reconnect.");
   const onRedraw = () => { syncHeader(); draw(); };
-  // The kernel's own status, where the host exposes it (JupyterLab / Notebook 7 widget managers
-  // hold the kernel connection; its lumino `statusChanged` signal reports restarts and deaths).
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const kernel: any = (m.widget_manager as any)?.kernel;
-  const kernelLog: string[] = [];
-  const onKernelStatus = (_: unknown, st: string) => {
-    kernelLog.push(st);
-    if (st === "restarting" || st === "autorestarting" || st === "starting") {
-      say("error", "The kernel restarted: this view is disconnected from it (dead or restarted) and shows its last state. Re-run the cell to reconnect.");
-    } else if (st === "dead") {
-      say("error", "The kernel is dead: this view is disconnected (dead or restarted) and shows its last state. Restart the kernel and re-run the cell.");
-    }
-  };
-  try { kernel?.statusChanged?.connect?.(onKernelStatus); } catch { /* host without a kernel object */ }
+  const kernel = watchKernel(m, (text) => say("error", text));
 
   m.on("change:effect", onEffect);
   m.on("change:atlas", onAtlas);
@@ -314,7 +241,11 @@ function render({ model, el }: RenderProps): () => void {
   m.on("msg:custom", onMsg);
   m.on("comm_live_update", onDead);
   for (const t of ["status", "progress", "prompt", "model_name", "kind", "source_prompt", "logit_pair"]) m.on(`change:${t}`, syncHeader);
-  for (const t of ["metric", "scale", "overview_metric", "tokens", "n_rows", "site"]) m.on(`change:${t}`, onRedraw);
+  for (const t of ["metric", "scale", "overview_metric", "tokens", "n_rows", "site", "view", "view_row"]) m.on(`change:${t}`, onRedraw);
+  const onProfile = () => { profile = decodeProfile(m.get("profile")); draw(); };
+  const onSimil = () => { simil = decodeSimilarity(m.get("similarity")); draw(); };
+  m.on("change:profile", onProfile);
+  m.on("change:similarity", onSimil);
 
   // ---- interaction ------------------------------------------------------------------------
   function intervene(cells: Cell[]) {
@@ -468,13 +399,17 @@ function render({ model, el }: RenderProps): () => void {
       strip: shown.strip ? Array.from(shown.strip) : null,
     }),
     geom: () => ({ map: mapGeom, overview: ovGeom }),
+    view: () => viewInfo,
     atlasDone: () => (atlas ? Array.from(atlas.done.data) : null),
     paints: () => paints,
     clientId: req.client,
-    kernelStatus: () => (kernel ? `${kernel.status} ${kernel.connectionStatus} [${kernelLog.join(",")}]` : null),
+    kernelStatus: kernel.status,
   };
 
   effect = decodeEffect(m.get("effect"));
+  firstReached = decodeFirstReached(m.get("effect"));
+  profile = decodeProfile(m.get("profile"));
+  simil = decodeSimilarity(m.get("similarity"));
   atlas = decodeAtlas(m.get("atlas"));
   syncHeader();
   onError();
@@ -485,9 +420,11 @@ function render({ model, el }: RenderProps): () => void {
     m.off("change:effect", onEffect);
     m.off("change:atlas", onAtlas);
     m.off("change:error", onError);
+    m.off("change:profile", onProfile);
+    m.off("change:similarity", onSimil);
     m.off("msg:custom", onMsg);
     m.off("comm_live_update", onDead);
-    try { kernel?.statusChanged?.disconnect?.(onKernelStatus); } catch { /* ignore */ }
+    kernel.dispose();
     mo?.disconnect();
     ro?.disconnect();
     req.dispose();

@@ -329,3 +329,73 @@ def test_real_engine_tiny_model():
     np.testing.assert_allclose(atlas[1, 2], eff.resid_delta, atol=1e-5)
     assert w.figure().data
     w.close()
+
+
+# ---- lecture views --------------------------------------------------------------------------
+def test_effect_carries_first_reached_rows(widget):
+    from residual_widgets import views
+    w = widget
+    w.select((1, 2))
+    got = _codec.decode(w.effect["first_reached"])
+    assert w.effect["first_reached"]["dtype"] == "int32"
+    np.testing.assert_array_equal(got, views.first_reached(w.current_effect.resid_delta))
+
+
+def test_profile_view_sends_engine_profile_per_row(widget):
+    from residual_widgets import views
+    w = widget
+    w.start_sweep()
+    w.wait()
+    assert w.profile is None                      # only computed once the view is shown
+    w.view = "profile"
+    assert w.profile["mean"]["shape"] == [3, 4] and w.profile["max"]["dtype"] == "float32"
+    mean, mx = _codec.decode(w.profile["mean"]), _codec.decode(w.profile["max"])
+    for n in range(3):
+        np.testing.assert_array_equal(mean[n], views.future_profile(w.current_atlas.kl, n).value)
+        np.testing.assert_array_equal(mx[n], views.future_profile(w.current_atlas.kl, n, "max").value)
+    w.kind = "mean"                               # a new sweep replaces the profile
+    w.wait()
+    assert w.profile is not None and w.current_atlas.kind == "mean"
+
+
+def test_unknown_view_is_an_error_in_words(widget):
+    widget.view = "bogus"
+    assert "unknown view" in widget.error
+
+
+def test_knockout_is_a_kind_choice(widget):
+    w = widget
+    w.select((1, 0))
+    w.kind = "knockout"
+    w.wait(sweep=False)
+    assert w.session.calls[-1] == ("intervene", [(1, 0)], "knockout", "resid")
+
+
+def test_real_engine_views_and_figures():
+    """similarity / profile / first-reached payloads equal the engine's; figure() per view."""
+    import residual_widgets as rw
+    from residual_widgets import views
+    from residual_widgets.explore import explore
+    from residual_widgets.tiny import tiny_model
+
+    hf, tok = tiny_model("gpt2", n_layers=2)
+    w = explore("When Mary and John went", model=rw.load_model(hf, tok), cell=(0, 1))
+    w.send = lambda *a, **k: None
+    w.wait()
+    sim, by_d = views.similarity(w.session.clean.resid)
+    w.view = "similarity"
+    np.testing.assert_array_equal(_codec.decode(w.similarity["sim"]), sim)
+    np.testing.assert_array_equal(_codec.decode(w.similarity["by_distance"]), by_d)
+    assert w.figure().data[0].type == "heatmap"
+    w.view = "profile"
+    assert w.figure().data and _codec.decode(w.profile["mean"]).shape == (3, w.session.n_positions)
+    w.view = "first_reached"
+    fig = w.figure()
+    first = views.first_reached(w.current_effect.resid_delta)
+    assert list(fig.data[-1].y) == [int(r) for r in first if r >= 0]
+    w.view = "map"
+    w.kind = "knockout"
+    w.wait()
+    assert w.current_effect.kind == "knockout" and w.current_atlas.kind == "knockout"
+    assert w.atlas["done"]["shape"] == [2, w.session.n_positions]
+    w.close()

@@ -79,3 +79,10 @@ describe("token labels", () => {
     expect(showToken("<img src=x>")).toBe("<img␣src=x>");
   });
 });
+
+describe("knockout cone", () => {
+  it("covers rows above n at positions after i only", () => {
+    const m = reachable(3, 3, [[0, 1]], "resid", "knockout");
+    expect(Array.from(m)).toEqual([0, 0, 0, 0, 0, 1, 0, 0, 1]);
+  });
+});

@@ -16,6 +16,15 @@ key}``                      ``{type: "lens", id, key, clean, intervened}``
 ``{type: "cancel", id}``    stop the sweep; the partial atlas stays
 ==========================  ==================================================================
 
+Lecture views (``view`` trait: ``map`` | ``first_reached`` | ``profile`` | ``similarity``), all
+computed here by the engine (:mod:`.views`) and sent as binary arrays:
+
+* ``effect["first_reached"]`` — int32 ``[P]``, :func:`views.first_reached` of the pinned map;
+* ``profile`` — :func:`views.future_profile` of the atlas's KL for every source row, mean and max
+  (``[S, P]`` each, by distance ``j - i``), filled when the view is shown and the atlas changes;
+* ``similarity`` — :func:`views.similarity` of the clean run (``[R, P, P]`` and ``[R, P]``),
+  computed once per session when the view is first shown.
+
 Every request is acknowledged at once (``{type: "ack", id}``) from the comm handler, so the front
 end can tell a busy or dead kernel from a slow computation. Failures reply
 ``{type: "error", id, request, message}`` and set the ``error`` trait (words, not tracebacks).
@@ -42,13 +51,17 @@ import anywidget
 import traitlets as t
 
 from . import _codec
+from . import _widget_views as _wviews
+from . import views as _views
 from ._codec import atlas_payload, effect_payload
+from ._jobs import LatestJobs  # noqa: F401 — re-exported (tests import it from here)
 
 _STATIC = pathlib.Path(__file__).parent / "static"
 _ESM = _STATIC / "widget.js"
 
-KINDS = ("zero", "mean", "noise", "patch", "resample")
+KINDS = ("zero", "mean", "noise", "patch", "resample", "knockout")
 SITES = ("resid", "attn_out", "mlp_out")
+VIEWS = ("map", "first_reached", "profile", "similarity")
 
 
 def _esm():
@@ -95,6 +108,11 @@ class ResidualExplorer(anywidget.AnyWidget):
     progress = t.Dict({"done": 0, "total": 0, "running": False, "cancelled": False}).tag(sync=True)
     status = t.Unicode("idle").tag(sync=True)
     error = t.Unicode("").tag(sync=True)
+    # lecture views (see the module docstring)
+    view = t.Unicode("map").tag(sync=True)
+    view_row = t.Int(-1).tag(sync=True)                # -1: follow the hovered / pinned row
+    profile = t.Dict(allow_none=True, default_value=None).tag(sync=True)
+    similarity = t.Dict(allow_none=True, default_value=None).tag(sync=True)
 
     #: seconds between atlas pushes while a sweep runs (progress is pushed every batch)
     atlas_push_interval = 0.3
@@ -127,6 +145,9 @@ class ResidualExplorer(anywidget.AnyWidget):
         self.on_msg(self._on_custom_msg)
         self.observe(self._on_settings, names=["kind", "site", "logit_pair"])
         self.observe(self._on_source, names=["source_prompt"])
+        self.observe(self._on_view, names=["view"])
+        if self.view != "map":
+            self._on_view({"name": "view", "new": self.view})
 
     # ---- public API -----------------------------------------------------------------------------
     def select(self, cells, *, wait: bool = True):
@@ -166,7 +187,11 @@ class ResidualExplorer(anywidget.AnyWidget):
         return self
 
     def figure(self):
-        """A plotly figure of the current view: the pinned effect's map, else the overview."""
+        """A plotly figure of the current view: the pinned effect's map (with the first-reached
+        rows marked in the ``first_reached`` view), the future profile, the similarity
+        heatmap, else the overview."""
+        if self.view in ("first_reached", "profile", "similarity"):
+            return _wviews.view_figure(self)
         if self.current_effect is not None:
             return self.current_effect.figure(metric=self.metric, scale=self.scale)
         if self.current_atlas is not None:
@@ -253,11 +278,13 @@ class ResidualExplorer(anywidget.AnyWidget):
         kind, site, pair = self.kind, self.site, self._pair()
         eff = self.session.intervene(cells, kind=kind, site=site,
                                      **({"logit_diff": pair} if pair else {}))
+        payload = effect_payload(eff, rid)
+        payload["first_reached"] = _codec.encode(_views.first_reached(eff.resid_delta))
         with self._lock:
             self.current_effect = eff
             with self.hold_sync():
                 self.selection = [list(c) for c in eff.cells]
-                self.effect = effect_payload(eff, rid)
+                self.effect = payload
                 self.error = ""
 
     def _do_lens(self, rid, cell, key) -> None:
@@ -280,7 +307,11 @@ class ResidualExplorer(anywidget.AnyWidget):
             self._load_session_facts()
             self.effect = None
             self.atlas = None
+            self.profile = None
+            self.similarity = None
             self.error = ""
+        if self.view == "similarity":
+            self._send_similarity()
         self._refresh()
 
     # ---- the sweep thread -----------------------------------------------------------------------
@@ -316,6 +347,29 @@ class ResidualExplorer(anywidget.AnyWidget):
         with self._lock:
             self.current_atlas = atlas
             self.atlas = atlas_payload(atlas)
+            if self.view == "profile":
+                self._send_profile()
+
+    # ---- lecture views --------------------------------------------------------------------------
+    def _on_view(self, change) -> None:
+        if change["new"] not in VIEWS:
+            self._fail("view", None, ValueError(
+                f"unknown view {change['new']!r}; choose one of {', '.join(VIEWS)}"))
+            return
+        try:
+            if change["new"] == "similarity" and self.similarity is None:
+                self._send_similarity()
+            elif change["new"] == "profile":
+                self._send_profile()
+        except Exception as exc:  # noqa: BLE001
+            self._fail("view", None, exc)
+
+    def _send_similarity(self) -> None:
+        self.similarity = _wviews.similarity_payload(self.session)
+
+    def _send_profile(self) -> None:
+        atlas = self.current_atlas
+        self.profile = None if atlas is None else _wviews.profile_payload(atlas)
 
     # ---- settings changes -----------------------------------------------------------------------
     def _on_settings(self, change) -> None:
@@ -340,7 +394,8 @@ class ResidualExplorer(anywidget.AnyWidget):
 
     def _refresh(self) -> None:
         """Recompute the pinned effect and restart the sweep for the current settings."""
-        rows = self.session.n_rows if self.site == "resid" else self.session.n_layers
+        rows = (self.session.n_rows if self.site == "resid" and self.kind != "knockout"
+                else self.session.n_layers)
         cells = [c for c in self.selection if c[0] < rows]
         if cells:
             self._submit("intervene", self._next_py_id(), cells)
@@ -350,6 +405,7 @@ class ResidualExplorer(anywidget.AnyWidget):
         had_sweep = self._sweep_thread is not None
         self.current_atlas = None
         self.atlas = None
+        self.profile = None
         if had_sweep:
             self.start_sweep()
 
@@ -361,58 +417,6 @@ class ResidualExplorer(anywidget.AnyWidget):
         s = self.session
         self.tokens = [str(x) for x in s.token_strings]
         self.n_rows = int(s.n_rows)
-
-
-class LatestJobs:
-    """One worker thread that runs jobs by type, keeping only the latest pending job per type.
-
-    ``submit(typ, payload)`` replaces any queued job of ``typ`` (the replaced one never runs).
-    The worker picks pending types in ``priority`` order and calls ``run(typ, payload)``.
-    ``wait_idle`` blocks until nothing is queued or running.
-    """
-
-    def __init__(self, run: Callable[[str, Any], None], priority: tuple[str, ...]):
-        self._run, self._priority = run, priority
-        self._pending: dict[str, Any] = {}
-        self._busy = False
-        self._stopped = False
-        self._cv = threading.Condition()
-        self._thread = threading.Thread(target=self._main, name="residual-widgets-jobs",
-                                        daemon=True)
-        self._thread.start()
-
-    def submit(self, typ: str, payload) -> None:
-        with self._cv:
-            self._pending[typ] = payload
-            self._cv.notify_all()
-
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        with self._cv:
-            return self._cv.wait_for(lambda: not self._pending and not self._busy, timeout)
-
-    def stop(self) -> None:
-        with self._cv:
-            self._stopped = True
-            self._cv.notify_all()
-
-    def _main(self) -> None:
-        while True:
-            with self._cv:
-                self._cv.wait_for(lambda: self._pending or self._stopped)
-                if self._stopped:
-                    return
-                typ = next((k for k in self._priority if k in self._pending),
-                           next(iter(self._pending)))
-                payload = self._pending.pop(typ)
-                self._busy = True
-            try:
-                self._run(typ, payload)
-            except Exception:  # noqa: BLE001 — run() reports its own errors; keep the worker alive
-                pass
-            finally:
-                with self._cv:
-                    self._busy = False
-                    self._cv.notify_all()
 
 
 def _is_cell(x) -> bool:

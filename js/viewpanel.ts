@@ -1,0 +1,76 @@
+/**
+ * The lecture-view panel beside the map: the future profile (line chart) or the cross-position
+ * similarity heatmap of one row. Returns what it drew (the test hook's `view()`); for the
+ * first-reached view (drawn on the map itself) it records the marks in `data-first-reached`.
+ */
+
+import { drawProfile, sizeCanvas } from "./draw";
+import { LABEL_H, paint, type Cell, type Geom, type Theme } from "./heatmap";
+import { makeScale } from "./scale";
+import { pickRow, profileSeries, similarityBlock, type ProfileData, type SimilarityData } from "./views";
+
+export interface ViewPanelArgs {
+  view: string;
+  th: Theme;
+  panel: HTMLElement;
+  title: HTMLElement;
+  sub: HTMLElement;
+  canvas: HTMLCanvasElement;
+  root: HTMLElement;
+  shownMode: string;
+  firstReached: number[] | null;
+  profile: ProfileData | null;
+  simil: SimilarityData | null;
+  viewRow: number;
+  preview: Cell | null;
+  pinned: Cell[];
+  site: string;
+  rows: number;
+  tokens: string[];
+  cw: number;
+  mapWidth: number;
+}
+
+export function drawViewPanel(a: ViewPanelArgs): Record<string, unknown> {
+  const v = a.view;
+  a.panel.style.display = v === "profile" || v === "similarity" ? "" : "none";
+  if (v === "first_reached") {
+    const marks = a.shownMode === "effect" ? a.firstReached : null;
+    a.root.dataset.firstReached = marks ? JSON.stringify(marks) : "";
+    return { view: v, firstReached: marks };
+  }
+  if (v !== "profile" && v !== "similarity") return { view: v };
+  if (v === "profile") {
+    const S = a.profile ? a.profile.mean.shape[0] : 0;
+    const row = pickRow(a.viewRow, a.preview, a.pinned, S, 0);
+    const s = profileSeries(a.profile, row);
+    a.title.textContent = `Future profile: effect of row ${row} on the prediction j − i tokens ahead`;
+    a.sub.textContent = a.profile
+      ? `${a.profile.kind} @ ${a.profile.site} · KL at j, mean and max over sources (row, i)` : "needs a sweep";
+    const w = Math.max(320, Math.min(560, a.mapWidth));
+    const d = sizeCanvas(a.canvas, w, 220);
+    const ctx = a.canvas.getContext("2d");
+    if (ctx) drawProfile(ctx, w, 220, d, s, a.th, a.profile?.metric ?? "KL (nats)");
+    return { view: v, row, mean: s ? Array.from(s.mean) : null, max: s ? Array.from(s.max) : null,
+      nextToken: s?.nextToken ?? null, farFuture: s?.farFuture ?? null };
+  }
+  const R = a.simil ? a.simil.sim.shape[0] : a.rows;
+  const row = pickRow(a.viewRow, a.preview, a.site === "resid" ? a.pinned : [], R, R - 1);
+  const block = similarityBlock(a.simil, row);
+  const P = a.tokens.length;
+  a.title.textContent = `Cross-position cosine similarity of the clean residual at row ${row}`;
+  a.sub.textContent = a.simil ? "cell (j, i): cos(h[row, j], h[row, i]) · −1 … 1" : "computing…";
+  const cw = a.cw;
+  const g: Geom = { x0: 44, y0: 6, cw, ch: Math.max(8, Math.min(22, cw)), rows: P, cols: P, stripH: 0, stripGap: 0 };
+  const d = sizeCanvas(a.canvas, g.x0 + P * cw + 16, g.y0 + P * g.ch + LABEL_H);
+  const sc = makeScale(block ?? [], { kind: "linear", diverging: true, center: 0, unit: "cosine" });
+  const ctx = a.canvas.getContext("2d");
+  if (ctx) {
+    paint(ctx, g, {
+      values: block, color: (x) => (Number.isFinite(x) ? sc.css(x) : a.th.bg), strip: null, stripColor: null,
+      reach: null, sources: [], cursor: null, tokens: a.tokens, rowLabel: (r) => String(r), theme: a.th, dpr: d,
+      stripLabel: "",
+    });
+  }
+  return { view: v, row, sim: block ? Array.from(block) : null };
+}

@@ -1,0 +1,97 @@
+/**
+ * The lecture views, as pure functions of the synced state (no DOM) — unit-tested.
+ *
+ * Synced payloads (computed by the engine in Python, see `src/residual_widgets/_widget_views.py`):
+ * - `effect.first_reached`: int32[P] — lowest residual row changed at each position by the
+ *   pinned intervention, -1 where none (`views.first_reached`);
+ * - `profile`: `{kind, site, metric, mean: f32[S, P], max: f32[S, P]}` — for source row n, the
+ *   atlas's KL at position j = i + d aggregated over sources (n, i), by distance d
+ *   (`views.future_profile`); d = 0 is the next-token term, d ≥ 1 the far future;
+ * - `similarity`: `{sim: f32[R, P, P], by_distance: f32[R, P]}` — cosine similarity between the
+ *   clean residuals of every pair of positions, per row (`views.similarity`).
+ */
+
+import { block2d, decodeMaybe, isEncoded, row1d, type NDArray } from "./codec";
+import type { Cell } from "./heatmap";
+
+export type ViewName = "map" | "first_reached" | "profile" | "similarity";
+export const VIEWS: [ViewName, string][] = [
+  ["map", "downstream map"], ["first_reached", "first reached"],
+  ["profile", "future profile"], ["similarity", "similarity"],
+];
+
+export interface ProfileData { kind: string; site: string; metric: string; mean: NDArray; max: NDArray }
+export interface SimilarityData { sim: NDArray; byDistance: NDArray | null }
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Raw = any;
+
+export function decodeProfile(raw: Raw): ProfileData | null {
+  if (!raw || !isEncoded(raw.mean) || !isEncoded(raw.max)) return null;
+  return { kind: raw.kind ?? "", site: raw.site ?? "resid", metric: raw.metric ?? "KL (nats)",
+    mean: decodeMaybe(raw.mean)!, max: decodeMaybe(raw.max)! };
+}
+
+export function decodeSimilarity(raw: Raw): SimilarityData | null {
+  if (!raw || !isEncoded(raw.sim)) return null;
+  return { sim: decodeMaybe(raw.sim)!, byDistance: decodeMaybe(raw.by_distance) };
+}
+
+/** `effect.first_reached` as plain numbers, or null when absent. */
+export function decodeFirstReached(rawEffect: Raw): number[] | null {
+  const a = rawEffect && isEncoded(rawEffect.first_reached) ? decodeMaybe(rawEffect.first_reached) : null;
+  return a ? Array.from(a.data) : null;
+}
+
+/** Cells to outline in the first-reached view: (first row, position) where a row was reached. */
+export function firstReachedMarks(first: ArrayLike<number> | null): Cell[] {
+  const out: Cell[] = [];
+  if (!first) return out;
+  for (let p = 0; p < first.length; p++) if (first[p] >= 0) out.push([first[p], p]);
+  return out;
+}
+
+/** Which row a profile / similarity view shows: the explicit `view_row` (≥ 0) if valid, else the
+ * hovered source row, else the first pinned row, else `fallback`; clamped to [0, n). */
+export function pickRow(explicit: number, hovered: Cell | null, pinned: Cell[], n: number, fallback: number): number {
+  const ok = (r: number | undefined) => r !== undefined && r >= 0 && r < n;
+  if (ok(explicit)) return explicit;
+  if (hovered && ok(hovered[0])) return hovered[0];
+  if (pinned.length && ok(pinned[0][0])) return pinned[0][0];
+  return Math.max(0, Math.min(n - 1, fallback));
+}
+
+export interface ProfileSeries {
+  row: number;
+  mean: Float32Array;
+  max: Float32Array;
+  /** value at d = 0 (the prediction at i itself), mean aggregate */
+  nextToken: number;
+  /** sum over d ≥ 1 (NaN entries skipped), mean aggregate */
+  farFuture: number;
+}
+
+export function profileSeries(p: ProfileData | null, row: number): ProfileSeries | null {
+  if (!p || row < 0 || row >= p.mean.shape[0]) return null;
+  const mean = Float32Array.from(row1d(p.mean, [row]));
+  const max = Float32Array.from(row1d(p.max, [row]));
+  let far = 0;
+  for (let d = 1; d < mean.length; d++) if (Number.isFinite(mean[d])) far += mean[d];
+  return { row, mean, max, nextToken: mean.length ? mean[0] : NaN, farFuture: far };
+}
+
+/** The [P, P] similarity block of `row`, row-major [j, i] (grid row j, column i). */
+export function similarityBlock(s: SimilarityData | null, row: number): Float32Array | null {
+  if (!s || row < 0 || row >= s.sim.shape[0]) return null;
+  return Float32Array.from(block2d(s.sim, [row]));
+}
+
+/** Nice y-axis upper bound for a line chart of non-negative values. */
+export function niceMax(values: ArrayLike<number>[]): number {
+  let m = 0;
+  for (const v of values) for (let k = 0; k < v.length; k++) if (Number.isFinite(v[k])) m = Math.max(m, v[k]);
+  if (m <= 0) return 1;
+  const e = 10 ** Math.floor(Math.log10(m));
+  for (const f of [1, 2, 2.5, 5, 10]) if (f * e >= m) return f * e;
+  return 10 * e;
+}
