@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 python3 -m pip install -q jupyterlab
 export HF_HUB_OFFLINE=1
-# Warm the model cache (first load converts the GGUF file, ≈25 s) and write a static heatmap.
-python3 -m residual_widgets.demo --out demo.html
+# Warm the model cache (the first load converts the GGUF file once, ≈25 s).
+python3 -c "import residual_widgets as rw; print(rw.load_model('smollm2-135m'))"
 ROOT_FLAG=""; [ "$(id -u)" = 0 ] && ROOT_FLAG="--allow-root"
 exec jupyter lab $ROOT_FLAG examples/quickstart.ipynb
