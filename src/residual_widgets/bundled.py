@@ -44,8 +44,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 BUNDLED = ("smollm2-135m", "induction-2l")
 
@@ -57,7 +61,7 @@ _CHECK_PROMPT = "The capital of France is"
 INDUCTION_DIR = Path(__file__).resolve().parent / "data" / "induction-2l"
 
 
-def load_bundled(name: str):
+def load_bundled(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a bundled model by name; returns ``(model, tokenizer)``.
 
     The model is a ``transformers.PreTrainedModel`` (causal LM) in eval mode, float32, on CPU.
