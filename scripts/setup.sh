@@ -24,4 +24,6 @@ else
   $PY -m pip install -e ".[smollm2]"
 fi
 # The editable install builds the bundle only when it is missing; rebuild so js/ edits show.
-npm ci --no-audit --no-fund >/dev/null && npm run build >/dev/null
+# `npm install` (not `npm ci`): the lock omits other platforms' optional packages, which `npm ci`
+# refuses; with the lock present, `npm install` installs the locked versions.
+npm install --no-audit --no-fund >/dev/null && npm run build >/dev/null
