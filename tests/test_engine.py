@@ -244,3 +244,29 @@ def test_remote_local_path_is_bit_identical(gpt2):
     assert ra.method == "loop" and np.array_equal(ra.kl, la.kl)
     with pytest.raises(ValueError, match="runs locally"):
         remote.sweep(method="cone")
+
+
+def test_sessions_sharing_a_model_across_threads(gpt2):
+    """A widget's background thread and the notebook's main thread may use one model at once
+    (two explore() calls): traces must not interleave, results must not change."""
+    import threading
+    a = rw.Session(gpt2, PROMPT)
+    want = a.sweep(method="loop")
+    got, errors = {}, []
+
+    def background():
+        try:
+            got["atlas"] = a.sweep(method="loop")
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    th = threading.Thread(target=background)
+    th.start()
+    effs = []
+    for _ in range(5):
+        b = rw.Session(gpt2, SOURCE, source=PROMPT)
+        effs.append(b.patch((1, 9)))
+    th.join()
+    assert not errors
+    np.testing.assert_array_equal(got["atlas"].kl, want.kl)
+    assert all(np.array_equal(e.kl, effs[0].kl) for e in effs)

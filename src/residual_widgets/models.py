@@ -19,6 +19,7 @@ not causal, the error says what was looked for.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +54,9 @@ class LoadedModel:
     vocab_size: int
     n_ctx: int | None
     name: str = ""
-    _stepper: Any = field(default=None, repr=False)
+    # One forward pass at a time per model: nnsight cannot interleave two traces of the same
+    # model from different threads (a widget's worker and the notebook's main thread, say).
+    lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @property
     def blocks(self) -> torch.nn.ModuleList:

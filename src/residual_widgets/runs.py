@@ -66,7 +66,7 @@ def traced_run(lm: LoadedModel, ids: list[int], edits: list[Edit] = (),
     L = lm.n_layers
     input_ids = torch.tensor([list(ids)], device=lm.device)
     trace_kw = {} if remote is None else {"remote": remote}
-    with torch.no_grad(), lm.nn.trace(input_ids, **trace_kw):
+    with lm.lock, torch.no_grad(), lm.nn.trace(input_ids, **trace_kw):
         rows = nnsight.save([])
         attn_w = nnsight.save([])
         mlp_w = nnsight.save([])

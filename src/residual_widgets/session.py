@@ -47,7 +47,7 @@ class Session:
                              f"to {len(self.ids)}; patching needs equal lengths")
         self.default_pair = self.token_pair(logit_diff) if logit_diff is not None else None
         self.noise_scale, self.seed = float(noise_scale), int(seed)
-        self._lock = threading.RLock()
+        self._lock = self.model.lock            # shared by every session on this model
         self.clean: RunRecord = self._run(self.ids, save_writes=True)
         self.clean_logprobs = torch.log_softmax(self.clean.logits, dim=-1)
         self.source: RunRecord | None = (self._run(self.source_ids, save_writes=True)
@@ -210,7 +210,7 @@ class Session:
         unembedding, in the clean run or (with ``effect``) under that intervention."""
         (r, p), = grid.normalize_cells(cell, self.n_rows, self.n_positions)
         resid = self.clean.resid if effect is None else effect.resid
-        with torch.no_grad():
+        with self._lock, torch.no_grad():
             probs = torch.softmax(self.model.unembed(resid[r, p]), dim=-1)
         top = torch.topk(probs, k)
         return [(self.model.tokenizer.decode([int(i)]), float(v))

@@ -137,8 +137,9 @@ def _subset(sel, n: int, what: str) -> list[int]:
 
 
 def _stepper(sess) -> Stepper:
-    if sess._stepper is None:
-        sess._stepper = Stepper(sess.model, sess.ids, sess.clean.resid, sess.clean.logits)
+    with sess._lock:
+        if sess._stepper is None:
+            sess._stepper = Stepper(sess.model, sess.ids, sess.clean.resid, sess.clean.logits)
     return sess._stepper
 
 
