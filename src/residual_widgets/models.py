@@ -58,6 +58,13 @@ class LoadedModel:
     # model from different threads (a widget's worker and the notebook's main thread, say).
     lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
 
+    def __getstate__(self):  # a lock cannot be pickled (nnsight's remote path pickles the trace)
+        return {**self.__dict__, "lock": None}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.lock = threading.RLock()
+
     @property
     def blocks(self) -> torch.nn.ModuleList:
         return _get(self.hf, self.blocks_path)
