@@ -84,9 +84,6 @@ def test_metric_definitions_match_direct_computation(gpt2):
     clean_lp = torch.log_softmax(sess.clean.logits, -1)
     h = sess.clean.resid.clone()
 
-    def block0_input_hook(mod, args, kwargs):
-        return None
-
     # Recompute the intervened run with a plain torch hook, independent of nnsight.
     def out_hook(mod, args, out):
         t = out[0] if isinstance(out, tuple) else out

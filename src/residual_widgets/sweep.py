@@ -28,6 +28,7 @@ import torch
 
 from . import grid, metrics
 from .effects import Atlas
+from .models import _get
 from .stepper import Stepper, UnsupportedStepping
 
 
@@ -207,18 +208,12 @@ def _layer_with_write(stepper, lm, site, k, states, i, new_by_batch: dict):
         t[idx, 0] = vals.to(t.dtype)
         return (t, *out[1:]) if isinstance(out, tuple) else t
 
-    module = _module(lm.hf, lm.write_path(site, k))
+    module = _get(lm.hf, lm.write_path(site, k))
     h = module.register_forward_hook(hook)
     try:
         return stepper.layer(k, states, i)
     finally:
         h.remove()
-
-
-def _module(root, path):
-    for part in path.split("."):
-        root = root[int(part)] if part.isdigit() else getattr(root, part)
-    return root
 
 
 def _finish(sess, atlas, cells, final, maps, pair, work_budget):
@@ -227,7 +222,7 @@ def _finish(sess, atlas, cells, final, maps, pair, work_budget):
     clean_lp = sess.clean_logprobs[i:]                          # [q, V]
     neg_ent = (clean_lp.exp() * clean_lp).sum(-1)
     q, V = clean_lp.shape
-    nxt = torch.tensor(sess.ids[i + 1:], dtype=torch.long)                        # targets of positions i..P-2
+    nxt = torch.tensor(sess.ids[i + 1:], dtype=torch.long)  # targets of positions i..P-2
     chunk = max(1, int(work_budget // (4 * q * V * 3)))
     for a0 in range(0, len(cells), chunk):
         logits = lm.unembed(final[a0:a0 + chunk])               # [a, q, V]
