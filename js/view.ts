@@ -33,7 +33,10 @@ export interface AtlasData {
   kind: string;
   site: Site;
   complete: boolean;
-  resid: NDArray;
+  /** null when the sweep kept summaries only (storage "summary"): maps come from clicks. */
+  resid: NDArray | null;
+  /** "float32" | "float16" | "summary": how the kernel kept the maps within memory. */
+  storage: string;
   kl: NDArray | null;
   totalKl: NDArray;
   logitDiff: NDArray | null;
@@ -60,12 +63,13 @@ export function decodeEffect(raw: Raw): EffectData | null {
 }
 
 export function decodeAtlas(raw: Raw): AtlasData | null {
-  if (!raw || !isEncoded(raw.resid_delta) || !isEncoded(raw.total_kl) || !isEncoded(raw.done)) return null;
+  if (!raw || !isEncoded(raw.total_kl) || !isEncoded(raw.done)) return null;
   return {
     kind: raw.kind ?? "",
     site: (raw.site ?? "resid") as Site,
     complete: !!raw.complete,
-    resid: decodeMaybe(raw.resid_delta)!,
+    resid: decodeMaybe(raw.resid_delta),
+    storage: typeof raw.storage === "string" ? raw.storage : isEncoded(raw.resid_delta) ? "float32" : "summary",
     kl: decodeMaybe(raw.kl),
     totalKl: decodeMaybe(raw.total_kl)!,
     logitDiff: decodeMaybe(raw.logit_diff),
@@ -90,8 +94,9 @@ export interface Shown {
 }
 
 /** Is the atlas entry for source cell `c` finished? */
+/** Whether the atlas holds the downstream map of source cell `c` (false for a summary atlas). */
 export function atlasHas(a: AtlasData | null, c: Cell | null): boolean {
-  if (!a || !c) return false;
+  if (!a || !c || !a.resid) return false;
   const [S, P] = a.done.shape;
   return c[0] >= 0 && c[0] < S && c[1] >= 0 && c[1] < P && !!a.done.data[c[0] * P + c[1]];
 }
@@ -119,7 +124,7 @@ export function currentMap(s: {
 }): Shown {
   const { effect, atlas, preview, rows, cols } = s;
   if (atlas && preview && atlasHas(atlas, preview)) {
-    const values = toF32(block2d(atlas.resid, preview));
+    const values = toF32(block2d(atlas.resid!, preview));
     let strip: Float32Array | null = null;
     let note = "";
     if (s.metric === "kl" && atlas.kl) strip = toF32(row1d(atlas.kl, preview)).slice();
@@ -164,4 +169,12 @@ export function mapCellToSource(row: number, pos: number, site: Site): Cell | nu
 export function toggleCell(cells: Cell[], c: Cell): Cell[] {
   const i = cells.findIndex((x) => x[0] === c[0] && x[1] === c[1]);
   return i >= 0 ? cells.filter((_, k) => k !== i) : [...cells, c];
+}
+
+/** What the progress line says about how the sweep's maps were kept within memory. */
+export function storageNote(a: AtlasData | null): string {
+  if (!a || a.storage === "float32") return "";
+  return a.storage === "float16"
+    ? " · maps kept as float16 to fit memory"
+    : " · summary only (maps too large for memory): hover shows none, click computes one";
 }

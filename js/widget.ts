@@ -38,7 +38,7 @@ import {
 import { Requests, watchKernel } from "./protocol";
 import { drawLegend, fmt, makeScale } from "./scale";
 import {
-  atlasHas, currentMap, decodeAtlas, decodeEffect, mapCellToSource, overviewValues, toggleCell,
+  atlasHas, currentMap, decodeAtlas, decodeEffect, mapCellToSource, overviewValues, storageNote, toggleCell,
   type AtlasData, type EffectData, type Shown,
 } from "./view";
 
@@ -69,7 +69,7 @@ function render({ model, el }: RenderProps): () => void {
   let ovGeom: Geom | null = null;
   let paints = 0;
   let lensTimer: ReturnType<typeof setTimeout> | undefined;
-  const lensCache = new Map<string, { clean: [string, number][]; intervened: [string, number][] | null }>();
+  const lensCache = new Map<string, { clean: [string, number][]; intervened: [string, number][] | null; note?: string }>();
   let tooltipFor: { key: string; x: number; y: number; lines: () => void } | null = null;
 
   const rows = () => (m.get("n_rows") as number) || 0;
@@ -185,13 +185,13 @@ function render({ model, el }: RenderProps): () => void {
   // ---- sync from the model ----------------------------------------------------------------
   function syncHeader() {
     prompt.textContent = m.get("prompt") ?? "";
-    const st = (m.get("status") as string) || "idle";
+    const st = (m.get("remote_status") as string) || (m.get("status") as string) || "idle";
     status.textContent = `${m.get("model_name") ?? ""} · ${rows()} rows × ${cols()} positions · ${st}`;
     const p = m.get("progress") ?? {};
     const total = p.total || 0;
     bar.max = Math.max(1, total);
     bar.value = p.done || 0;
-    progText.textContent = total ? `sweep ${p.done}/${total}${p.running ? "" : p.cancelled ? " (cancelled)" : ""}` : "";
+    progText.textContent = total ? `sweep ${p.done}/${total}${p.running ? "" : p.cancelled ? " (cancelled)" : ""}${storageNote(atlas)}` : "";
     controls.sync();
   }
   function onEffect() {
@@ -206,6 +206,7 @@ function render({ model, el }: RenderProps): () => void {
   }
   function onAtlas() {
     atlas = decodeAtlas(m.get("atlas"));
+    syncHeader();
     layout();
     draw();
   }
@@ -226,7 +227,7 @@ function render({ model, el }: RenderProps): () => void {
       say("error", String(msg.message ?? "error in the kernel"));
     } else if (msg.type === "lens") {
       const key = msg.key as string;
-      lensCache.set(key, { clean: msg.clean as [string, number][], intervened: (msg.intervened as [string, number][]) ?? null });
+      lensCache.set(key, { clean: msg.clean as [string, number][], intervened: (msg.intervened as [string, number][]) ?? null, note: msg.note as string | undefined });
       req.settle("lens", msg.id);
       if (tooltipFor && tooltipFor.key === key) tooltipFor.lines();
     }
@@ -240,7 +241,7 @@ function render({ model, el }: RenderProps): () => void {
   m.on("change:error", onError);
   m.on("msg:custom", onMsg);
   m.on("comm_live_update", onDead);
-  for (const t of ["status", "progress", "prompt", "model_name", "kind", "source_prompt", "logit_pair"]) m.on(`change:${t}`, syncHeader);
+  for (const t of ["status", "remote_status", "progress", "prompt", "model_name", "kind", "source_prompt", "logit_pair"]) m.on(`change:${t}`, syncHeader);
   for (const t of ["metric", "scale", "overview_metric", "tokens", "n_rows", "site", "view", "view_row"]) m.on(`change:${t}`, onRedraw);
   const onProfile = () => { profile = decodeProfile(m.get("profile")); draw(); };
   const onSimil = () => { simil = decodeSimilarity(m.get("similarity")); draw(); };

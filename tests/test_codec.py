@@ -77,3 +77,22 @@ def test_buffers_leave_the_json():
     assert paths == [["atlas", "resid_delta", "buffer"]]
     assert len(buffers[0]) == 3 * 4 * 3 * 4 * 4
     assert len(json.dumps(clean)) < 200
+
+
+def test_atlas_payload_keeps_big_arrays_in_the_kernel(monkeypatch):
+    """Maps or per-position KL beyond the send limit stay in the kernel; the payload says
+    'summary' so the widget explains that clicks compute maps."""
+    from types import SimpleNamespace
+
+    from residual_widgets import _codec
+    S, P, R = 3, 8, 3
+    atlas = SimpleNamespace(kind="zero", site="resid", complete=True, storage="float16",
+                            resid_delta=np.ones((S, P, R, P), np.float16),
+                            kl=np.ones((S, P, P), np.float32), logit_diff=None,
+                            done=np.ones((S, P), bool), logit_diff_clean=None)
+    small = _codec.atlas_payload(atlas)
+    assert small["storage"] == "float16" and small["resid_delta"]["dtype"] == "float16"
+    monkeypatch.setattr(_codec, "SEND_LIMIT_BYTES", atlas.kl.nbytes - 1)
+    big = _codec.atlas_payload(atlas)
+    assert big["storage"] == "summary" and big["resid_delta"] is None and big["kl"] is None
+    assert _codec.decode(big["total_kl"]).shape == (S, P)

@@ -61,3 +61,33 @@ def test_load_from_path_and_from_nnsight(tmp_path):
     b = rw.Session(by_nn, PROMPT).clean.logits
     torch.testing.assert_close(a, b)
     assert rw.load_model(by_nn) is by_nn
+
+
+def test_device_and_device_map_pass_through(tmp_path, monkeypatch):
+    """``device_map`` reaches ``from_pretrained`` (here "cpu"; "auto" spreads over GPUs when there
+    are any) and ``device=`` moves the model; on this machine everything stays on the CPU and the
+    results equal a plain load. ``remote=`` on a loaded model makes a copy sharing its weights."""
+    hf, tok = tiny_model("qwen2", n_layers=2)
+    hf.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    from transformers import AutoModelForCausalLM
+    real, seen = AutoModelForCausalLM.from_pretrained, []
+
+    def spy(*a, **kw):
+        seen.append(kw)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", spy)
+    mapped = rw.load_model(str(tmp_path), tok, device_map="cpu")
+    assert seen[-1]["device_map"] == "cpu" and mapped.device.type == "cpu"
+    rw.load_model(str(tmp_path))
+    assert "device_map" not in seen[-1]
+    moved = rw.load_model(hf, tok, device="cpu")
+    assert moved.device.type == "cpu"
+    a, b = rw.Session(mapped, PROMPT), rw.Session(moved, PROMPT)
+    torch.testing.assert_close(a.clean.logits, b.clean.logits)
+    assert a.sweep(rows=[0, 1], positions=[2]).complete
+    sim = rw.load_model(moved, remote="local")
+    assert sim.remote == "local" and moved.remote is None
+    assert sim.hf is moved.hf and sim.lock is moved.lock
+    assert rw.Session(sim, PROMPT).remote == "local" and rw.Session(sim, PROMPT, remote=None).remote is None

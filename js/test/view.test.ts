@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { atlasHas, currentMap, decodeAtlas, decodeEffect, mapCellToSource, overviewValues, stripFrom, toggleCell } from "../view";
+import { atlasHas, currentMap, decodeAtlas, decodeEffect, mapCellToSource, overviewValues, storageNote, stripFrom, toggleCell } from "../view";
 
 const enc = (dtype: string, shape: number[], data: ArrayLike<number>) => {
   const arr = dtype === "float32" ? new Float32Array(data) : new Uint8Array(data);
@@ -40,6 +40,20 @@ describe("what the map shows", () => {
     expect(s3.strip![0]).toBe(-1);
     expect(Number.isNaN(s3.strip![1])).toBe(true);
     expect(currentMap({ effect: null, atlas: null, preview: null, metric: "kl", rows: R, cols: P }).mode).toBe("empty");
+  });
+
+  it("a summary-only atlas draws the overview but previews no maps, and says so", () => {
+    const raw = { ...atlasRaw(), resid_delta: null, storage: "summary" };
+    const atlas = decodeAtlas(raw)!;
+    expect(atlas).not.toBeNull();
+    expect(atlas.resid).toBeNull();
+    expect(atlasHas(atlas, [0, 1])).toBe(false);
+    expect(overviewValues(atlas, "total_kl").values[5]).toBe(6);
+    const s = currentMap({ effect: null, atlas, preview: [0, 1], metric: "kl", rows: R, cols: P });
+    expect(s.mode).toBe("empty");
+    expect(storageNote(atlas)).toMatch(/summary only.*click computes/);
+    expect(storageNote(decodeAtlas({ ...atlasRaw(), storage: "float16" }))).toMatch(/float16/);
+    expect(storageNote(decodeAtlas(atlasRaw()))).toBe("");
   });
 
   it("overview hides unfinished cells", () => {

@@ -13,6 +13,8 @@ from .effects import Atlas, Effect
 from .explore import explore
 from .grid import KINDS, SITES, reachable_mask
 from .models import LoadedModel, load_model
+from .remote import (RemoteAuthError, RemoteCancelled, RemoteError, RemoteModelError,
+                     RemoteNetworkError, RemoteTimeout, set_api_key)
 from .session import Session
 from .stepper import UnsupportedStepping
 from .sweep import SweepProgress, SweepTooLarge
@@ -20,5 +22,6 @@ from .widget import ResidualExplorer
 
 __all__ = ["Atlas", "Effect", "KINDS", "SITES", "LoadedModel", "ResidualExplorer", "Session",
            "SweepProgress", "SweepTooLarge", "UnsupportedStepping", "explore", "load_model",
-           "reachable_mask"]
+           "reachable_mask", "set_api_key", "RemoteError", "RemoteAuthError", "RemoteModelError",
+           "RemoteNetworkError", "RemoteTimeout", "RemoteCancelled"]
 __version__ = "0.1.0"

@@ -25,6 +25,9 @@ import numpy as np
 
 #: atlases larger than this many float32 bytes are sent as float16
 HALF_ABOVE_BYTES = 8 * 2**20
+#: atlas maps (float16) or per-position KL above this many bytes stay in the kernel: the widget
+#: gets the per-cell summary and computes a cell's map when it is clicked
+SEND_LIMIT_BYTES = 64 * 2**20
 
 _WIRE = {"float32": "<f4", "float16": "<f2", "bool": "|u1", "uint8": "|u1", "int32": "<i4"}
 
@@ -98,14 +101,18 @@ def effect_payload(eff, request_id: str | None) -> dict:
 def atlas_payload(atlas) -> dict:
     """The ``atlas`` trait: maps ``[S, P, R, P]`` (float16 when large), ``kl [S, P, P]``,
     ``total_kl [S, P]``, ``logit_diff [S, P]`` or None, ``done [S, P]``."""
-    maps = atlas.resid_delta
-    half = maps is not None and wants_half(maps.shape)
+    maps, kl = atlas.resid_delta, atlas.kl
+    storage = getattr(atlas, "storage", "float32")
+    if maps is not None and maps.size * 2 > SEND_LIMIT_BYTES:
+        maps, storage = None, "summary"          # too big for the comm: summaries + clicks
+    half = maps is not None and (maps.dtype == np.float16 or wants_half(maps.shape))
     return {
         "kind": atlas.kind,
         "site": atlas.site,
         "complete": bool(atlas.complete),
+        "storage": storage,
         "resid_delta": encode_maybe(maps, half=half),
-        "kl": encode(atlas.kl),
+        "kl": encode(kl) if kl.nbytes <= SEND_LIMIT_BYTES else None,
         "total_kl": encode(atlas.kl.sum(-1)),
         "logit_diff": encode_maybe(atlas.logit_diff),
         "done": encode(atlas.done),

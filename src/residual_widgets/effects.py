@@ -74,7 +74,9 @@ class Atlas:
     * ``logprob_delta`` ``[S, P, P - 1]``;
     * ``logit_diff`` ``[S, P]``: logit(good) − logit(bad) at the last position under each
       intervention (``None`` without a token pair); ``logit_diff_clean`` the clean value;
-    * ``done`` ``[S, P]`` bool: which cells are filled (all, unless the sweep was cancelled).
+    * ``done`` ``[S, P]`` bool: which cells are filled (all, unless the sweep was cancelled);
+    * ``storage``: ``"float32"``, ``"float16"`` (maps halved to fit memory) or ``"summary"``
+      (``resid_delta`` is ``None``: maps are recomputed per cell on demand).
     """
 
     kind: str
@@ -88,6 +90,7 @@ class Atlas:
     logit_diff_clean: float | None = None
     complete: bool = False
     method: str = ""
+    storage: str = "float32"   # how the maps are kept: "float32", "float16" or "summary" (none)
 
     @property
     def total_kl(self) -> np.ndarray:

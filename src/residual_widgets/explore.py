@@ -14,17 +14,18 @@ from __future__ import annotations
 from .widget import ResidualExplorer
 
 DEFAULT_MODEL = "smollm2-135m"
-_loaded: dict[str, object] = {}
+_loaded: dict[tuple, object] = {}
 
 
-def _load(model):
+def _load(model, remote=None):
     from .models import load_model
 
     if isinstance(model, str):
-        if model not in _loaded:
-            _loaded[model] = load_model(model)
-        return _loaded[model]
-    return load_model(model)
+        key = (model, remote)
+        if key not in _loaded:
+            _loaded[key] = load_model(model, remote=remote)
+        return _loaded[key]
+    return load_model(model, remote=remote)
 
 
 def explore(prompt, model=None, source=None, kind: str = "zero", site: str = "resid",
@@ -35,12 +36,13 @@ def explore(prompt, model=None, source=None, kind: str = "zero", site: str = "re
     ``source``: the clean prompt for ``kind="patch"`` (same token length); ``kind``/``site``: the
     initial intervention; ``logit_diff``: ``(good, bad)`` single tokens for the overview's logit
     difference; ``cell``: the ``(row, pos)`` pinned at start (``None`` for none); ``sweep``: start
-    the all-cells sweep in the background. Extra keywords go to :class:`Session`.
+    the all-cells sweep in the background. ``remote=True`` (or a host URL) runs on NDIF: the
+    model is named, not downloaded. Extra keywords go to :class:`Session`.
     Returns the :class:`ResidualExplorer` widget (display it, or leave it last in the cell).
     """
     from .session import Session
 
-    lm = _load(DEFAULT_MODEL if model is None else model)
+    lm = _load(DEFAULT_MODEL if model is None else model, session_kw.pop("remote", None))
 
     def factory(p, s):
         return Session(lm, p, source=s, **session_kw)

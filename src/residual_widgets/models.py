@@ -54,6 +54,7 @@ class LoadedModel:
     vocab_size: int
     n_ctx: int | None
     name: str = ""
+    remote: Any = None               # default for sessions: None, "local", True or a host URL
     # One forward pass at a time per model: nnsight cannot interleave two traces of the same
     # model from different threads (a widget's worker and the notebook's main thread, say).
     lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
@@ -81,6 +82,13 @@ class LoadedModel:
     def device(self) -> torch.device:
         return next(self.hf.parameters()).device
 
+    @property
+    def input_device(self) -> torch.device:
+        """Where token ids go: the model's device, or the CPU for a weightless remote skeleton
+        (the server moves inputs to its own devices)."""
+        dev = self.device
+        return torch.device("cpu") if dev.type == "meta" else dev
+
     def envoy(self, path: str):
         """The nnsight envoy at a dotted module path (``"model.layers.3.mlp"``)."""
         return _get(self.nn, path)
@@ -100,18 +108,37 @@ class LoadedModel:
                 f"d_model={self.d_model}, vocab={self.vocab_size})")
 
 
-def load_model(model, tokenizer=None, *, dtype=torch.float32, device=None) -> LoadedModel:
-    """Load or wrap a causal LM for the engine. See the module docstring for what is accepted."""
+def load_model(model, tokenizer=None, *, dtype=torch.float32, device=None, device_map=None,
+               remote=None) -> LoadedModel:
+    """Load or wrap a causal LM for the engine. See the module docstring for what is accepted.
+
+    ``device``: move the model there (``"cuda"``, ``"cuda:1"``…); ``device_map``: passed to
+    ``from_pretrained`` (``"auto"`` spreads a big model over the GPUs present) — both leave
+    everything on the CPU when not given. ``remote``: ``True`` (or an NDIF host URL) loads only
+    a weightless skeleton here and runs every trace on the server (key: :func:`set_api_key` or
+    ``NDIF_API_KEY``); ``"local"`` runs nnsight's remote path in-process. Sessions on the model
+    inherit it.
+    """
     if isinstance(model, LoadedModel):
+        if remote is not None and remote != model.remote:
+            import dataclasses
+            model = dataclasses.replace(model, remote=remote)  # same weights, lock, tokenizer
         return model
+    from . import remote as rm
     name = ""
+    if isinstance(model, str) and rm.is_remote(remote):
+        from . import bundled
+        if model in bundled.BUNDLED:
+            raise ValueError(f"{model!r} is bundled with residual-widgets and runs locally; "
+                             "drop remote=, or name a model the remote server hosts")
+        return _load_remote(model, tokenizer, remote)
     if isinstance(model, str):
         name = model
         from . import bundled
         if model in bundled.BUNDLED:
             hf, tok = bundled.load_bundled(model)
         else:
-            hf, tok = _from_pretrained(model, dtype)
+            hf, tok = _from_pretrained(model, dtype, device_map)
         tokenizer = tokenizer or tok
     elif _is_nnsight(model):
         hf = model._module
@@ -126,16 +153,42 @@ def load_model(model, tokenizer=None, *, dtype=torch.float32, device=None) -> Lo
     if device is not None:
         hf = hf.to(device)
     hf.eval()
-    return _wrap(hf, tokenizer, name or getattr(hf, "name_or_path", "") or type(hf).__name__)
+    lm = _wrap(hf, tokenizer, name or getattr(hf, "name_or_path", "") or type(hf).__name__)
+    lm.remote = remote
+    return lm
 
 
-def _from_pretrained(name: str, dtype):
+def _from_pretrained(name: str, dtype, device_map=None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    kw = {"device_map": device_map} if device_map is not None else {}
     try:
-        hf = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
+        hf = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kw)
     except ValueError as e:
         raise ValueError(f"{name!r} could not be loaded as a causal LM: {e}") from e
     return hf, AutoTokenizer.from_pretrained(name)
+
+
+def _load_remote(name: str, tokenizer, remote) -> LoadedModel:
+    """A weightless (meta-device) skeleton of ``name`` whose traces run on the server."""
+    from nnsight import LanguageModel
+
+    from . import remote as rm
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nn = LanguageModel(name, tokenizer=tokenizer) if tokenizer else LanguageModel(name)
+    except Exception as e:  # noqa: BLE001 - the config and tokenizer come from the hub
+        low = f"{type(e).__name__} {e}".lower()
+        if "offline" in low or "connect" in low or "resolve" in low or "network" in low:
+            raise rm.RemoteNetworkError(
+                f"could not fetch the config and tokenizer of {name!r} from the Hugging Face hub "
+                f"({rm.redact(str(e))[:300]}); remote models need the hub to build their "
+                "skeleton") from None
+        raise rm.RemoteModelError(f"{name!r} is not a model nnsight can load for remote use: "
+                                  f"{rm.redact(str(e))[:300]}") from None
+    lm = _wrap(nn._module, nn.tokenizer, name, nn=nn)
+    lm.remote = remote
+    return lm
 
 
 def _tokenizer_for(hf):
@@ -161,7 +214,7 @@ def _get(root, path: str):
     return obj
 
 
-def _wrap(hf, tokenizer, name: str) -> LoadedModel:
+def _wrap(hf, tokenizer, name: str, nn=None) -> LoadedModel:
     cfg = getattr(hf, "config", None)
     if cfg is None:
         raise TypeError("the model has no transformers config; expected a transformers causal LM")
@@ -200,10 +253,11 @@ def _wrap(hf, tokenizer, name: str) -> LoadedModel:
                              f"module named one of {_ATTN_NAMES} and an MLP named one of {_MLP_NAMES}")
         attn_write.append(f"{bp}.{attn}")
         mlp_write.append(f"{bp}.{mlp}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from nnsight.modeling.transformers import TransformersModel
-        nn = TransformersModel(hf, tokenizer=tokenizer, task="text-generation")
+    if nn is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from nnsight.modeling.transformers import TransformersModel
+            nn = TransformersModel(hf, tokenizer=tokenizer, task="text-generation")
     emb = hf.get_input_embeddings()
     n_ctx = None
     for attr in ("max_position_embeddings", "n_positions", "n_ctx"):
@@ -216,7 +270,8 @@ def _wrap(hf, tokenizer, name: str) -> LoadedModel:
                      logit_softcap=getattr(cfg, "final_logit_softcapping", None),
                      n_layers=n_layers, d_model=emb.weight.shape[1],
                      vocab_size=out_emb.weight.shape[0], n_ctx=n_ctx, name=name)
-    _check_causal(lm)
+    if lm.device.type != "meta":       # a remote skeleton has no weights to run here
+        _check_causal(lm)
     return lm
 
 

@@ -15,12 +15,14 @@ run through nnsight's remote execution unchanged.
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from dataclasses import dataclass
 
 import nnsight
 import torch
 
+from . import remote as rm
 from .models import LoadedModel
 
 
@@ -44,49 +46,65 @@ class RunRecord:
     writes: dict[str, torch.Tensor] | None = None
 
 
-def _tensor(out):
-    """Blocks and attention modules may return a tuple whose first entry is the hidden state."""
-    return out[0] if isinstance(out, (tuple, list)) else out
-
-
-def _apply(t: torch.Tensor, edits) -> None:
-    for pos, value in edits:
-        t[0, pos] = value.to(t.dtype)
-
-
 def traced_run(lm: LoadedModel, ids: list[int], edits: list[Edit] = (),
-               save_writes: bool = False, remote=None) -> RunRecord:
+               save_writes: bool = False, remote=None, *, timeout: float | None = None,
+               on_status=None, cancel=None) -> RunRecord:
     """Run ``ids`` (a list of token ids) through the model with ``edits`` applied.
 
-    ``remote``: passed to nnsight's ``trace`` (``"local"`` runs the full remote serialization
-    path in-process)."""
+    ``remote``: ``None`` runs here; ``"local"`` runs nnsight's full remote serialization path
+    in-process; ``True`` or a host URL ships the trace to that server and waits for it
+    (:func:`.remote.wait`: ``timeout``, ``on_status``, ``cancel``).
+
+    The trace body references only envoys, tensors and plain Python values resolved before it
+    starts, so it deserializes on a server that has never heard of this package.
+    """
     by_loc: dict[tuple[str, int], list] = defaultdict(list)
     for e in edits:
         by_loc[(e.site, e.row)].append((e.pos, e.value))
+    by_loc = dict(by_loc)
     L = lm.n_layers
-    input_ids = torch.tensor([list(ids)], device=lm.device)
-    trace_kw = {} if remote is None else {"remote": remote}
-    with lm.lock, torch.no_grad(), lm.nn.trace(input_ids, **trace_kw):
-        rows = nnsight.save([])
-        attn_w = nnsight.save([])
-        mlp_w = nnsight.save([])
-        blocks = lm.envoy(lm.blocks_path)
-        for k in range(L):
-            if k == 0:
-                h0 = _tensor(blocks[0].input)
-                _apply(h0, by_loc.get(("resid", 0), ()))
-                rows.append(h0[0].clone())
-            for site, store in (("attn_out", attn_w), ("mlp_out", mlp_w)):
-                if save_writes or (site, k) in by_loc:
-                    w = _tensor(lm.envoy(lm.write_path(site, k)).output)
-                    _apply(w, by_loc.get((site, k), ()))
+    input_ids = torch.tensor([list(ids)], device=lm.input_device)
+    blocks = [lm.envoy(f"{lm.blocks_path}.{k}") for k in range(L)]
+    writers = [(site, k, lm.envoy(lm.write_path(site, k))) for k in range(L)
+               for site in ("attn_out", "mlp_out") if save_writes or (site, k) in by_loc]
+    root = lm.nn
+    pending = rm.trace_kwargs(lm, remote)
+    guard = rm.translated(lm.name) if remote else contextlib.nullcontext()
+    with guard:
+        with lm.lock, torch.no_grad(), root.trace(input_ids, **pending.kwargs):
+            rows = nnsight.save([])
+            attn_w = nnsight.save([])
+            mlp_w = nnsight.save([])
+            w_at = 0
+            for k in range(L):
+                if k == 0:
+                    h0 = blocks[0].input
+                    h0 = h0[0] if isinstance(h0, (tuple, list)) else h0
+                    for pos, value in by_loc.get(("resid", 0), ()):
+                        h0[0, pos] = value.to(device=h0.device, dtype=h0.dtype)
+                    rows.append(h0[0].clone())
+                while w_at < len(writers) and writers[w_at][1] == k:
+                    site, _, env = writers[w_at]
+                    w = env.output
+                    w = w[0] if isinstance(w, (tuple, list)) else w
+                    for pos, value in by_loc.get((site, k), ()):
+                        w[0, pos] = value.to(device=w.device, dtype=w.dtype)
                     if save_writes:
-                        store.append(w[0].clone())
-            h = _tensor(blocks[k].output)
-            _apply(h, by_loc.get(("resid", k + 1), ()))
-            rows.append(h[0].clone())
-        logits = lm.nn.output.logits[0].save()
+                        (attn_w if site == "attn_out" else mlp_w).append(w[0].clone())
+                    w_at += 1
+                h = blocks[k].output
+                h = h[0] if isinstance(h, (tuple, list)) else h
+                for pos, value in by_loc.get(("resid", k + 1), ()):
+                    h[0, pos] = value.to(device=h.device, dtype=h.dtype)
+                rows.append(h[0].clone())
+            logits = root.output.logits[0].save()
+        if pending.backend is not None:
+            res = rm.wait(pending, timeout=timeout, on_status=on_status, cancel=cancel,
+                          model_name=lm.name)
+            rows, attn_w, mlp_w, logits = res["rows"], res["attn_w"], res["mlp_w"], res["logits"]
     writes = None
     if save_writes:
-        writes = {"attn_out": torch.stack(list(attn_w)), "mlp_out": torch.stack(list(mlp_w))}
-    return RunRecord(resid=torch.stack(list(rows)).float(), logits=logits.float(), writes=writes)
+        writes = {"attn_out": torch.stack(list(attn_w)).float().cpu(),
+                  "mlp_out": torch.stack(list(mlp_w)).float().cpu()}
+    return RunRecord(resid=torch.stack(list(rows)).float().cpu(), logits=logits.float().cpu(),
+                     writes=writes)

@@ -32,13 +32,22 @@ class Session:
     or a 1-D sequence of token ids), ``logit_diff`` (default token pair ``(good, bad)``, strings or
     ids, each a single token), ``mean_reference`` (extra prompts whose positions join the mean for
     ``kind="mean"``), ``noise_scale`` and ``seed`` (for ``kind="noise"``).
+
+    ``remote`` (default: the model's own, see :func:`load_model`): ``None`` runs here, ``"local"``
+    runs nnsight's remote path in-process, ``True`` or a host URL runs every trace on that
+    server; ``timeout`` (seconds, queue included) bounds each remote request. While a remote
+    request waits, ``on_remote_status`` (if set) is called with the server's status and
+    ``remote_status`` holds the latest.
     """
 
     def __init__(self, model, prompt, source=None, *, logit_diff=None, mean_reference=None,
                  noise_scale: float = 3.0, seed: int = 0, prepend_bos: bool = False,
-                 remote=None):
+                 remote="model", timeout: float | None = None):
         self.model: LoadedModel = load_model(model)
-        self.remote = remote
+        self.remote = self.model.remote if remote == "model" else (remote or None)
+        self.timeout = timeout
+        self.remote_status = ""
+        self.on_remote_status: Callable[[str], None] | None = None
         self.prepend_bos = prepend_bos
         self.ids = self._tokenize(prompt, "prompt")
         self.source_ids = self._tokenize(source, "source") if source is not None else None
@@ -75,6 +84,11 @@ class Session:
         return [self.model.tokenizer.decode([t]) for t in self.ids]
 
     tokens = token_strings
+
+    @property
+    def lens_available(self) -> bool:
+        """Whether :meth:`logit_lens` can run (False for a weightless remote skeleton)."""
+        return self.model.device.type != "meta"
 
     def __repr__(self) -> str:
         return f"Session({self.model!r}, P={self.n_positions}, source={self.source is not None})"
@@ -179,7 +193,13 @@ class Session:
         return self._effect(cells, kind, site, run, pair)
 
     def _run(self, ids, edits=(), save_writes=False) -> RunRecord:
-        return traced_run(self.model, ids, edits, save_writes=save_writes, remote=self.remote)
+        return traced_run(self.model, ids, edits, save_writes=save_writes, remote=self.remote,
+                          timeout=self.timeout, on_status=self._note_status)
+
+    def _note_status(self, status: str) -> None:
+        self.remote_status = status
+        if self.on_remote_status is not None:
+            self.on_remote_status(status)
 
     def ablate(self, cells, kind: str = "zero", site: str = "resid", **kw) -> Effect:
         """Ablate ``cells`` (``kind``: zero, mean or noise)."""
@@ -209,9 +229,13 @@ class Session:
         """Top-``k`` next tokens read from residual cell ``(row, pos)`` through the final norm and
         unembedding, in the clean run or (with ``effect``) under that intervention."""
         (r, p), = grid.normalize_cells(cell, self.n_rows, self.n_positions)
+        if not self.lens_available:
+            raise ValueError("the logit lens unembeds here, and this remote model has no local "
+                             "weights; it is not available for remote models yet")
         resid = self.clean.resid if effect is None else effect.resid
         with self._lock, torch.no_grad():
-            probs = torch.softmax(self.model.unembed(resid[r, p]), dim=-1)
+            probs = torch.softmax(self.model.unembed(resid[r, p].to(self.model.device)).float(),
+                                  dim=-1).cpu()
         top = torch.topk(probs, k)
         return [(self.model.tokenizer.decode([int(i)]), float(v))
                 for v, i in zip(top.values, top.indices)]
@@ -220,16 +244,25 @@ class Session:
     def sweep(self, kind: str = "zero", site: str = "resid", *, logit_diff=None, rows=None,
               positions=None, progress: Callable | None = None,
               cancel: threading.Event | None = None, method: str = "auto",
-              keep_maps: bool = True, memory_budget: int | None = None) -> Atlas:
+              keep_maps="auto", memory_budget: int | None = None,
+              cells_per_request: int | None = None, timeout: float | None = None) -> Atlas:
         """Intervene on every cell (or the given ``rows`` × ``positions``) one at a time.
 
         Returns an :class:`Atlas`. ``method``: ``"cone"`` (recompute only the causal cone, batched),
-        ``"loop"`` (one nnsight trace per cell), or ``"auto"`` (cone when the model supports it).
-        ``progress`` is called with a :class:`~.sweep.SweepProgress` after each batch; setting
-        ``cancel`` stops early and returns a partial atlas (``complete=False``). ``keep_maps=False``
-        keeps only the per-cell summaries, not the ``[S, P, R, P]`` maps.
+        ``"batch"`` (many cells per nnsight trace, metrics reduced in the trace — the remote
+        path), ``"loop"`` (one nnsight trace per cell), or ``"auto"`` (cone when the model
+        supports it, batch for a remote session). ``progress`` is called with a
+        :class:`~.sweep.SweepProgress` after each batch (and, remotely, on each server status);
+        setting ``cancel`` stops early and returns a partial atlas (``complete=False``).
+        ``keep_maps``: ``"auto"`` keeps the ``[S, P, R, P]`` maps as float32, else float16, else
+        none, whichever fits ``memory_budget`` bytes (default half of available memory; the
+        choice is ``atlas.storage``); ``True`` insists on float32; ``False`` keeps summaries
+        only. ``cells_per_request``/``timeout``: batch size and per-request time limit (s) of
+        the batch method.
         """
         from .sweep import run_sweep
         return run_sweep(self, kind=kind, site=site, logit_diff=logit_diff, rows=rows,
                          positions=positions, progress=progress, cancel=cancel, method=method,
-                         keep_maps=keep_maps, memory_budget=memory_budget)
+                         keep_maps=keep_maps, memory_budget=memory_budget,
+                         cells_per_request=cells_per_request,
+                         timeout=self.timeout if timeout is None else timeout)

@@ -10,12 +10,20 @@ Two ways to compute the same atlas:
   positions are unembedded. The work is the cone ``Σ (L - n)(P - i)``, about a quarter of one
   forward pass per cell.
 
-Cells whose intervention writes exactly the clean value (patching a prompt from itself,
-zeroing a zero vector) change nothing, so they are filled with exact zeros without computing.
+* ``batch`` — many cells per nnsight trace, each its own batch element, metrics reduced inside
+  the trace (:mod:`.batched`). This is how a remote session sweeps: one request per batch,
+  each streamed into the atlas as it lands.
 
-Memory is estimated before starting: the atlas maps take ``S·P·R·P·4`` bytes; if that exceeds the
-budget the sweep refuses with :class:`SweepTooLarge` (use ``keep_maps=False``, or fewer rows or
-positions). Unembedding is chunked so the working set stays within the budget.
+Cells whose intervention writes exactly the clean value (patching a prompt from itself,
+zeroing a zero vector) change nothing, so the cone fills them with exact zeros without computing.
+
+Memory is estimated before starting. The atlas maps take ``S·P·R·P`` floats; the budget
+(default: half the memory available now) decides how they are kept, recorded in
+``atlas.storage``: ``"float32"`` when they fit, ``"float16"`` when only half-size maps fit, and
+``"summary"`` (no maps: each cell's map is recomputed on demand, as the widget does on click)
+when not even that fits. ``keep_maps=True`` insists on float32 maps and raises
+:class:`SweepTooLarge` instead; ``keep_maps=False`` keeps summaries only.
+Unembedding is chunked so the working set stays within the budget.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ class SweepProgress:
     total: int
     position: int
     atlas: Atlas
+    status: str = ""       # remote sweeps: the server's status of the request in flight
 
 
 def available_memory() -> int:
@@ -59,19 +68,42 @@ def available_memory() -> int:
     return 4 << 30
 
 
-def estimate_bytes(S: int, R: int, P: int, keep_maps: bool = True) -> int:
-    """Bytes the atlas arrays of a sweep over ``S × P`` source cells take."""
-    per_cell = (R * P if keep_maps else 0) + 2 * P + 1
-    return 4 * S * P * per_cell
+def estimate_bytes(S: int, R: int, P: int, keep_maps: bool = True, map_bytes: int = 4) -> int:
+    """Bytes the atlas arrays of a sweep over ``S × P`` source cells take (maps stored with
+    ``map_bytes`` bytes per value: 4 for float32, 2 for float16)."""
+    return S * P * ((map_bytes * R * P if keep_maps else 0) + 4 * (2 * P + 1))
+
+
+def choose_storage(S: int, R: int, P: int, budget: int, keep_maps="auto") -> str:
+    """``"float32"``, ``"float16"`` or ``"summary"``: how a sweep's maps fit in ``budget`` bytes.
+    Raises :class:`SweepTooLarge` when even the chosen form does not fit."""
+    need32, need16 = estimate_bytes(S, R, P), estimate_bytes(S, R, P, map_bytes=2)
+    need0 = estimate_bytes(S, R, P, keep_maps=False)
+    if keep_maps is True:
+        if need32 > budget:
+            raise SweepTooLarge(f"this sweep's atlas needs {need32 / 2**30:.2f} GiB but the budget "
+                                f"is {budget / 2**30:.2f} GiB: pass keep_maps=False (summaries "
+                                "only) or 'auto', fewer rows/positions, or a larger memory_budget")
+        return "float32"
+    if keep_maps == "auto" and need32 <= budget:
+        return "float32"
+    if keep_maps == "auto" and need16 <= budget:
+        return "float16"
+    if need0 > budget:
+        raise SweepTooLarge(f"even this sweep's summaries need {need0 / 2**30:.2f} GiB but the "
+                            f"budget is {budget / 2**30:.2f} GiB: sweep fewer rows/positions")
+    return "summary"
 
 
 def run_sweep(sess, *, kind="zero", site="resid", logit_diff=None, rows=None, positions=None,
-              progress=None, cancel=None, method="auto", keep_maps=True,
-              memory_budget=None) -> Atlas:
+              progress=None, cancel=None, method="auto", keep_maps="auto", memory_budget=None,
+              cells_per_request=None, timeout=None) -> Atlas:
     grid.check_kind(kind)
     grid.check_site(site)
-    if method not in ("auto", "cone", "loop"):
-        raise ValueError(f"unknown method {method!r}; use 'auto', 'cone' or 'loop'")
+    if method not in ("auto", "cone", "loop", "batch"):
+        raise ValueError(f"unknown method {method!r}; use 'auto', 'cone', 'batch' or 'loop'")
+    if keep_maps not in (True, False, "auto"):
+        raise ValueError(f"keep_maps must be True, False or 'auto', got {keep_maps!r}")
     if kind == "set":
         raise ValueError("kind='set' writes one given vector; sweeps take zero, mean, noise or patch")
     if kind in ("patch", "resample") and sess.source is None:
@@ -83,24 +115,26 @@ def run_sweep(sess, *, kind="zero", site="resid", logit_diff=None, rows=None, po
     positions = _subset(positions, P, "positions")
     pair = sess.token_pair(logit_diff) if logit_diff is not None else sess.default_pair
     budget = memory_budget if memory_budget is not None else available_memory() // 2
-    need = estimate_bytes(S, R, P, keep_maps)
-    if need > budget:
-        raise SweepTooLarge(f"this sweep's atlas needs {need / 2**30:.2f} GiB but the budget is "
-                            f"{budget / 2**30:.2f} GiB: pass keep_maps=False (summaries only), "
-                            "fewer rows/positions, or a larger memory_budget")
+    storage = choose_storage(S, R, P, budget, keep_maps)
+    map_dtype = {"float32": np.float32, "float16": np.float16}.get(storage)
     atlas = Atlas(kind=kind, site=site, tokens=sess.token_strings,
-                  resid_delta=np.zeros((S, P, R, P), np.float32) if keep_maps else None,
+                  resid_delta=np.zeros((S, P, R, P), map_dtype) if map_dtype else None,
                   kl=np.zeros((S, P, P), np.float32),
                   logprob_delta=np.zeros((S, P, max(P - 1, 0)), np.float32),
                   done=np.zeros((S, P), bool),
                   logit_diff=np.zeros((S, P), np.float32) if pair is not None else None,
                   logit_diff_clean=(float(metrics.logit_diff(sess.clean_logprobs[-1], pair))
-                                    if pair is not None else None))
+                                    if pair is not None else None),
+                  storage=storage)
     stepper = None
-    if sess.remote is not None:  # the cone steps blocks locally; remote runs trace per cell
+    if sess.remote is not None:  # the cone steps blocks locally; remote runs batched traces
         if method == "cone":
-            raise ValueError("method='cone' runs locally; a remote session sweeps with 'loop'")
-        method = "loop"
+            raise ValueError("method='cone' runs locally; a remote session sweeps with 'batch' "
+                             "(the default) or 'loop'")
+        if method == "auto" and kind != "knockout":
+            method = "batch"
+    if method == "auto" and kind != "knockout" and sess.model.device.type != "cpu":
+        method = "batch"    # the cone stepper is verified on CPU; batched traces are device-clean
     if method in ("auto", "cone") and kind != "knockout":
         try:
             stepper = _stepper(sess)
@@ -108,9 +142,12 @@ def run_sweep(sess, *, kind="zero", site="resid", logit_diff=None, rows=None, po
             if method == "cone":
                 raise
             warnings.warn(f"cone sweep unavailable for this model ({e}); using one trace per cell")
-    atlas.method = "cone" if stepper else "loop"
-    total, done = len(rows) * len(positions), 0
+    atlas.method = "cone" if stepper else ("batch" if method == "batch" else "loop")
     work_budget = max(64 << 20, min(budget // 4, 1 << 30))
+    if atlas.method == "batch":
+        return _batch_sweep(sess, atlas, rows, positions, kind, site, pair, progress, cancel,
+                            cells_per_request, work_budget, timeout)
+    total, done = len(rows) * len(positions), 0
     for i in positions:
         if cancel is not None and cancel.is_set():
             break
@@ -124,6 +161,49 @@ def run_sweep(sess, *, kind="zero", site="resid", logit_diff=None, rows=None, po
         done += len(cells)
         if progress is not None:
             progress(SweepProgress(done=done, total=total, position=i, atlas=atlas))
+    atlas.complete = done == total
+    return atlas
+
+
+def _batch_sweep(sess, atlas, rows, positions, kind, site, pair, progress, cancel,
+                 cells_per_request, work_budget, timeout) -> Atlas:
+    """One batched trace (one request, when remote) per group of cells, streamed into ``atlas``."""
+    from .batched import batched_effects, cells_per_request as fit
+    lm = sess.model
+    cells = [(n, i) for i in positions for n in rows]
+    per = cells_per_request or fit(sess.n_rows, sess.n_positions, lm.d_model, lm.vocab_size,
+                                   work_budget)
+    done, total = 0, len(cells)
+
+    def on_status(status, i):
+        if progress is not None:
+            progress(SweepProgress(done=done, total=total, position=i, atlas=atlas, status=status))
+
+    for g in range(0, total, per):
+        if cancel is not None and cancel.is_set():
+            break
+        group = cells[g:g + per]
+        try:
+            out = batched_effects(sess, group, kind, site, pair, remote=sess.remote,
+                                  timeout=timeout, cancel=cancel,
+                                  on_status=lambda st, i=group[-1][1]: (sess._note_status(st),
+                                                                        on_status(st, i)))
+        except Exception as e:
+            from .remote import RemoteCancelled
+            if isinstance(e, RemoteCancelled):
+                break
+            raise
+        for b, (n, i) in enumerate(group):
+            if atlas.resid_delta is not None:
+                atlas.resid_delta[n, i] = out["deltas"][b].numpy()
+            atlas.kl[n, i] = out["kl"][b].numpy()
+            atlas.logprob_delta[n, i] = out["lpd"][b].numpy()
+            if atlas.logit_diff is not None:
+                atlas.logit_diff[n, i] = float(out["ld"][b])
+            atlas.done[n, i] = True
+        done += len(group)
+        if progress is not None:
+            progress(SweepProgress(done=done, total=total, position=group[-1][1], atlas=atlas))
     atlas.complete = done == total
     return atlas
 

@@ -74,9 +74,19 @@ def _esm():
 
 
 def _words(exc: BaseException) -> str:
-    """An exception as a sentence for the user (type name only when the message is empty)."""
-    msg = str(exc).strip()
+    """An exception as a sentence for the user (type name only when the message is empty; any
+    API key redacted)."""
+    from .remote import redact
+    msg = redact(str(exc).strip())
     return msg if msg else type(exc).__name__
+
+
+#: what the widget says for each status of nnsight's remote protocol
+REMOTE_WORDS = {"RECEIVED": "sent to the remote server", "QUEUED": "waiting on the remote queue",
+                "PROVISIONING": "waiting on the remote queue (model loading)",
+                "DEPLOYING": "waiting on the remote queue (model loading)",
+                "DISPATCHED": "waiting on the remote queue", "RUNNING": "running remotely",
+                "COMPLETED": "", "ERROR": "remote error"}
 
 
 class ResidualExplorer(anywidget.AnyWidget):
@@ -107,6 +117,8 @@ class ResidualExplorer(anywidget.AnyWidget):
     atlas = t.Dict(allow_none=True, default_value=None).tag(sync=True)
     progress = t.Dict({"done": 0, "total": 0, "running": False, "cancelled": False}).tag(sync=True)
     status = t.Unicode("idle").tag(sync=True)
+    #: for a remote session: what the server is doing ("waiting on the remote queue", …), else ""
+    remote_status = t.Unicode("").tag(sync=True)
     error = t.Unicode("").tag(sync=True)
     # lecture views (see the module docstring)
     view = t.Unicode("map").tag(sync=True)
@@ -141,6 +153,7 @@ class ResidualExplorer(anywidget.AnyWidget):
             if logit_diff and "overview_metric" not in kw:
                 self.overview_metric = "logit_diff"
             self._load_session_facts()
+        self._watch_remote(session)
         self._jobs = LatestJobs(self._run_job, priority=("rebuild", "intervene", "lens"))
         self.on_msg(self._on_custom_msg)
         self.observe(self._on_settings, names=["kind", "site", "logit_pair"])
@@ -289,6 +302,11 @@ class ResidualExplorer(anywidget.AnyWidget):
 
     def _do_lens(self, rid, cell, key) -> None:
         r, p = int(cell[0]), int(cell[1])
+        if not getattr(self.session, "lens_available", True):   # a remote model: no weights here
+            self.send({"type": "lens", "id": rid, "key": key, "cell": [r, p], "clean": [],
+                       "intervened": None, "note": "logit lens: needs local weights (this "
+                                                   "model runs remotely)"})
+            return
         clean = self.session.logit_lens((r, p), k=5)
         eff = self.current_effect
         inter = self.session.logit_lens((r, p), k=5, effect=eff) if eff is not None else None
@@ -302,6 +320,7 @@ class ResidualExplorer(anywidget.AnyWidget):
                              "fixed; use rw.explore(prompt, source=...) to edit it")
         self.cancel_sweep(wait=True)
         self.session = self._factory(self.prompt, source or None)
+        self._watch_remote(self.session)
         self.current_effect = None
         with self.hold_sync():
             self._load_session_facts()
@@ -410,6 +429,11 @@ class ResidualExplorer(anywidget.AnyWidget):
             self.start_sweep()
 
     # ---- helpers --------------------------------------------------------------------------------
+    def _watch_remote(self, session) -> None:
+        if getattr(session, "remote", None) is not None:
+            session.on_remote_status = lambda st: setattr(
+                self, "remote_status", REMOTE_WORDS.get(st, st.lower()))
+
     def _pair(self):
         return tuple(self.logit_pair) if len(self.logit_pair) == 2 else None
 
