@@ -14,6 +14,8 @@ Methods (each timed from the prompt's token ids to the per-cell numbers, clean r
         weights, "clean cache" = zeros, metric = the total KL (TL calls it once per cell on the
         full logits; the logit difference is read off the same logits)
   loop  residual_widgets Session(...).sweep(method="loop"): one nnsight trace per cell
+  batch residual_widgets Session(...).sweep(method="batch"): many cells per trace, metrics
+        reduced inside it (the remote sweep path; not run unless named in --methods)
 
 The methods run interleaved, ``--repeats`` rounds in rotating order; the medians give the ratios.
 Bar: cone >= 4x faster than TL, and every pair agrees within 1e-4 on both metrics.
@@ -72,6 +74,13 @@ def run_loop(lm, ids, positions, pair, L):
     return a.total_kl[:L][:, positions], a.logit_diff[:L][:, positions]
 
 
+def run_batch(lm, ids, positions, pair, L):
+    sess = rw.Session(lm, ids)
+    a = sess.sweep(kind="zero", rows=range(L), positions=positions, logit_diff=pair,
+                   method="batch", keep_maps=False)
+    return a.total_kl[:L][:, positions], a.logit_diff[:L][:, positions]
+
+
 def run_tl(bridge, ids, positions, pair, L):
     import pandas as pd
     from transformer_lens import ActivationCache, patching
@@ -101,7 +110,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="4 positions (48 cells), 1 round")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N)")
     ap.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default 2; 1 with --quick)")
-    ap.add_argument("--methods", default="cone,tl,loop", help="comma list of cone, tl, loop")
+    ap.add_argument("--methods", default="cone,tl,loop", help="comma list of cone, tl, loop, batch")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if args.threads:
@@ -139,6 +148,7 @@ def main(argv=None):
 
     runners = {"cone": lambda: run_cone(lm, ids, positions, pair, L),
                "loop": lambda: run_loop(lm, ids, positions, pair, L),
+               "batch": lambda: run_batch(lm, ids, positions, pair, L),
                "tl": lambda: run_tl(bridge, ids, positions, pair, L)}
     with torch.no_grad():  # warm-up (allocators, first-call costs), untimed
         hf(torch.tensor([ids]))
@@ -163,7 +173,7 @@ def main(argv=None):
               f"  = {1e3 * med[m] / (L * len(positions)):.1f} ms/cell")
     ok = True
     if "cone" in med:
-        for m in ("tl", "loop"):
+        for m in ("tl", "loop", "batch"):
             if m in med:
                 print(f"  ratio {m}/cone: {med[m] / med['cone']:.2f}x (median), "
                       f"{min(times[m]) / min(times['cone']):.2f}x (min)")

@@ -33,6 +33,10 @@ from typing import Callable
 _KEY: str | None = None
 DEFAULT_TIMEOUT = 600.0      # seconds a remote request may take, queue included
 POLL_INTERVAL = 0.5          # seconds between status polls
+#: activation memory one batched sweep request may use on the server (sizes ``cells_per_request``:
+#: 8 GiB is 33 cells per request for Llama-3.1-70B on 24 tokens); each request also queues, so
+#: fewer, larger requests finish sooner
+REQUEST_BYTES = 8 << 30
 
 
 class RemoteError(RuntimeError):

@@ -171,8 +171,9 @@ def _batch_sweep(sess, atlas, rows, positions, kind, site, pair, progress, cance
     from .batched import batched_effects, cells_per_request as fit
     lm = sess.model
     cells = [(n, i) for i in positions for n in rows]
+    from .remote import REQUEST_BYTES, is_remote
     per = cells_per_request or fit(sess.n_rows, sess.n_positions, lm.d_model, lm.vocab_size,
-                                   work_budget)
+                                   REQUEST_BYTES if is_remote(sess.remote) else work_budget)
     done, total = 0, len(cells)
 
     def on_status(status, i):
