@@ -7,6 +7,10 @@ export function buildDom(css: string) {
   style.textContent = css;
   const root = h("div", "rw-root");
   root.tabIndex = 0;
+  // While the widget has focus its keys (arrows, Enter, Escape) are its own: Lumino skips
+  // Jupyter's shortcuts for events from inside this element (Notebook 7 would otherwise take the
+  // arrows to move between cells).
+  root.setAttribute("data-lm-suppress-shortcuts", "true");
   const header = h("div", "rw-header");
   const prompt = h("span", "rw-prompt");
   const status = h("span", "rw-status");
