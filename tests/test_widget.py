@@ -328,6 +328,20 @@ def test_real_engine_tiny_model():
     atlas = _codec.decode(w.atlas["resid_delta"])
     np.testing.assert_allclose(atlas[1, 2], eff.resid_delta, atol=1e-5)
     assert w.figure().data
+    assert w.atlas["storage"] == "float32"
+    # under a smaller memory budget the widget's sweep keeps float16 maps, then none, and the
+    # atlas trait says so (the front end shows it next to the progress bar)
+    from residual_widgets.sweep import estimate_bytes
+    S, R, P = 3, 3, 8
+    for budget, storage in ((estimate_bytes(S, R, P) - 1, "float16"),
+                            (estimate_bytes(S, R, P, map_bytes=2) - 1, "summary")):
+        w.memory_budget = budget
+        w.start_sweep()
+        w.wait()
+        assert w.atlas["storage"] == storage and w.current_atlas.storage == storage
+        assert (w.atlas["resid_delta"] is None) == (storage == "summary")
+        np.testing.assert_array_equal(_codec.decode(w.atlas["total_kl"]),
+                                      w.current_atlas.kl.sum(-1))
     w.close()
 
 

@@ -128,6 +128,9 @@ class ResidualExplorer(anywidget.AnyWidget):
 
     #: seconds between atlas pushes while a sweep runs (progress is pushed every batch)
     atlas_push_interval = 0.3
+    #: bytes the sweep's atlas may take (None: half of available memory); beyond it the maps are
+    #: kept as float16, or not at all (the overview says which, and clicks compute maps)
+    memory_budget: int | None = None
 
     def __init__(self, session, *, prompt=None, kind: str = "zero", site: str = "resid",
                  logit_diff=None, source=None, model_name: str = "",
@@ -347,8 +350,11 @@ class ResidualExplorer(anywidget.AnyWidget):
 
         self.status = "sweeping"
         try:
+            kw = {"logit_diff": pair} if pair else {}
+            if self.memory_budget is not None:
+                kw["memory_budget"] = self.memory_budget
             atlas = self.session.sweep(kind=kind, site=site, progress=progress, cancel=cancel,
-                                       **({"logit_diff": pair} if pair else {}))
+                                       **kw)
             self._push_atlas(atlas, None)
             done = int(atlas.done.sum())
             self.progress = {"done": done, "total": int(atlas.done.size), "running": False,
