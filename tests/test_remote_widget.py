@@ -46,6 +46,12 @@ def test_widget_on_a_remote_model_says_when_it_waits(monkeypatch):
         assert w.remote_status == ""
         local = rw.Session(lm, PROMPT).sweep(method="batch")
         assert (w.current_atlas.kl == local.kl).all()
+        srv.hang, w.session.timeout = True, 0.3           # a queue that never moves
+        w.select((2, 2))
+        assert "did not finish within 0.3 s" in w.error
+        srv.hang, w.session.timeout = False, None
+        w.select((2, 1))
+        assert w.error == "" and w.selection == [[2, 1]]  # the same widget recovers
         rw.set_api_key("wrong-" + secrets.token_hex(8))
         w.select((2, 3))
         assert "refused the API key" in w.error and "wrong-" not in w.error
