@@ -203,6 +203,19 @@ def wait(pending: _Pending, *, timeout: float | None = None,
         time.sleep(POLL_INTERVAL)
 
 
+#: what the widget says for each status of nnsight's remote protocol
+STATUS_WORDS = {"RECEIVED": "sent to the remote server", "QUEUED": "waiting on the remote queue",
+                "PROVISIONING": "waiting on the remote queue (model loading)",
+                "DEPLOYING": "waiting on the remote queue (model loading)",
+                "DISPATCHED": "waiting on the remote queue", "RUNNING": "running remotely",
+                "COMPLETED": "", "ERROR": "remote error"}
+
+
+def describe_status(status: str) -> str:
+    """The server's status in words for the widget's header ("" once a request is done)."""
+    return STATUS_WORDS.get(status, status.lower())
+
+
 def _status_name(status) -> str:
     return getattr(status, "value", str(status))
 

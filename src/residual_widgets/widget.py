@@ -37,7 +37,8 @@ position's batch. ipykernel's iopub socket is thread-safe, so traits set from th
 the browser while the kernel's main thread stays free for new messages.
 
 Changing ``kind``, ``site`` or ``logit_pair`` from either side recomputes the pinned effect and
-restarts the sweep; changing ``source_prompt`` rebuilds the session first.
+restarts the sweep; changing ``source_prompt`` rebuilds the session first. For a remote session
+the ``remote_status`` trait says what the server is doing ("waiting on the remote queue", …).
 """
 
 from __future__ import annotations
@@ -79,14 +80,6 @@ def _words(exc: BaseException) -> str:
     from .remote import redact
     msg = redact(str(exc).strip())
     return msg if msg else type(exc).__name__
-
-
-#: what the widget says for each status of nnsight's remote protocol
-REMOTE_WORDS = {"RECEIVED": "sent to the remote server", "QUEUED": "waiting on the remote queue",
-                "PROVISIONING": "waiting on the remote queue (model loading)",
-                "DEPLOYING": "waiting on the remote queue (model loading)",
-                "DISPATCHED": "waiting on the remote queue", "RUNNING": "running remotely",
-                "COMPLETED": "", "ERROR": "remote error"}
 
 
 class ResidualExplorer(anywidget.AnyWidget):
@@ -437,8 +430,9 @@ class ResidualExplorer(anywidget.AnyWidget):
     # ---- helpers --------------------------------------------------------------------------------
     def _watch_remote(self, session) -> None:
         if getattr(session, "remote", None) is not None:
-            session.on_remote_status = lambda st: setattr(
-                self, "remote_status", REMOTE_WORDS.get(st, st.lower()))
+            from .remote import describe_status
+            session.on_remote_status = lambda st: setattr(self, "remote_status",
+                                                          describe_status(st))
 
     def _pair(self):
         return tuple(self.logit_pair) if len(self.logit_pair) == 2 else None
