@@ -368,3 +368,18 @@ def test_sessions_sharing_a_model_across_threads(gpt2):
     assert not errors
     np.testing.assert_array_equal(got["atlas"].kl, want.kl)
     assert all(np.array_equal(e.kl, effs[0].kl) for e in effs)
+
+
+def test_cone_sweep_in_lock_slices_gives_the_same_atlas(gpt2, monkeypatch):
+    """Long prompts hold the model lock for a bounded slice of cone work at a time (so a click
+    waits little); slicing a position's rows changes no number and reports progress per slice."""
+    from residual_widgets import sweep as sweep_mod
+    sess = rw.Session(gpt2, PROMPT, logit_diff=(" Mary", " John"))
+    whole = sess.sweep()
+    assert sweep_mod._row_chunks([0, 1, 2, 3], 3, 5, limit=15) == [[0], [1], [2, 3]]
+    monkeypatch.setattr(sweep_mod, "LOCK_SLICE", 1)          # one row per slice
+    seen = []
+    sliced = sess.sweep(progress=lambda p: seen.append(p.done))
+    assert len(seen) == sess.n_rows * sess.n_positions and sliced.complete
+    for f in ("resid_delta", "kl", "logprob_delta", "logit_diff"):
+        np.testing.assert_allclose(getattr(sliced, f), getattr(whole, f), atol=2e-5, err_msg=f)

@@ -149,20 +149,42 @@ def run_sweep(sess, *, kind="zero", site="resid", logit_diff=None, rows=None, po
                             cells_per_request, work_budget, timeout)
     total, done = len(rows) * len(positions), 0
     for i in positions:
-        if cancel is not None and cancel.is_set():
-            break
-        cells = [(n, i) for n in rows]
-        if stepper is None:
-            for c in cells:
-                _store(atlas, c, sess.intervene(c, kind, site, logit_diff=pair))
-        else:
-            with sess._lock, torch.no_grad():
-                _cone_group(sess, stepper, atlas, cells, kind, site, pair, work_budget)
-        done += len(cells)
-        if progress is not None:
-            progress(SweepProgress(done=done, total=total, position=i, atlas=atlas))
+        for chunk in _row_chunks(rows, sess.n_layers, sess.n_positions - i):
+            if cancel is not None and cancel.is_set():
+                break
+            cells = [(n, i) for n in chunk]
+            if stepper is None:
+                for c in cells:
+                    _store(atlas, c, sess.intervene(c, kind, site, logit_diff=pair))
+            else:
+                with sess._lock, torch.no_grad():
+                    _cone_group(sess, stepper, atlas, cells, kind, site, pair, work_budget)
+            done += len(cells)
+            if progress is not None:
+                progress(SweepProgress(done=done, total=total, position=i, atlas=atlas))
     atlas.complete = done == total
     return atlas
+
+
+#: cone work (block-applications × positions) done per hold of the model lock: a click during a
+#: sweep of a long prompt waits for one such slice (about 2 s for SmolLM2 on 2 CPU cores), not
+#: for a whole position's rows
+LOCK_SLICE = 16384
+
+
+def _row_chunks(rows, L: int, q: int, limit: int | None = None) -> list[list[int]]:
+    """Split ascending ``rows`` of one source position (``q`` positions from it to the end) into
+    consecutive runs whose cone work ``Σ (L - n + 1) · q`` stays within ``limit``."""
+    limit = LOCK_SLICE if limit is None else limit
+    chunks, cur, work = [], [], 0
+    for n in rows:
+        w = (L - n + 1) * q
+        if cur and work + w > limit:
+            chunks.append(cur)
+            cur, work = [], 0
+        cur.append(n)
+        work += w
+    return chunks + [cur] if cur else chunks
 
 
 def _batch_sweep(sess, atlas, rows, positions, kind, site, pair, progress, cancel,
