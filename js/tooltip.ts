@@ -10,8 +10,6 @@ import { showToken } from "./heatmap";
 export interface Lens {
   clean: [string, number][];
   intervened: [string, number][] | null;
-  /** said instead of the table when the kernel cannot compute a lens (a remote model) */
-  note?: string;
 }
 
 /** Replace `tip`'s content. `lens`: the lens reply, "pending" while asked, null for none. */
@@ -25,10 +23,6 @@ export function fillTooltip(tip: HTMLElement, head: string, token: string, value
   if (lens === null) return;
   if (lens === "pending") {
     tip.append(h("div", "rw-sub", "logit lens: asking the kernel…"));
-    return;
-  }
-  if (lens.note) {
-    tip.append(h("div", "rw-sub", lens.note));
     return;
   }
   const t = h("table");

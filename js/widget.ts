@@ -69,7 +69,7 @@ function render({ model, el }: RenderProps): () => void {
   let ovGeom: Geom | null = null;
   let paints = 0;
   let lensTimer: ReturnType<typeof setTimeout> | undefined;
-  const lensCache = new Map<string, { clean: [string, number][]; intervened: [string, number][] | null; note?: string }>();
+  const lensCache = new Map<string, { clean: [string, number][]; intervened: [string, number][] | null }>();
   let tooltipFor: { key: string; x: number; y: number; lines: () => void } | null = null;
 
   const rows = () => (m.get("n_rows") as number) || 0;
@@ -227,7 +227,7 @@ function render({ model, el }: RenderProps): () => void {
       say("error", String(msg.message ?? "error in the kernel"));
     } else if (msg.type === "lens") {
       const key = msg.key as string;
-      lensCache.set(key, { clean: msg.clean as [string, number][], intervened: (msg.intervened as [string, number][]) ?? null, note: msg.note as string | undefined });
+      lensCache.set(key, { clean: msg.clean as [string, number][], intervened: (msg.intervened as [string, number][]) ?? null });
       req.settle("lens", msg.id);
       if (tooltipFor && tooltipFor.key === key) tooltipFor.lines();
     }

@@ -5,10 +5,10 @@ state must not contain either key anywhere in the file."""
 import json
 import os
 import secrets
-import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 from nbclient import NotebookClient
 
@@ -111,8 +111,8 @@ def test_saved_notebook_never_contains_the_key(tmp_path, monkeypatch):
 def test_weightless_skeleton_runs_everything_on_the_server(monkeypatch, tmp_path):
     """As with NDIF: ``load_model(name, remote=...)`` builds the model on the meta device (no
     weights; here the "hub" is a local directory); clean run, clicks and the sweep all come
-    back from the server, equal to a local run; the tooltip's logit lens says it needs local
-    weights instead of failing."""
+    back from the server, equal to a local run; the tooltip's logit lens is computed on the
+    server and equals the local one."""
     from residual_widgets.tiny import tiny_model
     hf, tok = tiny_model("gpt2", n_layers=3)
     hf.save_pretrained(tmp_path)
@@ -136,4 +136,11 @@ def test_weightless_skeleton_runs_everything_on_the_server(monkeypatch, tmp_path
         w._on_custom_msg(w, {"type": "lens", "id": "c:1", "cell": [1, 2], "key": "clean|1,2"})
         w.wait()
         lens = [m for m in sent if m.get("type") == "lens"]
-        assert lens and "needs local weights" in lens[0]["note"] and not w.error
+        assert lens and not w.error, w.error
+        want_clean = local.logit_lens((1, 2))
+        want_int = local.logit_lens((1, 2), effect=local.ablate((1, 2)))
+        assert [t for t, _ in lens[0]["clean"]] == [t for t, _ in want_clean]
+        assert [t for t, _ in lens[0]["intervened"]] == [t for t, _ in want_int]
+        np.testing.assert_allclose([v for _, v in lens[0]["clean"]],
+                                   [v for _, v in want_clean], rtol=1e-5)
+        assert w.session._lens_cache                      # clean lens cached: one request

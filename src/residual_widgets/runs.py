@@ -108,3 +108,27 @@ def traced_run(lm: LoadedModel, ids: list[int], edits: list[Edit] = (),
                   "mlp_out": torch.stack(list(mlp_w)).float().cpu()}
     return RunRecord(resid=torch.stack(list(rows)).float().cpu(), logits=logits.float().cpu(),
                      writes=writes)
+
+
+def traced_unembed(lm: LoadedModel, vectors: torch.Tensor, remote=None, *,
+                   timeout: float | None = None, on_status=None) -> torch.Tensor:
+    """Final norm + unembedding (+ soft-cap) of residual ``vectors`` ``[n, d_model]`` → logits
+    ``[n, vocab]``, computed where the weights are: for a weightless remote skeleton, inside a
+    trace on the server (on a one-token input, so the forward pass it rides on costs little)."""
+    norm, head = lm.envoy(lm.final_norm_path), lm.envoy(lm.unembed_path)
+    cap = lm.logit_softcap
+    x = vectors.detach().float().cpu()
+    input_ids = torch.tensor([[0]], device=lm.input_device)
+    root = lm.nn
+    pending = rm.trace_kwargs(lm, remote)
+    guard = rm.translated(lm.name) if remote else contextlib.nullcontext()
+    with guard:
+        with lm.lock, torch.no_grad(), root.trace(input_ids, **pending.kwargs):
+            lg = head(norm(x.to(root.output.logits.dtype)))
+            if cap:
+                lg = torch.tanh(lg / cap) * cap
+            logits = lg.float().save()
+        if pending.backend is not None:
+            logits = rm.wait(pending, timeout=timeout, on_status=on_status,
+                             model_name=lm.name)["logits"]
+    return logits.detach().cpu()

@@ -22,7 +22,7 @@ from . import grid, metrics
 from .effects import Atlas, Effect
 from .interventions import replacement_values
 from .models import LoadedModel, load_model
-from .runs import Edit, RunRecord, traced_run
+from .runs import Edit, RunRecord, traced_run, traced_unembed
 
 
 class Session:
@@ -64,6 +64,7 @@ class Session:
         self._means = self._row_means(mean_reference)
         self.sigma = float(self.clean.resid[0].std())
         self._stepper = None
+        self._lens_cache: dict = {}                # remote skeleton: clean lens by cell
 
     # ---- basic facts --------------------------------------------------------------------------
     @property
@@ -84,11 +85,6 @@ class Session:
         return [self.model.tokenizer.decode([t]) for t in self.ids]
 
     tokens = token_strings
-
-    @property
-    def lens_available(self) -> bool:
-        """Whether :meth:`logit_lens` can run (False for a weightless remote skeleton)."""
-        return self.model.device.type != "meta"
 
     def __repr__(self) -> str:
         return f"Session({self.model!r}, P={self.n_positions}, source={self.source is not None})"
@@ -227,15 +223,25 @@ class Session:
     # ---- logit lens ---------------------------------------------------------------------------
     def logit_lens(self, cell, k: int = 5, effect: Effect | None = None) -> list[tuple[str, float]]:
         """Top-``k`` next tokens read from residual cell ``(row, pos)`` through the final norm and
-        unembedding, in the clean run or (with ``effect``) under that intervention."""
+        unembedding, in the clean run or (with ``effect``) under that intervention. For a remote
+        model without local weights the unembedding runs on the server (one small request;
+        clean cells are cached)."""
         (r, p), = grid.normalize_cells(cell, self.n_rows, self.n_positions)
-        if not self.lens_available:
-            raise ValueError("the logit lens unembeds here, and this remote model has no local "
-                             "weights; it is not available for remote models yet")
         resid = self.clean.resid if effect is None else effect.resid
-        with self._lock, torch.no_grad():
-            probs = torch.softmax(self.model.unembed(resid[r, p].to(self.model.device)).float(),
-                                  dim=-1).cpu()
+        if self.model.device.type == "meta":   # a remote skeleton: unembed on the server
+            if self.remote is None:
+                raise ValueError("this model has no local weights; give the session remote=")
+            probs = self._lens_cache.get((r, p)) if effect is None else None
+            if probs is None:
+                logits = traced_unembed(self.model, resid[r, p][None], self.remote,
+                                        timeout=self.timeout, on_status=self._note_status)[0]
+                probs = torch.softmax(logits, dim=-1)
+                if effect is None:
+                    self._lens_cache[(r, p)] = probs
+        else:
+            with self._lock, torch.no_grad():
+                probs = torch.softmax(self.model.unembed(resid[r, p].to(self.model.device))
+                                      .float(), dim=-1).cpu()
         top = torch.topk(probs, k)
         return [(self.model.tokenizer.decode([int(i)]), float(v))
                 for v, i in zip(top.values, top.indices)]

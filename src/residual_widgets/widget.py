@@ -298,11 +298,6 @@ class ResidualExplorer(anywidget.AnyWidget):
 
     def _do_lens(self, rid, cell, key) -> None:
         r, p = int(cell[0]), int(cell[1])
-        if not getattr(self.session, "lens_available", True):   # a remote model: no weights here
-            self.send({"type": "lens", "id": rid, "key": key, "cell": [r, p], "clean": [],
-                       "intervened": None, "note": "logit lens: needs local weights (this "
-                                                   "model runs remotely)"})
-            return
         clean = self.session.logit_lens((r, p), k=5)
         eff = self.current_effect
         inter = self.session.logit_lens((r, p), k=5, effect=eff) if eff is not None else None
