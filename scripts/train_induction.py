@@ -35,7 +35,8 @@ the time, which caps the accuracy near 97%.
 
 Recorded run (torch 2.13 CPU, 2 threads, on a machine shared with other jobs): 4,000 steps in
 542 s; copy accuracy 0.9345 on the training distribution, 0.9490 on plain rows; 1.9 MB of
-float32 weights.
+float32 weights. Re-run from a clean clone on 2026-11-22 (idle machine): 491 s, and all 28
+weight tensors bit-identical to the committed ones.
 """
 
 from __future__ import annotations
