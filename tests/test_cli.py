@@ -95,3 +95,31 @@ def test_help_reads_well(capsys):
         assert e.value.code == 0
         out = capsys.readouterr().out
         assert all(w in out for w in want)
+
+
+def test_remote_run_against_a_server(model_dir, tmp_path, monkeypatch, capsys):
+    """--remote URL: the skeleton is built from the model's config, every trace runs on the
+    server, the numbers equal a local run; a refused key exits 1 with words and no key."""
+    import secrets
+
+    from residual_widgets import remote as rm
+    from fake_ndif import FakeNDIF
+    key = "cli-" + secrets.token_hex(8)
+    local = rw.load_model(str(model_dir))
+    with FakeNDIF({}, keys=[key]) as srv:
+        skeleton = rw.load_model(str(model_dir), remote=srv.url)
+        assert skeleton.device.type == "meta"
+        srv.models[rm.model_key_for(skeleton)] = local.nn
+        monkeypatch.setenv("NDIF_API_KEY", key)
+        out = tmp_path / "remote.html"
+        rc = cli.main(["ablate", "--model", str(model_dir), "--prompt", PROMPT, "--cell", "1,3",
+                       "--remote", srv.url, "--out", str(out)])
+        text = capsys.readouterr().out
+        assert rc == 0 and out.exists()
+        want = rw.Session(local, PROMPT).intervene([(1, 3)])
+        assert f"total KL {want.total_kl:.4g} nats" in text
+        monkeypatch.setenv("NDIF_API_KEY", "bad-" + key)
+        rc = cli.main(["ablate", "--model", str(model_dir), "--prompt", PROMPT, "--cell", "1,3",
+                       "--remote", srv.url])
+        err = capsys.readouterr().err
+        assert rc == 1 and "refused the API key" in err and key not in err

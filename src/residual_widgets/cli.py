@@ -3,10 +3,14 @@
     residual-widgets ablate --model smollm2-135m --prompt "The capital of France is" \\
         --cell 5,3 --kind zero --out effect.html
     residual-widgets sweep --model induction-2l --prompt " t1 t2 t3 t1 t2" --out sweep.html
+    NDIF_API_KEY=... residual-widgets ablate --model meta-llama/Llama-3.1-8B --remote ndif \
+        --prompt "The capital of France is" --cell 16,4
 
 Each prints a short text summary (the most affected cells and the output metric per position)
 and writes the plotly figure as a standalone HTML file. Exit codes: 0 success, 2 bad arguments
-(argparse's convention, also used for invalid cells, kinds or prompts), 1 anything else.
+(argparse's convention, also used for invalid cells, kinds or prompts), 1 anything else
+(including a failed remote run). The API key of ``--remote`` is read from ``NDIF_API_KEY`` only:
+a key on the command line would land in shell history and process lists.
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="token pair for the logit difference at the last position")
     common.add_argument("--out", help="write the plotly figure to this HTML file")
     common.add_argument("--seed", type=int, default=0, help="seed for --kind noise")
+    common.add_argument("--remote", metavar="ndif|local|URL",
+                        help="run on NDIF ('ndif'), through nnsight's in-process remote path "
+                             "('local'), or on the nnsight server at URL; key from NDIF_API_KEY")
+    common.add_argument("--timeout", type=float, help="seconds per remote request (default 600)")
     a = sub.add_parser("ablate", parents=[common], help="intervene on one or more cells")
     a.add_argument("--cell", type=_cell, action="append", required=True, metavar="ROW,POS",
                    help="cell to intervene on; repeat for a set")
@@ -74,10 +82,11 @@ def main(argv=None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import residual_widgets as rw
 
+    remote = {"ndif": True, None: None}.get(args.remote, args.remote)
     try:
-        model = rw.load_model(args.model)
+        model = rw.load_model(args.model, remote=remote)
         sess = rw.Session(model, args.prompt, source=args.source, logit_diff=args.logit_diff,
-                          seed=args.seed)
+                          seed=args.seed, timeout=args.timeout)
         if args.command == "ablate":
             eff = sess.intervene(args.cell, kind=args.kind, site=args.site)
             print(eff.summary())
@@ -99,6 +108,9 @@ def main(argv=None) -> int:
                 n, i = np.unravel_index(f, vals.shape)
                 print(f"  row {n:>3} pos {i:>4} {sess.token_strings[i]!r:>16} {vals[n, i]:.4g}")
             fig = atlas.figure()
+    except rw.RemoteError as e:           # its message never holds the key
+        print(f"residual-widgets: remote error: {e}", file=sys.stderr)
+        return 1
     except (ValueError, TypeError) as e:
         print(f"residual-widgets: error: {e}", file=sys.stderr)
         return 2

@@ -174,9 +174,12 @@ def _load_remote(name: str, tokenizer, remote) -> LoadedModel:
 
     from . import remote as rm
     try:
+        if tokenizer is None:                # as for a local load: the model's own tokenizer
+            from transformers import AutoTokenizer
+            tokenizer = AutoTokenizer.from_pretrained(name)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            nn = LanguageModel(name, tokenizer=tokenizer) if tokenizer else LanguageModel(name)
+            nn = LanguageModel(name, tokenizer=tokenizer)
     except Exception as e:  # noqa: BLE001 - the config and tokenizer come from the hub
         low = f"{type(e).__name__} {e}".lower()
         if "offline" in low or "connect" in low or "resolve" in low or "network" in low:
