@@ -165,3 +165,20 @@ def test_redact_and_key_validation(monkeypatch):
     assert rm.redact("x sekrit-abc y") == "x <api key> y"
     with pytest.raises(ValueError):
         rw.set_api_key("  ")
+
+
+def test_remote_session_fetches_block_writes_only_when_needed(server):
+    """Session creation downloads the residual rows and logits only; what the blocks wrote comes
+    in one extra request the first time a site needs it (and the mean kind per site)."""
+    rw.set_api_key(KEY)
+    sess = rw.Session(tiny_lm("gpt2"), PROMPT, remote=server.url)
+    local = rw.Session(tiny_lm("gpt2"), PROMPT)
+    assert len(server.jobs) == 1 and sess.clean.writes is None
+    assert np.array_equal(sess.ablate((1, 2)).kl, local.ablate((1, 2)).kl)
+    assert len(server.jobs) == 2 and sess.clean.writes is None       # resid: no writes needed
+    a = sess.ablate((1, 2), kind="mean", site="attn_out")
+    assert len(server.jobs) == 4 and sess.clean.writes is not None   # fetch writes + the run
+    assert np.array_equal(a.resid_delta,
+                          local.ablate((1, 2), kind="mean", site="attn_out").resid_delta)
+    sess.ablate((0, 3), kind="mean", site="mlp_out")
+    assert len(server.jobs) == 5                                      # writes kept

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from . import grid, metrics
+from . import remote as rm
 from .effects import Atlas, Effect
 from .interventions import replacement_values
 from .models import LoadedModel, load_model
@@ -57,11 +58,16 @@ class Session:
         self.default_pair = self.token_pair(logit_diff) if logit_diff is not None else None
         self.noise_scale, self.seed = float(noise_scale), int(seed)
         self._lock = self.model.lock            # shared by every session on this model
-        self.clean: RunRecord = self._run(self.ids, save_writes=True)
+        # a remote session fetches what the blocks wrote (2·L·P·d floats) only when a site or
+        # kind first needs it; a local one records everything in the clean pass
+        eager = not rm.is_remote(self.remote)
+        self.clean: RunRecord = self._run(self.ids, save_writes=eager)
         self.clean_logprobs = torch.log_softmax(self.clean.logits, dim=-1)
-        self.source: RunRecord | None = (self._run(self.source_ids, save_writes=True)
+        self.source: RunRecord | None = (self._run(self.source_ids, save_writes=eager)
                                          if self.source_ids is not None else None)
-        self._means = self._row_means(mean_reference)
+        self._references = [(self._run(ids, save_writes=eager), ids) for ids in
+                            [self._tokenize(p, "reference") for p in mean_reference or ()]]
+        self._mean_cache: dict[str, torch.Tensor] = {}
         self.sigma = float(self.clean.resid[0].std())
         self._stepper = None
         self._lens_cache: dict = {}                # remote skeleton: clean lens by cell
@@ -137,27 +143,36 @@ class Session:
                                  f"0..{self.model.vocab_size - 1}")
         return out[0], out[1]
 
-    def _row_means(self, reference) -> dict[str, torch.Tensor]:
-        acts = [self._site_acts(self.clean)]
-        for p in reference or ():
-            acts.append(self._site_acts(self._run(self._tokenize(p, "reference"),
-                                                  save_writes=True)))
-        return {s: torch.cat([a[s] for a in acts], dim=1).mean(dim=1) for s in grid.SITES}
+    def _acts(self, run: RunRecord, ids, site: str) -> torch.Tensor:
+        if site == "resid":
+            return run.resid
+        if run.writes is None:                 # remote: fetched on first use, then kept
+            with self._lock:
+                if run.writes is None:
+                    run.writes = self._run(ids, save_writes=True).writes
+        return run.writes[site]
 
-    @staticmethod
-    def _site_acts(run: RunRecord) -> dict[str, torch.Tensor]:
-        return {"resid": run.resid, **run.writes}
+    def _mean(self, site: str) -> torch.Tensor:
+        """Per-row mean ``[rows, d]`` of ``site`` over the positions of the prompt and of the
+        ``mean_reference`` prompts."""
+        if site not in self._mean_cache:
+            acts = [self._acts(self.clean, self.ids, site)]
+            acts += [self._acts(run, ids, site) for run, ids in self._references]
+            self._mean_cache[site] = torch.cat(acts, dim=1).mean(dim=1)
+        return self._mean_cache[site]
 
     def site_acts(self, site: str, which: str = "clean") -> torch.Tensor | None:
         """Activations ``[rows, P, d]`` of a site in the clean or source run."""
-        run = self.clean if which == "clean" else self.source
-        return None if run is None else self._site_acts(run)[site]
+        if which == "clean":
+            return self._acts(self.clean, self.ids, site)
+        return None if self.source is None else self._acts(self.source, self.source_ids, site)
 
     # ---- interventions ------------------------------------------------------------------------
     def values_for(self, cells, kind: str, site: str, value=None) -> torch.Tensor:
         """The vectors ``[n_cells, d]`` an intervention of ``kind`` writes into ``cells``."""
         return replacement_values(kind, site, cells, self.site_acts(site),
-                                  source=self.site_acts(site, "source"), mean=self._means[site],
+                                  source=self.site_acts(site, "source"),
+                                  mean=self._mean(site) if kind == "mean" else None,
                                   sigma=self.noise_scale * self.sigma, seed=self.seed, value=value)
 
     def check(self, cells, kind: str, site: str) -> list[grid.Cell]:
