@@ -19,7 +19,6 @@ in-process simulation (``remote="local"``), which gives bit-identical results.
 
 from __future__ import annotations
 
-import contextlib
 from collections import defaultdict
 
 import nnsight
@@ -35,11 +34,11 @@ def cells_per_request(R: int, P: int, d: int, V: int, budget: int, cap: int = 64
     return int(max(1, min(cap, budget // per_cell - 1)))
 
 
-def batched_effects(sess, cells, kind: str, site: str, pair, *, remote=None,
-                    timeout: float | None = None, on_status=None, cancel=None) -> dict:
-    """Intervene on each of ``cells`` separately, all in one trace. Returns numpy-free torch
-    tensors: ``deltas`` ``[B, R, P]``, ``kl`` ``[B, P]``, ``lpd`` ``[B, P - 1]``, ``ld`` ``[B]``
-    (zeros without a token pair)."""
+def batched_effects(sess, cells, kind: str, site: str, pair, *, timeout: float | None = None,
+                    on_status=None, cancel=None) -> dict:
+    """Intervene on each of ``cells`` separately, all in one trace (run as ``sess.remote``
+    says). Returns torch tensors: ``deltas`` ``[B, R, P]``, ``kl`` ``[B, P]``, ``lpd``
+    ``[B, P - 1]``, ``ld`` ``[B]`` (zeros without a token pair)."""
     lm = sess.model
     L, P, B = lm.n_layers, sess.n_positions, len(cells)
     values = sess.values_for(cells, kind, site)                     # [B, d]
@@ -56,9 +55,8 @@ def batched_effects(sess, cells, kind: str, site: str, pair, *, remote=None,
                for (s, k) in sorted(by_loc, key=lambda sk: (sk[1], sk[0] != "attn_out"))
                if s != "resid"]
     root = lm.nn
-    pending = rm.trace_kwargs(lm, remote)
-    guard = rm.translated(lm.name) if remote else contextlib.nullcontext()
-    with guard:
+    pending = rm.trace_kwargs(lm, sess.remote)
+    with pending.guard():
         with lm.lock, torch.no_grad(), root.trace(input_ids, **pending.kwargs):
             deltas = nnsight.save([])
             w_at = 0
@@ -87,9 +85,8 @@ def batched_effects(sess, cells, kind: str, site: str, pair, *, remote=None,
             kl = (lp[0:1].exp() * (lp[0:1] - lp[1:])).sum(-1).clamp_min(0.0).save()
             lpd = (lp[1:, at, nxt] - lp[0:1, at, nxt]).save()
             ld = (logits[1:, -1, good] - logits[1:, -1, bad]).save()
-        if pending.backend is not None:
-            res = rm.wait(pending, timeout=timeout, on_status=on_status, cancel=cancel,
-                          model_name=lm.name)
-            deltas, kl, lpd, ld = res["deltas"], res["kl"], res["lpd"], res["ld"]
+        res = pending.result(timeout=timeout, on_status=on_status, cancel=cancel)
+    if res is not None:
+        deltas, kl, lpd, ld = res["deltas"], res["kl"], res["lpd"], res["ld"]
     return {"deltas": torch.stack(list(deltas), dim=1).cpu(), "kl": kl.cpu(), "lpd": lpd.cpu(),
             "ld": ld.cpu()}

@@ -124,17 +124,16 @@ def load_model(model, tokenizer=None, *, dtype=torch.float32, device=None, devic
             import dataclasses
             model = dataclasses.replace(model, remote=remote)  # same weights, lock, tokenizer
         return model
-    from . import remote as rm
     name = ""
-    if isinstance(model, str) and rm.is_remote(remote):
-        from . import bundled
-        if model in bundled.BUNDLED:
-            raise ValueError(f"{model!r} is bundled with residual-widgets and runs locally; "
-                             "drop remote=, or name a model the remote server hosts")
-        return _load_remote(model, tokenizer, remote)
     if isinstance(model, str):
-        name = model
         from . import bundled
+        from .remote import is_remote
+        if is_remote(remote):
+            if model in bundled.BUNDLED:
+                raise ValueError(f"{model!r} is bundled with residual-widgets and runs locally; "
+                                 "drop remote=, or name a model the remote server hosts")
+            return _load_remote(model, tokenizer, remote)
+        name = model
         if model in bundled.BUNDLED:
             hf, tok = bundled.load_bundled(model)
         else:
@@ -153,9 +152,8 @@ def load_model(model, tokenizer=None, *, dtype=torch.float32, device=None, devic
     if device is not None:
         hf = hf.to(device)
     hf.eval()
-    lm = _wrap(hf, tokenizer, name or getattr(hf, "name_or_path", "") or type(hf).__name__)
-    lm.remote = remote
-    return lm
+    return _wrap(hf, tokenizer, name or getattr(hf, "name_or_path", "") or type(hf).__name__,
+                 remote=remote)
 
 
 def _from_pretrained(name: str, dtype, device_map=None):
@@ -189,9 +187,7 @@ def _load_remote(name: str, tokenizer, remote) -> LoadedModel:
                 "skeleton") from None
         raise rm.RemoteModelError(f"{name!r} is not a model nnsight can load for remote use: "
                                   f"{rm.redact(str(e))[:300]}") from None
-    lm = _wrap(nn._module, nn.tokenizer, name, nn=nn)
-    lm.remote = remote
-    return lm
+    return _wrap(nn._module, nn.tokenizer, name, nn=nn, remote=remote)
 
 
 def _tokenizer_for(hf):
@@ -217,7 +213,7 @@ def _get(root, path: str):
     return obj
 
 
-def _wrap(hf, tokenizer, name: str, nn=None) -> LoadedModel:
+def _wrap(hf, tokenizer, name: str, nn=None, remote=None) -> LoadedModel:
     cfg = getattr(hf, "config", None)
     if cfg is None:
         raise TypeError("the model has no transformers config; expected a transformers causal LM")
@@ -272,7 +268,7 @@ def _wrap(hf, tokenizer, name: str, nn=None) -> LoadedModel:
                      attn_write=attn_write, mlp_write=mlp_write,
                      logit_softcap=getattr(cfg, "final_logit_softcapping", None),
                      n_layers=n_layers, d_model=emb.weight.shape[1],
-                     vocab_size=out_emb.weight.shape[0], n_ctx=n_ctx, name=name)
+                     vocab_size=out_emb.weight.shape[0], n_ctx=n_ctx, name=name, remote=remote)
     if lm.device.type != "meta":       # a remote skeleton has no weights to run here
         _check_causal(lm)
     return lm

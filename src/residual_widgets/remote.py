@@ -110,10 +110,34 @@ def host_for(remote) -> str:
 
 class _Pending:
     """What :func:`trace_kwargs` hands back: the nnsight kwargs and, for a real server, the
-    non-blocking backend to poll after the trace block exits."""
+    non-blocking backend to poll after the trace block exits. Every traced call uses it the
+    same way::
 
-    def __init__(self, kwargs: dict, backend=None):
+        pending = trace_kwargs(lm, remote)
+        with pending.guard():
+            with lm.lock, torch.no_grad(), lm.nn.trace(ids, **pending.kwargs):
+                x = ....save()
+            res = pending.result(timeout=..., on_status=..., cancel=...)
+        if res is not None:          # a real server: the saves come back here, not in x
+            x = res["x"]
+    """
+
+    def __init__(self, kwargs: dict, backend=None, remote=None, model_name: str = ""):
         self.kwargs, self.backend = kwargs, backend
+        self.remote, self.model_name = remote, model_name
+
+    def guard(self):
+        """For a remote run, :func:`translated` (failures become key-free ``RemoteError``s);
+        local runs raise what they raise."""
+        return translated(self.model_name) if self.remote else contextlib.nullcontext()
+
+    def result(self, *, timeout=None, on_status=None, cancel=None) -> dict | None:
+        """The saved values from a real server (:func:`wait`), or ``None`` when the trace ran
+        here (its saves are already in the caller's variables)."""
+        if self.backend is None:
+            return None
+        return wait(self, timeout=timeout, on_status=on_status, cancel=cancel,
+                    model_name=self.model_name)
 
 
 def trace_kwargs(lm, remote) -> _Pending:
@@ -121,7 +145,7 @@ def trace_kwargs(lm, remote) -> _Pending:
     if not remote:
         return _Pending({})
     if remote == "local":
-        return _Pending({"remote": "local"})
+        return _Pending({"remote": "local"}, remote=remote, model_name=lm.name)
     key = api_key()
     if not key:
         raise RemoteAuthError("no NDIF API key: call rw.set_api_key(...) or set NDIF_API_KEY "
@@ -129,7 +153,7 @@ def trace_kwargs(lm, remote) -> _Pending:
     from nnsight.intervention.backends.remote import RemoteBackend
     backend = RemoteBackend(model_key_for(lm), host=host_for(remote), api_key=key, blocking=False)
     backend.display.enabled = False    # statuses go to on_status (and the widget), not stdout
-    return _Pending({"backend": backend}, backend)
+    return _Pending({"backend": backend}, backend, remote=remote, model_name=lm.name)
 
 
 def model_key_for(lm) -> str:

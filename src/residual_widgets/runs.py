@@ -15,7 +15,6 @@ run through nnsight's remote execution unchanged.
 
 from __future__ import annotations
 
-import contextlib
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -69,8 +68,7 @@ def traced_run(lm: LoadedModel, ids: list[int], edits: list[Edit] = (),
                for site in ("attn_out", "mlp_out") if save_writes or (site, k) in by_loc]
     root = lm.nn
     pending = rm.trace_kwargs(lm, remote)
-    guard = rm.translated(lm.name) if remote else contextlib.nullcontext()
-    with guard:
+    with pending.guard():
         with lm.lock, torch.no_grad(), root.trace(input_ids, **pending.kwargs):
             rows = nnsight.save([])
             attn_w = nnsight.save([])
@@ -98,10 +96,9 @@ def traced_run(lm: LoadedModel, ids: list[int], edits: list[Edit] = (),
                     h[0, pos] = value.to(device=h.device, dtype=h.dtype)
                 rows.append(h[0].clone())
             logits = root.output.logits[0].save()
-        if pending.backend is not None:
-            res = rm.wait(pending, timeout=timeout, on_status=on_status, cancel=cancel,
-                          model_name=lm.name)
-            rows, attn_w, mlp_w, logits = res["rows"], res["attn_w"], res["mlp_w"], res["logits"]
+        res = pending.result(timeout=timeout, on_status=on_status, cancel=cancel)
+    if res is not None:
+        rows, attn_w, mlp_w, logits = res["rows"], res["attn_w"], res["mlp_w"], res["logits"]
     writes = None
     if save_writes:
         writes = {"attn_out": torch.stack(list(attn_w)).float().cpu(),
@@ -121,14 +118,13 @@ def traced_unembed(lm: LoadedModel, vectors: torch.Tensor, remote=None, *,
     input_ids = torch.tensor([[0]], device=lm.input_device)
     root = lm.nn
     pending = rm.trace_kwargs(lm, remote)
-    guard = rm.translated(lm.name) if remote else contextlib.nullcontext()
-    with guard:
+    with pending.guard():
         with lm.lock, torch.no_grad(), root.trace(input_ids, **pending.kwargs):
             lg = head(norm(x.to(root.output.logits.dtype)))
             if cap:
                 lg = torch.tanh(lg / cap) * cap
             logits = lg.float().save()
-        if pending.backend is not None:
-            logits = rm.wait(pending, timeout=timeout, on_status=on_status,
-                             model_name=lm.name)["logits"]
+        res = pending.result(timeout=timeout, on_status=on_status)
+    if res is not None:
+        logits = res["logits"]
     return logits.detach().cpu()

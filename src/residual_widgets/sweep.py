@@ -35,8 +35,10 @@ import numpy as np
 import torch
 
 from . import grid, metrics
+from .batched import batched_effects, cells_per_request as fit_cells
 from .effects import Atlas
 from .models import _get
+from .remote import REQUEST_BYTES, RemoteCancelled, is_remote
 from .stepper import Stepper, UnsupportedStepping
 
 
@@ -127,14 +129,14 @@ def run_sweep(sess, *, kind="zero", site="resid", logit_diff=None, rows=None, po
                                     if pair is not None else None),
                   storage=storage)
     stepper = None
-    if sess.remote is not None:  # the cone steps blocks locally; remote runs batched traces
-        if method == "cone":
-            raise ValueError("method='cone' runs locally; a remote session sweeps with 'batch' "
-                             "(the default) or 'loop'")
-        if method == "auto" and kind != "knockout":
-            method = "batch"
-    if method == "auto" and kind != "knockout" and sess.model.device.type != "cpu":
-        method = "batch"    # the cone stepper is verified on CPU; batched traces are device-clean
+    if sess.remote is not None and method == "cone":  # the cone steps blocks locally
+        raise ValueError("method='cone' runs locally; a remote session sweeps with 'batch' "
+                         "(the default) or 'loop'")
+    # remote sessions sweep with batched traces; so does a model off the CPU (the cone stepper
+    # is verified on CPU only, batched traces are device-clean)
+    if (method == "auto" and kind != "knockout"
+            and (sess.remote is not None or sess.model.device.type != "cpu")):
+        method = "batch"
     if method in ("auto", "cone") and kind != "knockout":
         try:
             stepper = _stepper(sess)
@@ -190,32 +192,28 @@ def _row_chunks(rows, L: int, q: int, limit: int | None = None) -> list[list[int
 def _batch_sweep(sess, atlas, rows, positions, kind, site, pair, progress, cancel,
                  cells_per_request, work_budget, timeout) -> Atlas:
     """One batched trace (one request, when remote) per group of cells, streamed into ``atlas``."""
-    from .batched import batched_effects, cells_per_request as fit
     lm = sess.model
     cells = [(n, i) for i in positions for n in rows]
-    from .remote import REQUEST_BYTES, is_remote
-    per = cells_per_request or fit(sess.n_rows, sess.n_positions, lm.d_model, lm.vocab_size,
-                                   REQUEST_BYTES if is_remote(sess.remote) else work_budget)
+    per = cells_per_request or fit_cells(sess.n_rows, sess.n_positions, lm.d_model,
+                                         lm.vocab_size,
+                                         REQUEST_BYTES if is_remote(sess.remote) else work_budget)
     done, total = 0, len(cells)
-
-    def on_status(status, i):
-        if progress is not None:
-            progress(SweepProgress(done=done, total=total, position=i, atlas=atlas, status=status))
-
     for g in range(0, total, per):
         if cancel is not None and cancel.is_set():
             break
         group = cells[g:g + per]
+
+        def on_status(status, i=group[-1][1]):
+            sess._note_status(status)
+            if progress is not None:
+                progress(SweepProgress(done=done, total=total, position=i, atlas=atlas,
+                                       status=status))
+
         try:
-            out = batched_effects(sess, group, kind, site, pair, remote=sess.remote,
-                                  timeout=timeout, cancel=cancel,
-                                  on_status=lambda st, i=group[-1][1]: (sess._note_status(st),
-                                                                        on_status(st, i)))
-        except Exception as e:
-            from .remote import RemoteCancelled
-            if isinstance(e, RemoteCancelled):
-                break
-            raise
+            out = batched_effects(sess, group, kind, site, pair, timeout=timeout, cancel=cancel,
+                                  on_status=on_status)
+        except RemoteCancelled:
+            break
         for b, (n, i) in enumerate(group):
             if atlas.resid_delta is not None:
                 atlas.resid_delta[n, i] = out["deltas"][b].numpy()
