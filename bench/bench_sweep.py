@@ -60,24 +60,11 @@ def total_kl(base_logits: torch.Tensor, new_logits: torch.Tensor) -> torch.Tenso
     return (base_lp.exp() * (base_lp - new_lp)).sum()
 
 
-def run_cone(lm, ids, positions, pair, L):
+def run_engine(method, lm, ids, positions, pair, L):
+    """This package's sweep with ``method`` (cone, loop or batch), summaries only."""
     sess = rw.Session(lm, ids)
     a = sess.sweep(kind="zero", rows=range(L), positions=positions, logit_diff=pair,
-                   method="cone", keep_maps=False)
-    return a.total_kl[:L][:, positions], a.logit_diff[:L][:, positions]
-
-
-def run_loop(lm, ids, positions, pair, L):
-    sess = rw.Session(lm, ids)
-    a = sess.sweep(kind="zero", rows=range(L), positions=positions, logit_diff=pair,
-                   method="loop", keep_maps=False)
-    return a.total_kl[:L][:, positions], a.logit_diff[:L][:, positions]
-
-
-def run_batch(lm, ids, positions, pair, L):
-    sess = rw.Session(lm, ids)
-    a = sess.sweep(kind="zero", rows=range(L), positions=positions, logit_diff=pair,
-                   method="batch", keep_maps=False)
+                   method=method, keep_maps=False)
     return a.total_kl[:L][:, positions], a.logit_diff[:L][:, positions]
 
 
@@ -146,10 +133,9 @@ def main(argv=None):
           f"zero-ablate resid rows 0..{L - 1} x {len(positions)} positions = "
           f"{L * len(positions)} cells; {repeats} interleaved round(s)")
 
-    runners = {"cone": lambda: run_cone(lm, ids, positions, pair, L),
-               "loop": lambda: run_loop(lm, ids, positions, pair, L),
-               "batch": lambda: run_batch(lm, ids, positions, pair, L),
-               "tl": lambda: run_tl(bridge, ids, positions, pair, L)}
+    runners = {m: (lambda m=m: run_engine(m, lm, ids, positions, pair, L))
+               for m in ("cone", "loop", "batch")}
+    runners["tl"] = lambda: run_tl(bridge, ids, positions, pair, L)
     with torch.no_grad():  # warm-up (allocators, first-call costs), untimed
         hf(torch.tensor([ids]))
         if bridge is not None:

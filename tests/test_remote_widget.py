@@ -3,7 +3,6 @@ a notebook that runs the widget remotely, fails with a wrong key, and is saved w
 state must not contain either key anywhere in the file."""
 
 import json
-import os
 import secrets
 from pathlib import Path
 

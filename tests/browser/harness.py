@@ -218,3 +218,28 @@ def wait_effect(page, cells, timeout_ms: int = 30_000, mine: bool = True) -> dic
 def error_text(page) -> str:
     return page.evaluate("() => { const m = document.querySelector('.rw-root .rw-message');"
                          " return m && m.classList.contains('rw-error') ? m.textContent : ''; }")
+
+
+def open_widget_page(ctx, server: JupyterServer, name: str, cells: list[str]):
+    """A new page that records its JavaScript errors (``page.page_errors``) and dismisses and
+    records any dialog (``page.dialogs``: an ``alert`` from a prompt would land there), showing
+    notebook ``name`` written with ``cells``, whose cell 0 has drawn the widget and finished its
+    sweep."""
+    page = ctx.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.page_errors = []
+    page.on("pageerror", lambda e: page.page_errors.append(f"{e.message} @ {e.stack}"))
+    server.write_notebook(name, cells)
+    open_notebook(page, server, name)
+    run_cell(page, 0)
+    wait_widget(page)
+    page.wait_for_function("() => { const d = document.querySelector('.rw-root').__rw.atlasDone();"
+                           " return d && d.every(Boolean); }", timeout=60_000)
+    return page
+
+
+def own_page_errors(page) -> list[str]:
+    """``page.page_errors`` minus those thrown by the Jupyter app's own bundles (Notebook 7 logs
+    a settings-schema TypeError at start-up with temporary settings dirs): ours, or anyone's."""
+    return [e for e in page.page_errors if "/static/notebook/" not in e and "/static/lab/" not in e]

@@ -15,8 +15,8 @@ import re
 import numpy as np
 import pytest
 
-from .harness import (JupyterServer, cell_xy, chromium, current, error_text, open_notebook,
-                      run_cell, wait_effect, wait_widget)
+from .harness import (JupyterServer, cell_xy, chromium, error_text, open_widget_page,
+                      own_page_errors, wait_effect)
 from .test_widget_browser import CELL, engine
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
@@ -32,16 +32,7 @@ def engine_atlas():
 @pytest.fixture(scope="module", params=["lab", "notebook"])
 def page(request):
     with JupyterServer(request.param) as srv, chromium() as ctx:
-        pg = ctx.new_page()
-        pg.page_errors = []
-        pg.on("pageerror", lambda e: pg.page_errors.append(f"{e.message} @ {e.stack}"))
-        srv.write_notebook("views.ipynb", [CELL])
-        open_notebook(pg, srv, "views.ipynb")
-        run_cell(pg, 0)
-        wait_widget(pg)
-        pg.wait_for_function("() => { const d = document.querySelector('.rw-root').__rw.atlasDone();"
-                             " return d && d.every(Boolean); }", timeout=60_000)
-        yield pg
+        yield open_widget_page(ctx, srv, "views.ipynb", [CELL])
 
 
 def view_info(page) -> dict:
@@ -81,11 +72,7 @@ def test_each_view_shows_the_engines_numbers(page):
 
     switch_view(page, "map")
     assert not page.locator(".rw-root .rw-view").is_visible()
-    assert error_text(page) == ""
-    # Notebook 7 itself logs a settings-schema TypeError at start-up (temporary settings dirs);
-    # any error from elsewhere (our bundle) fails
-    assert [e for e in page.page_errors if "/static/notebook/" not in e
-            and "/static/lab/" not in e] == []
+    assert error_text(page) == "" and own_page_errors(page) == []
 
 
 def test_arrow_keys_move_the_cursor_and_enter_pins(page):

@@ -9,13 +9,12 @@ hook (``root.__rw.current()``: exactly what was painted), never eyeballed.
 from __future__ import annotations
 
 import functools
-import json
 
 import numpy as np
 import pytest
 
-from .harness import (JupyterServer, cell_xy, chromium, current, error_text, open_notebook,
-                      run_cell, wait_effect, wait_widget)
+from .harness import (JupyterServer, cell_xy, chromium, current, error_text, open_widget_page,
+                      own_page_errors, wait_effect)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
@@ -47,17 +46,7 @@ def engine():
 @pytest.fixture(scope="module", params=["lab", "notebook"])
 def page(request):
     with JupyterServer(request.param) as srv, chromium() as ctx:
-        pg = ctx.new_page()
-        pg.dialogs = []
-        pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
-        pg.page_errors = []
-        pg.on("pageerror", lambda e: pg.page_errors.append(f"{e.message} @ {e.stack}"))
-        srv.write_notebook("widget.ipynb", [CELL])
-        open_notebook(pg, srv, "widget.ipynb")
-        run_cell(pg, 0)
-        wait_widget(pg)
-        pg.wait_for_function("() => { const d = document.querySelector('.rw-root').__rw.atlasDone();"
-                             " return d && d.every(Boolean); }", timeout=60_000)
+        pg = open_widget_page(ctx, srv, "widget.ipynb", [CELL])
         pg.app = request.param
         pg.server_base, pg.server_token = srv.base, srv.token
         yield pg
@@ -147,10 +136,7 @@ def test_hundred_rapid_clicks_end_on_the_last(page):
                                eff.resid_delta, atol=1e-6)
     assert error_text(page) == ""
     assert box is not None
-    # errors thrown by the Jupyter app itself (Notebook 7 logs a settings-schema TypeError at
-    # start-up with temporary settings dirs) are not ours; anything else is
-    ours = [e for e in page.page_errors if "/static/notebook/" not in e and "/static/lab/" not in e]
-    assert ours == []
+    assert own_page_errors(page) == []
 
 
 def test_tooltip_shows_logit_lens(page):
