@@ -22,26 +22,26 @@ export function buildDom(css: string) {
   const message = h("div", "rw-message");
   message.setAttribute("role", "alert");
   const panels = h("div", "rw-panels");
-  const mapPanel = h("div", "rw-panel rw-map");
-  const mapTitle = h("div", "rw-title", "Downstream effect");
-  const mapSub = h("div", "rw-sub");
-  const mapCanvas = h("canvas");
-  const mapLegend = h("canvas");
-  mapPanel.append(mapTitle, mapSub, mapCanvas, mapLegend);
-  const ovPanel = h("div", "rw-panel rw-overview");
-  const ovTitle = h("div", "rw-title", "Overview: which cells matter");
-  const ovSub = h("div", "rw-sub");
-  const ovCanvas = h("canvas");
-  const ovLegend = h("canvas");
-  ovPanel.append(ovTitle, ovSub, ovCanvas, ovLegend);
-  const viewPanel = h("div", "rw-panel rw-view");
-  const viewTitle = h("div", "rw-title");
-  const viewSub = h("div", "rw-sub");
-  const viewCanvas = h("canvas");
-  viewPanel.append(viewTitle, viewSub, viewCanvas);
+  const map = panel("rw-map", "Downstream effect", true);
+  const ov = panel("rw-overview", "Overview: which cells matter", true);
+  const view = panel("rw-view", "", false);
+  const [mapPanel, mapTitle, mapSub, mapCanvas, mapLegend] = [map.el, map.title, map.sub, map.canvas, map.legend!];
+  const [ovPanel, ovTitle, ovSub, ovCanvas, ovLegend] = [ov.el, ov.title, ov.sub, ov.canvas, ov.legend!];
+  const [viewPanel, viewTitle, viewSub, viewCanvas] = [view.el, view.title, view.sub, view.canvas];
   panels.append(mapPanel, viewPanel, ovPanel);
   const tooltip = h("div", "rw-tooltip");
   const help = h("div", "rw-help",
     "Hover a cell to preview its map from the sweep · click to intervene (pin) · shift-click to add to the set · arrows + Enter · hatched = unreachable (exactly 0)");
   return { style, root, header, prompt, status, progress, bar, progText, message, panels, mapPanel, mapTitle, mapSub, mapCanvas, mapLegend, ovPanel, ovTitle, ovSub, ovCanvas, ovLegend, viewPanel, viewTitle, viewSub, viewCanvas, tooltip, help };
+}
+
+/** One panel: title, subtitle, the heatmap canvas and (optionally) its legend canvas. */
+function panel(cls: string, title: string, legend: boolean) {
+  const el = h("div", `rw-panel ${cls}`);
+  const t = h("div", "rw-title", title || undefined);
+  const sub = h("div", "rw-sub");
+  const canvas = h("canvas");
+  const leg = legend ? h("canvas") : null;
+  el.append(t, sub, canvas, ...(leg ? [leg] : []));
+  return { el, title: t, sub, canvas, legend: leg };
 }
