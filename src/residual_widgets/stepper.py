@@ -26,7 +26,13 @@ import torch
 
 from .models import LoadedModel
 
-_CACHE_ARGS = ("past_key_values", "past_key_value", "layer_past")
+#: names a block's cache argument has had (transformers ≤ 5.23: ``past_key_values``; 5.24:
+#: ``cache``; older GPT-2-style blocks: ``layer_past``). Only a fallback: the argument is found
+#: by what it *is* (a cache object) when the model passes one.
+_CACHE_NAMES = ("cache", "past_key_values", "past_key_value", "layer_past")
+#: per-position arguments that are sliced to the query positions when found by name; anything
+#: else holding tensors is recognised by its shape (a position axis of length ``P``)
+_SEQ_NAMES = ("position_ids", "cache_position", "position_embeddings")
 
 
 class UnsupportedStepping(RuntimeError):
@@ -39,7 +45,9 @@ class _PrefixKV:
     def __init__(self, k: torch.Tensor | None, v: torch.Tensor | None):
         self.k, self.v, self.last = k, v, None
 
-    def update(self, key_states, value_states, layer_idx=None, cache_kwargs=None):
+    def update(self, key_states, value_states, *args, **kwargs):
+        # transformers calls update(k, v, layer_idx, cache_kwargs) up to 5.23 and
+        # update(k, v, layer_idx, kwargs=...) from 5.24: only k and v matter here
         self.last = (key_states, value_states)
         if self.k is None or self.k.shape[-2] == 0:
             return key_states, value_states
@@ -72,13 +80,14 @@ class Stepper:
             # the class's function, not the (possibly wrapped) bound method
             sig = inspect.signature(type(mod).forward)
             bound = sig.bind(mod, *args, **kwargs)
-            named = {}
+            named, notes = {}, {}
             for name, val in list(bound.arguments.items())[1:]:
                 if sig.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
                     named.update(val)
                 else:
                     named[name] = val
-            calls.append(named)
+                    notes[name] = str(sig.parameters[name].annotation)
+            calls.append((named, notes))
 
         hooks = [b.register_forward_pre_hook(pre, with_kwargs=True) for b in blocks]
         impl = getattr(lm.hf.config, "_attn_implementation", None)
@@ -93,21 +102,33 @@ class Stepper:
                 lm.hf.set_attn_implementation(impl)
         if len(calls) != lm.n_layers:
             raise UnsupportedStepping(f"captured {len(calls)} block calls, expected {lm.n_layers}")
-        return [self._classify(c) for c in calls]
+        return [self._classify(named, notes) for named, notes in calls]
 
-    def _classify(self, named: dict) -> dict:
+    def _classify(self, named: dict, annotations: dict) -> dict:
+        """Sort one block call's arguments by what they are, not by what they are called.
+
+        * the cache: a cache object (anything with ``update`` and ``get_seq_length``, as every
+          transformers ``Cache`` has), or — when the model passed none — the parameter
+          annotated as a ``Cache`` or carrying one of the names it has had;
+        * the attention mask: a 4-D float tensor ``[B, heads|1, P, P]``;
+        * per-position arguments (position ids, cache positions, rotary ``(cos, sin)``): tensors
+          with a position axis of length ``P``, sliced to the query positions;
+        * everything else must hold no tensors and is passed through unchanged.
+
+        The self-check (:meth:`_self_check`) then steps a suffix against the clean run, so an
+        argument sorted wrongly is refused loudly instead of giving wrong numbers."""
         names = list(named)
         spec = {"hidden": names[0], "static": {}, "mask": None, "cache": None, "seq": {}}
         for name in names[1:]:
             val = named[name]
-            if name in _CACHE_ARGS:
+            if _is_cache(val) or (val is None and _names_cache(name, annotations.get(name))):
                 spec["cache"] = name
-            elif name == "attention_mask":
-                if not (isinstance(val, torch.Tensor) and val.ndim == 4 and val.is_floating_point()):
-                    raise UnsupportedStepping(f"attention mask is {type(val).__name__}, "
-                                              "expected an explicit 4-D float mask")
+            elif _is_mask(val, self.P):
                 spec["mask"] = (name, val)
-            elif name in ("position_ids", "cache_position", "position_embeddings"):
+            elif name == "attention_mask" and val is not None:
+                raise UnsupportedStepping(f"attention mask is {type(val).__name__}"
+                                          f"{_shape(val)}, expected an explicit 4-D float mask")
+            elif name in _SEQ_NAMES or _has_position_axis(val, self.P):
                 spec["seq"][name] = val
             elif name == "use_cache":
                 spec["static"][name] = True
@@ -117,7 +138,10 @@ class Stepper:
             else:
                 spec["static"][name] = val
         if spec["mask"] is None or spec["cache"] is None:
-            raise UnsupportedStepping("blocks were called without an explicit mask or cache")
+            missing = " and ".join(w for w, v in (("an explicit attention mask", spec["mask"]),
+                                                   ("a cache argument", spec["cache"])) if v is None)
+            raise UnsupportedStepping(f"blocks were called without {missing} "
+                                      f"(arguments: {', '.join(names[1:])})")
         return spec
 
     # ---- stepping ----------------------------------------------------------------------------
@@ -149,20 +173,72 @@ class Stepper:
 
     @torch.no_grad()
     def _self_check(self, clean_resid: torch.Tensor, clean_logits: torch.Tensor, tol: float):
+        """Refuse (:class:`UnsupportedStepping`) unless stepping reproduces the clean run: all
+        positions from row 0 (records the clean K/V), then each block alone on the suffix
+        ``P//2..P-1`` with the clean prefix K/V (checks the slicing of every argument)."""
+        try:
+            worst, lerr, kv = self._check_full(clean_resid, clean_logits)
+            self.kv = kv
+            suffix = self._check_suffix(clean_resid) if self.P > 1 else 0.0
+        except UnsupportedStepping:
+            raise
+        except Exception as e:  # a block that rejects the sliced call: refuse, do not crash
+            self.kv = []
+            raise UnsupportedStepping(f"stepping a block failed ({type(e).__name__}: {e})") from e
+        if max(worst, lerr, suffix) > tol:
+            self.kv = []
+            raise UnsupportedStepping(f"stepping the clean run does not reproduce it (residual "
+                                      f"error {worst:.2e}, logit error {lerr:.2e}, suffix error "
+                                      f"{suffix:.2e})")
+
+    def _check_full(self, clean_resid, clean_logits):
         h = clean_resid[0].unsqueeze(0)
-        worst = 0.0
-        kv = []
+        worst, kv = 0.0, []
         for k in range(self.lm.n_layers):
             h = self.layer(k, h, 0)
             kv.append(tuple(t.detach() for t in self._last_cache.last))
-            ref = clean_resid[k + 1]
-            worst = max(worst, ((h[0] - ref).abs().max() / ref.abs().max().clamp_min(1e-12)).item())
-        logits = self.lm.unembed(h[0])
-        lerr = ((logits - clean_logits).abs().max() / clean_logits.abs().max().clamp_min(1e-12)).item()
-        if worst > tol or lerr > tol:
-            raise UnsupportedStepping(f"stepping the clean run does not reproduce it (residual "
-                                      f"error {worst:.2e}, logit error {lerr:.2e})")
-        self.kv = kv
+            worst = max(worst, _rel_err(h[0], clean_resid[k + 1]))
+        return worst, _rel_err(self.lm.unembed(h[0]), clean_logits), kv
+
+    def _check_suffix(self, clean_resid) -> float:
+        start = self.P // 2
+        return max(_rel_err(self.layer(k, clean_resid[k, start:].unsqueeze(0), start)[0],
+                            clean_resid[k + 1, start:]) for k in range(self.lm.n_layers))
+
+
+def _rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((x - ref).abs().max() / ref.abs().max().clamp_min(1e-12)).item()
+
+
+def _is_cache(val) -> bool:
+    """A KV-cache object (transformers' ``Cache`` and its subclasses, or anything shaped like
+    one): it takes new keys/values through ``update`` and knows its length."""
+    return (val is not None and not isinstance(val, (torch.Tensor, tuple, list, dict))
+            and callable(getattr(val, "update", None))
+            and callable(getattr(val, "get_seq_length", None)))
+
+
+def _names_cache(name: str, annotation: str | None) -> bool:
+    return name in _CACHE_NAMES or (annotation is not None and "Cache" in annotation)
+
+
+def _is_mask(val, P: int) -> bool:
+    return (isinstance(val, torch.Tensor) and val.ndim == 4 and val.is_floating_point()
+            and tuple(val.shape[-2:]) == (P, P))
+
+
+def _has_position_axis(val, P: int) -> bool:
+    """A tensor (or tuple of tensors) with a position axis of length ``P``: ``[P]`` or
+    ``[B, P, ...]``, as position ids, cache positions and rotary ``(cos, sin)`` have."""
+    if isinstance(val, (tuple, list)):
+        return bool(val) and all(_has_position_axis(v, P) for v in val)
+    return isinstance(val, torch.Tensor) and (
+        (val.ndim == 1 and val.shape[0] == P and not val.is_floating_point())
+        or (val.ndim >= 2 and val.shape[1] == P))
+
+
+def _shape(val) -> str:
+    return f" of shape {tuple(val.shape)}" if isinstance(val, torch.Tensor) else ""
 
 
 def _has_tensor(val) -> bool:
