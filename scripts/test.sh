@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Set up (idempotent) and run every test: engine (pytest), JS unit tests (vitest), real-browser
-# tests in JupyterLab/Notebook 7 (Chromium), executed example notebooks.
+# Set up (idempotent, into .venv) and run every test: JS type check and unit tests (vitest),
+# engine tests (pytest), real-browser tests in JupyterLab/Notebook 7 (Chromium), executed
+# example notebooks. Extra arguments go to pytest. This is what CI runs (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
+# shellcheck disable=SC1091
+source .venv/bin/activate      # python, jupyter and the notebooks' kernel all come from .venv
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 npm run typecheck
 npm test
-python3 -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning "$@"
+python -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning "$@"

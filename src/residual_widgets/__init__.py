@@ -9,6 +9,8 @@
 See the README for rows, positions and the causal cone.
 """
 
+from importlib import metadata as _metadata
+
 from .effects import Atlas, Effect
 from .explore import explore
 from .grid import KINDS, SITES, reachable_mask
@@ -24,4 +26,7 @@ __all__ = ["Atlas", "Effect", "KINDS", "SITES", "LoadedModel", "ResidualExplorer
            "SweepProgress", "SweepTooLarge", "UnsupportedStepping", "explore", "load_model",
            "reachable_mask", "set_api_key", "RemoteError", "RemoteAuthError", "RemoteModelError",
            "RemoteNetworkError", "RemoteTimeout", "RemoteCancelled"]
-__version__ = "0.1.0"
+try:  # the version is written once, in pyproject.toml
+    __version__ = _metadata.version("residual-widgets")
+except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
