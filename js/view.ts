@@ -7,7 +7,8 @@
  *     logprob_delta: f32[P-1], reachable: bool[R, P], logit_diff: number | null}`
  * - `atlas`: the sweep, filled progressively —
  *   `{kind, site, complete, resid_delta: f32|f16[S, P, R, P], kl: f32[S, P, P] | null,
- *     total_kl: f32[S, P], logit_diff: f32[S, P] | null, done: bool[S, P], clean_logit_diff}`
+ *     total_kl: f32[S, P], logit_diff: f32[S, P] | null, done: bool[S, P], clean_logit_diff,
+ *     method: "cone"|"batch"|"loop", slow_path: why the cone was refused ("" if it was not)}`
  *   where S = R source rows for the residual site and S = L = R-1 blocks for attn_out/mlp_out.
  *
  * `currentMap` decides: an atlas preview (hovered source cell whose sweep entry is done) wins,
@@ -42,6 +43,10 @@ export interface AtlasData {
   logitDiff: NDArray | null;
   done: NDArray;
   cleanLogitDiff: number | null;
+  /** "cone" | "batch" | "loop": how the kernel computed the sweep. */
+  method: string;
+  /** Why an "auto" sweep could not use the cone ("" when it did): shown in the status line. */
+  slowPath: string;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -75,6 +80,8 @@ export function decodeAtlas(raw: Raw): AtlasData | null {
     logitDiff: decodeMaybe(raw.logit_diff),
     done: decodeMaybe(raw.done)!,
     cleanLogitDiff: typeof raw.clean_logit_diff === "number" ? raw.clean_logit_diff : null,
+    method: typeof raw.method === "string" ? raw.method : "",
+    slowPath: typeof raw.slow_path === "string" ? raw.slow_path : "",
   };
 }
 
@@ -169,6 +176,11 @@ export function mapCellToSource(row: number, pos: number, site: Site): Cell | nu
 export function toggleCell(cells: Cell[], c: Cell): Cell[] {
   const i = cells.findIndex((x) => x[0] === c[0] && x[1] === c[1]);
   return i >= 0 ? cells.filter((_, k) => k !== i) : [...cells, c];
+}
+
+/** The status line's words for a sweep that runs on the slow path ("" when it does not). */
+export function slowPathNote(a: AtlasData | null): string {
+  return a && a.slowPath ? ` · ${a.slowPath}` : "";
 }
 
 /** What the progress line says about how the sweep's maps were kept within memory. */

@@ -38,7 +38,7 @@ import {
 import { Requests, watchKernel } from "./protocol";
 import { drawLegend, fmt, makeScale } from "./scale";
 import {
-  atlasHas, currentMap, decodeAtlas, decodeEffect, mapCellToSource, overviewValues, storageNote, toggleCell,
+  atlasHas, currentMap, decodeAtlas, decodeEffect, mapCellToSource, overviewValues, slowPathNote, storageNote, toggleCell,
   type AtlasData, type EffectData, type Shown,
 } from "./view";
 
@@ -186,7 +186,8 @@ function render({ model, el }: RenderProps): () => void {
   function syncHeader() {
     prompt.textContent = m.get("prompt") ?? "";
     const st = (m.get("remote_status") as string) || (m.get("status") as string) || "idle";
-    status.textContent = `${m.get("model_name") ?? ""} · ${rows()} rows × ${cols()} positions · ${st}`;
+    status.textContent = `${m.get("model_name") ?? ""} · ${rows()} rows × ${cols()} positions · ${st}${slowPathNote(atlas)}`;
+    status.classList.toggle("rw-slow", slowPathNote(atlas) !== "");
     const p = m.get("progress") ?? {};
     const total = p.total || 0;
     bar.max = Math.max(1, total);

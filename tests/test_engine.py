@@ -143,8 +143,14 @@ def test_noise_is_seeded_and_reproducible(gpt2):
     assert np.array_equal(a.resid_delta, b.resid_delta)
     assert not np.array_equal(a.resid_delta, c.resid_delta)
     sess = rw.Session(gpt2, PROMPT, seed=1, noise_scale=3.0)
+    # σ is the standard deviation of the embeddings (row 0) over the prompt, read here from
+    # transformers itself, not from the code under test
+    ids = gpt2.tokenizer(PROMPT, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        emb = gpt2.hf(torch.tensor([ids]), output_hidden_states=True).hidden_states[0][0]
+    assert sess.sigma == pytest.approx(emb.std().item(), rel=1e-6)
     v = sess.values_for([(1, 3)], "noise", "resid")[0] - sess.clean.resid[1, 3]
-    assert v.std().item() == pytest.approx(3.0 * sess.sigma, rel=0.25)
+    assert v.std().item() == pytest.approx(3.0 * emb.std().item(), rel=0.25)
 
 
 def test_mean_uses_reference_prompts(gpt2):
@@ -373,11 +379,11 @@ def test_sessions_sharing_a_model_across_threads(gpt2):
 def test_cone_sweep_in_lock_slices_gives_the_same_atlas(gpt2, monkeypatch):
     """Long prompts hold the model lock for a bounded slice of cone work at a time (so a click
     waits little); slicing a position's rows changes no number and reports progress per slice."""
-    from residual_widgets import sweep as sweep_mod
+    from residual_widgets import cone
     sess = rw.Session(gpt2, PROMPT, logit_diff=(" Mary", " John"))
     whole = sess.sweep()
-    assert sweep_mod._row_chunks([0, 1, 2, 3], 3, 5, limit=15) == [[0], [1], [2, 3]]
-    monkeypatch.setattr(sweep_mod, "LOCK_SLICE", 1)          # one row per slice
+    assert cone.row_chunks([0, 1, 2, 3], 3, 5, limit=15) == [[0], [1], [2, 3]]
+    monkeypatch.setattr(cone, "LOCK_SLICE", 1)          # one row per slice
     seen = []
     sliced = sess.sweep(progress=lambda p: seen.append(p.done))
     assert len(seen) == sess.n_rows * sess.n_positions and sliced.complete

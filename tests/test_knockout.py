@@ -45,8 +45,11 @@ def test_knockout_cone_and_partial_rows():
     lm = tiny_lm("llama")
     sess = rw.Session(lm, random_ids(10, lm.vocab_size, seed=2))
     eff = sess.intervene((1, 3), kind="knockout")
-    reach = reachable_mask([(1, 3)], lm.n_layers, 10, kind="knockout")
+    # written out by hand: rows above the knocked-out block's input (2, 3), positions after 3
+    reach = np.zeros((lm.n_layers + 1, 10), bool)
+    reach[2:, 4:] = True
     assert np.array_equal(eff.reachable, reach)
+    assert np.array_equal(reachable_mask([(1, 3)], lm.n_layers, 10, kind="knockout"), reach)
     assert np.all(eff.resid_delta[~reach] == 0.0)
     assert eff.resid_delta[2:, 4:].min() > 0
     assert np.all(eff.kl[:4] == 0.0)

@@ -174,3 +174,34 @@ def test_sweep_matches_transformerlens(family, kind):
                               f"at cell {np.unravel_index(np.abs(ours_kl - tl_kl).argmax(), tl_kl.shape)}")
         assert ld_err < TOL, (f"{family} {kind} {method}: logit diff differs from TL by {ld_err:.3g} "
                               f"at cell {np.unravel_index(np.abs(ours_ld - tl_ld).argmax(), tl_ld.shape)}")
+
+
+@pytest.mark.parametrize("kind", ["zero", "patch"])
+@pytest.mark.parametrize("family", ["gpt2", "llama", "gemma2"])
+def test_top_row_matches_transformerlens(family, kind):
+    """Row L (the final residual, TL's ``blocks.{L-1}.hook_resid_post``), which
+    ``get_act_patch_resid_pre`` does not cover: TL's own hook writes zeros (or the source run's
+    value) at one position, and both metrics must agree with our sweep's top row."""
+    hf, tok, bridge = _get(family)
+    prompt, source, good, bad = _prompts(tok)
+    L, name = N_LAYERS, f"blocks.{N_LAYERS - 1}.hook_resid_post"
+    toks = torch.tensor([prompt])
+    with torch.no_grad():
+        base = bridge(toks)
+        _, src_cache = bridge.run_with_cache(torch.tensor([source]), names_filter=name)
+        tl_kl, tl_ld = [], []
+        for i in range(N_TOK):
+            def write(act, hook, i=i):
+                act = act.clone()
+                act[:, i] = 0.0 if kind == "zero" else src_cache[name][:, i]
+                return act
+            new = bridge.run_with_hooks(toks, fwd_hooks=[(name, write)])
+            tl_kl.append(float(total_kl(base, new)))
+            tl_ld.append(float(last_logit_diff(new, good, bad)))
+    assert max(tl_kl) > 1e-3, "TL's hook had no effect: the oracle is not intervening"
+    sess = rw.Session(rw.load_model(hf, tok), prompt, source=source if kind == "patch" else None)
+    for method in ("cone", "loop"):
+        atlas = sess.sweep(kind=kind, logit_diff=(good, bad), rows=[L], method=method)
+        assert atlas.complete and atlas.done[L].all()
+        np.testing.assert_allclose(atlas.total_kl[L], tl_kl, atol=TOL, rtol=0)
+        np.testing.assert_allclose(atlas.logit_diff[L], tl_ld, atol=TOL, rtol=0)

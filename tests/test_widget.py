@@ -41,6 +41,7 @@ class FakeAtlas:
         self.logit_diff_clean = 2.0 if pair else None
         self.done = np.zeros((S, P), bool)
         self.complete = False
+        self.method, self.slow_path = "cone", ""
 
     def figure(self, scale="linear"):
         import plotly.graph_objects as go

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { atlasHas, currentMap, decodeAtlas, decodeEffect, mapCellToSource, overviewValues, storageNote, stripFrom, toggleCell } from "../view";
+import { atlasHas, currentMap, decodeAtlas, decodeEffect, mapCellToSource, overviewValues, slowPathNote, storageNote, stripFrom, toggleCell } from "../view";
 
 const enc = (dtype: string, shape: number[], data: ArrayLike<number>) => {
   const arr = dtype === "float32" ? new Float32Array(data) : new Uint8Array(data);
@@ -54,6 +54,16 @@ describe("what the map shows", () => {
     expect(storageNote(atlas)).toMatch(/summary only.*click computes/);
     expect(storageNote(decodeAtlas({ ...atlasRaw(), storage: "float16" }))).toMatch(/float16/);
     expect(storageNote(decodeAtlas(atlasRaw()))).toBe("");
+  });
+
+  it("a sweep on the slow path says so, with the kernel's reason", () => {
+    const slow = decodeAtlas({ ...atlasRaw(), method: "loop", slow_path: "slow path: one forward per cell — x; about 10× slower" })!;
+    expect(slow.method).toBe("loop");
+    expect(slowPathNote(slow)).toBe(" · slow path: one forward per cell — x; about 10× slower");
+    const fast = decodeAtlas({ ...atlasRaw(), method: "cone", slow_path: "" })!;
+    expect(fast.method).toBe("cone");
+    expect(slowPathNote(fast)).toBe("");
+    expect(slowPathNote(null)).toBe("");
   });
 
   it("overview hides unfinished cells", () => {

@@ -111,6 +111,8 @@ def atlas_payload(atlas) -> dict:
         "site": atlas.site,
         "complete": bool(atlas.complete),
         "storage": storage,
+        "method": atlas.method,
+        "slow_path": atlas.slow_path,
         "resid_delta": encode_maybe(maps, half=half),
         "kl": encode(kl) if kl.nbytes <= SEND_LIMIT_BYTES else None,
         "total_kl": encode(atlas.kl.sum(-1)),

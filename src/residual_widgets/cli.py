@@ -98,6 +98,8 @@ def main(argv=None) -> int:
             atlas = sess.sweep(kind=args.kind, site=args.site,
                                progress=None if args.no_progress else _progress)
             print(file=sys.stderr)
+            if atlas.slow_path:
+                print(atlas.slow_path, file=sys.stderr)
             vals, name = atlas.summary_values()
             print(f"{args.kind} sweep over {args.site}: {atlas.done.sum()} cells ({atlas.method})")
             if atlas.logit_diff is not None:

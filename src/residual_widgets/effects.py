@@ -76,7 +76,9 @@ class Atlas:
       intervention (``None`` without a token pair); ``logit_diff_clean`` the clean value;
     * ``done`` ``[S, P]`` bool: which cells are filled (all, unless the sweep was cancelled);
     * ``storage``: ``"float32"``, ``"float16"`` (maps halved to fit memory) or ``"summary"``
-      (``resid_delta`` is ``None``: maps are recomputed per cell on demand).
+      (``resid_delta`` is ``None``: maps are recomputed per cell on demand);
+    * ``method``: how it was computed (``"cone"``, ``"batch"`` or ``"loop"``); ``slow_path``: why
+      an ``"auto"`` sweep could not use the cone ("" when it did, or was not asked to).
     """
 
     kind: str
@@ -90,11 +92,38 @@ class Atlas:
     logit_diff_clean: float | None = None
     complete: bool = False
     method: str = ""
+    slow_path: str = ""        # the reason an "auto" sweep fell back to one forward per cell
     storage: str = "float32"   # how the maps are kept: "float32", "float16" or "summary" (none)
 
     @property
     def total_kl(self) -> np.ndarray:
         return self.kl.sum(-1)
+
+    def store(self, cell, *, kl, logprob_delta, resid_delta=None, logit_diff=None,
+              start: int = 0) -> None:
+        """File source cell ``(n, i)``'s results and mark it done. ``kl`` and ``logprob_delta``
+        may cover positions ``start..`` only (the rest are exactly zero: outside the cone);
+        ``resid_delta`` ``[R, P]`` is dropped when the atlas keeps no maps."""
+        n, i = cell
+        self.kl[n, i, start:] = kl
+        self.logprob_delta[n, i, start:] = logprob_delta
+        if self.resid_delta is not None and resid_delta is not None:
+            self.resid_delta[n, i] = resid_delta
+        if self.logit_diff is not None:
+            self.logit_diff[n, i] = logit_diff
+        self.done[n, i] = True
+
+    def store_effect(self, cell, eff) -> None:
+        """File an :class:`Effect` computed for source cell ``cell``."""
+        self.store(cell, kl=eff.kl, logprob_delta=eff.logprob_delta,
+                   resid_delta=eff.resid_delta, logit_diff=eff.logit_diff)
+
+    def store_unchanged(self, cell) -> None:
+        """A cell whose intervention writes the clean value: no effect anywhere (all zeros, the
+        clean logit difference)."""
+        self.done[cell] = True
+        if self.logit_diff is not None:
+            self.logit_diff[cell] = self.logit_diff_clean
 
     @property
     def n_layers(self) -> int:

@@ -23,9 +23,7 @@ from .runs import RunRecord
 @torch.no_grad()
 def knockout_run(sess, cells: list[grid.Cell]) -> RunRecord:
     """The run of ``sess``'s prompt with the attention edges of ``cells`` removed."""
-    from .sweep import _stepper
-
-    stepper = _stepper(sess)
+    stepper = sess.stepper()
     L = sess.n_layers
     clean = sess.clean.resid
     reach = torch.as_tensor(grid.reachable_mask(cells, L, sess.n_positions, kind="knockout"))

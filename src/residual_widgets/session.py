@@ -24,6 +24,7 @@ from .effects import Atlas, Effect
 from .interventions import replacement_values
 from .models import LoadedModel, load_model
 from .runs import Edit, RunRecord, traced_run, traced_unembed
+from .stepper import Stepper
 
 
 class Session:
@@ -57,7 +58,7 @@ class Session:
                              f"to {len(self.ids)}; patching needs equal lengths")
         self.default_pair = self.token_pair(logit_diff) if logit_diff is not None else None
         self.noise_scale, self.seed = float(noise_scale), int(seed)
-        self._lock = self.model.lock            # shared by every session on this model
+        self.lock = self.model.lock             # one forward at a time, shared by every session
         # a remote session fetches what the blocks wrote (2·L·P·d floats) only when a site or
         # kind first needs it; a local one records everything in the clean pass
         eager = not rm.is_remote(self.remote)
@@ -69,7 +70,7 @@ class Session:
                             [self._tokenize(p, "reference") for p in mean_reference or ()]]
         self._mean_cache: dict[str, torch.Tensor] = {}
         self.sigma = float(self.clean.resid[0].std())
-        self._stepper = None
+        self._stepper: Stepper | None = None
         self._lens_cache: dict = {}                # remote skeleton: clean lens by cell
 
     # ---- basic facts --------------------------------------------------------------------------
@@ -147,7 +148,7 @@ class Session:
         if site == "resid":
             return run.resid
         if run.writes is None:                 # remote: fetched on first use, then kept
-            with self._lock:
+            with self.lock:
                 if run.writes is None:
                     run.writes = self._run(ids, save_writes=True).writes
         return run.writes[site]
@@ -194,20 +195,29 @@ class Session:
             if self.remote is not None:
                 raise ValueError("kind='knockout' steps blocks locally; use a local session")
             from .knockout import knockout_run
-            with self._lock:
+            with self.lock:
                 run = knockout_run(self, cells)
             return self._effect(cells, kind, site, run, pair)
         vals = self.values_for(cells, kind, site, value)
         edits = [Edit(site, r, p, v) for (r, p), v in zip(cells, vals)]
-        with self._lock:
+        with self.lock:
             run = self._run(self.ids, edits)
         return self._effect(cells, kind, site, run, pair)
 
     def _run(self, ids, edits=(), save_writes=False) -> RunRecord:
         return traced_run(self.model, ids, edits, save_writes=save_writes, remote=self.remote,
-                          timeout=self.timeout, on_status=self._note_status)
+                          timeout=self.timeout, on_status=self.note_status)
 
-    def _note_status(self, status: str) -> None:
+    def stepper(self) -> Stepper:
+        """The cone stepper for this prompt (built and self-checked on first use, then kept).
+        Raises :class:`~.stepper.UnsupportedStepping` when the model's blocks cannot be stepped."""
+        with self.lock:
+            if self._stepper is None:
+                self._stepper = Stepper(self.model, self.ids, self.clean.resid, self.clean.logits)
+        return self._stepper
+
+    def note_status(self, status: str) -> None:
+        """Record a remote request's status and pass it to ``on_remote_status``."""
         self.remote_status = status
         if self.on_remote_status is not None:
             self.on_remote_status(status)
@@ -249,12 +259,12 @@ class Session:
             probs = self._lens_cache.get((r, p)) if effect is None else None
             if probs is None:
                 logits = traced_unembed(self.model, resid[r, p][None], self.remote,
-                                        timeout=self.timeout, on_status=self._note_status)[0]
+                                        timeout=self.timeout, on_status=self.note_status)[0]
                 probs = torch.softmax(logits, dim=-1)
                 if effect is None:
                     self._lens_cache[(r, p)] = probs
         else:
-            with self._lock, torch.no_grad():
+            with self.lock, torch.no_grad():
                 probs = torch.softmax(self.model.unembed(resid[r, p].to(self.model.device))
                                       .float(), dim=-1).cpu()
         top = torch.topk(probs, k)

@@ -1,15 +1,12 @@
 """Sweep: intervene on every cell, one at a time, and collect every downstream map (an Atlas).
 
-Two ways to compute the same atlas:
+Three ways to compute the same atlas:
 
 * ``loop`` — one nnsight trace per cell (:meth:`Session.intervene`). Simple, remote-ready, slow.
-* ``cone`` — exploit causality. An intervention at ``(n, i)`` leaves rows below ``n`` and
-  positions before ``i`` untouched, so for each position ``i`` the cells of every row are pushed
-  through the blocks together, each entering the batch at its own row, on positions ``i..P-1``
-  only, reading the clean keys/values of positions ``< i`` (:mod:`.stepper`). Only those
-  positions are unembedded. The work is the cone ``Σ (L - n)(P - i)``, about a quarter of one
-  forward pass per cell.
-
+* ``cone`` — exploit causality (:mod:`.cone`): for each position ``i`` the cells of every row are
+  pushed through the blocks together, each entering at its own row, on positions ``i..P-1``
+  only, reading the clean keys/values of positions ``< i`` (:mod:`.stepper`). About a quarter of
+  the work of one forward per cell, and batched.
 * ``batch`` — many cells per nnsight trace, each its own batch element, metrics reduced inside
   the trace (:mod:`.batched`). This is how a remote session sweeps: one request per batch,
   each streamed into the atlas as it lands.
@@ -37,9 +34,19 @@ import torch
 from . import grid, metrics
 from .batched import batched_effects, cells_per_request as fit_cells
 from .effects import Atlas
-from .models import _get
+from .cone import cone_group, row_chunks
 from .remote import REQUEST_BYTES, RemoteCancelled, is_remote
-from .stepper import Stepper, UnsupportedStepping
+from .stepper import UnsupportedStepping
+
+
+class SlowPathWarning(UserWarning):
+    """A sweep asked for ``method="auto"`` could not use the cone and runs one forward per cell."""
+
+
+def slow_path_message(reason: str) -> str:
+    """What the widget's status line, the CLI and the warning say when the cone is refused."""
+    return (f"slow path: one forward per cell — the model's blocks could not be stepped "
+            f"({reason}); about 10× slower")
 
 
 class SweepTooLarge(MemoryError):
@@ -139,11 +146,12 @@ def run_sweep(sess, *, kind="zero", site="resid", logit_diff=None, rows=None, po
         method = "batch"
     if method in ("auto", "cone") and kind != "knockout":
         try:
-            stepper = _stepper(sess)
+            stepper = sess.stepper()
         except UnsupportedStepping as e:
             if method == "cone":
                 raise
-            warnings.warn(f"cone sweep unavailable for this model ({e}); using one trace per cell")
+            atlas.slow_path = slow_path_message(str(e))
+            warnings.warn(atlas.slow_path, SlowPathWarning, stacklevel=3)
     atlas.method = "cone" if stepper else ("batch" if method == "batch" else "loop")
     work_budget = max(64 << 20, min(budget // 4, 1 << 30))
     if atlas.method == "batch":
@@ -151,42 +159,26 @@ def run_sweep(sess, *, kind="zero", site="resid", logit_diff=None, rows=None, po
                             cells_per_request, work_budget, timeout)
     total, done = len(rows) * len(positions), 0
     for i in positions:
-        for chunk in _row_chunks(rows, sess.n_layers, sess.n_positions - i):
+        for chunk in row_chunks(rows, sess.n_layers, sess.n_positions - i):
             if cancel is not None and cancel.is_set():
                 break
             cells = [(n, i) for n in chunk]
             if stepper is None:
                 for c in cells:
-                    _store(atlas, c, sess.intervene(c, kind, site, logit_diff=pair))
+                    atlas.store_effect(c, sess.intervene(c, kind, site, logit_diff=pair))
             else:
-                with sess._lock, torch.no_grad():
-                    _cone_group(sess, stepper, atlas, cells, kind, site, pair, work_budget)
+                with sess.lock, torch.no_grad():
+                    cone_group(sess, stepper, atlas, cells, kind, site, pair, work_budget)
             done += len(cells)
             if progress is not None:
                 progress(SweepProgress(done=done, total=total, position=i, atlas=atlas))
-    atlas.complete = done == total
+    atlas.complete = _all_done(atlas, rows, positions)
     return atlas
 
 
-#: cone work (block-applications × positions) done per hold of the model lock: a click during a
-#: sweep of a long prompt waits for one such slice (about 2 s for SmolLM2 on 2 CPU cores), not
-#: for a whole position's rows
-LOCK_SLICE = 16384
-
-
-def _row_chunks(rows, L: int, q: int, limit: int | None = None) -> list[list[int]]:
-    """Split ascending ``rows`` of one source position (``q`` positions from it to the end) into
-    consecutive runs whose cone work ``Σ (L - n + 1) · q`` stays within ``limit``."""
-    limit = LOCK_SLICE if limit is None else limit
-    chunks, cur, work = [], [], 0
-    for n in rows:
-        w = (L - n + 1) * q
-        if cur and work + w > limit:
-            chunks.append(cur)
-            cur, work = [], 0
-        cur.append(n)
-        work += w
-    return chunks + [cur] if cur else chunks
+def _all_done(atlas: Atlas, rows, positions) -> bool:
+    """Complete means every requested cell is filled (not: the loop ran to its end)."""
+    return bool(atlas.done[np.ix_(rows, positions)].all())
 
 
 def _batch_sweep(sess, atlas, rows, positions, kind, site, pair, progress, cancel,
@@ -204,7 +196,7 @@ def _batch_sweep(sess, atlas, rows, positions, kind, site, pair, progress, cance
         group = cells[g:g + per]
 
         def on_status(status, i=group[-1][1]):
-            sess._note_status(status)
+            sess.note_status(status)
             if progress is not None:
                 progress(SweepProgress(done=done, total=total, position=i, atlas=atlas,
                                        status=status))
@@ -214,18 +206,14 @@ def _batch_sweep(sess, atlas, rows, positions, kind, site, pair, progress, cance
                                   on_status=on_status)
         except RemoteCancelled:
             break
-        for b, (n, i) in enumerate(group):
-            if atlas.resid_delta is not None:
-                atlas.resid_delta[n, i] = out["deltas"][b].numpy()
-            atlas.kl[n, i] = out["kl"][b].numpy()
-            atlas.logprob_delta[n, i] = out["lpd"][b].numpy()
-            if atlas.logit_diff is not None:
-                atlas.logit_diff[n, i] = float(out["ld"][b])
-            atlas.done[n, i] = True
+        for b, cell in enumerate(group):
+            atlas.store(cell, kl=out["kl"][b].numpy(), logprob_delta=out["lpd"][b].numpy(),
+                        resid_delta=out["deltas"][b].numpy(),
+                        logit_diff=float(out["ld"][b]) if atlas.logit_diff is not None else None)
         done += len(group)
         if progress is not None:
             progress(SweepProgress(done=done, total=total, position=group[-1][1], atlas=atlas))
-    atlas.complete = done == total
+    atlas.complete = _all_done(atlas, rows, positions)
     return atlas
 
 
@@ -238,106 +226,3 @@ def _subset(sel, n: int, what: str) -> list[int]:
     return out
 
 
-def _stepper(sess) -> Stepper:
-    with sess._lock:
-        if sess._stepper is None:
-            sess._stepper = Stepper(sess.model, sess.ids, sess.clean.resid, sess.clean.logits)
-    return sess._stepper
-
-
-def _store(atlas: Atlas, cell, eff) -> None:
-    n, i = cell
-    if atlas.resid_delta is not None:
-        atlas.resid_delta[n, i] = eff.resid_delta
-    atlas.kl[n, i] = eff.kl
-    atlas.logprob_delta[n, i] = eff.logprob_delta
-    if atlas.logit_diff is not None:
-        atlas.logit_diff[n, i] = eff.logit_diff
-    atlas.done[n, i] = True
-
-
-def _cone_group(sess, stepper: Stepper, atlas: Atlas, cells, kind, site, pair, work_budget):
-    """All cells ``(n, i)`` of one position ``i``: step them through the blocks together."""
-    lm, L, P = sess.model, sess.n_layers, sess.n_positions
-    i = cells[0][1]
-    clean = sess.clean.resid                                    # [R, P, d]
-    values = sess.values_for(cells, kind, site)                 # [n_cells, d]
-    site_clean = sess.site_acts(site)
-    live = []
-    for c, v in zip(cells, values):
-        if torch.equal(v, site_clean[c[0], c[1]]):
-            atlas.done[c] = True                                # writes the clean value: no effect
-            if atlas.logit_diff is not None:
-                atlas.logit_diff[c] = atlas.logit_diff_clean
-        else:
-            live.append((c[0], v))
-    if not live:
-        return
-    join = [n for n, _ in live]                                 # block where each cell enters
-    maps = np.zeros((len(live), L + 1, P), np.float32)
-    states = torch.empty(0, P - i, clean.shape[-1])
-    for k in range(min(join), L + 1):
-        fresh = [b for b in range(len(live)) if join[b] == k]  # contiguous, at the end
-        if site == "resid" and fresh:
-            add = clean[k, i:].expand(len(fresh), -1, -1).clone()
-            add[:, 0] = torch.stack([live[b][1] for b in fresh])
-            states = torch.cat([states, add])
-            maps[fresh, k, i] = metrics.resid_delta(add[:, 0], clean[k, i]).numpy()
-        if k == L:
-            break
-        if site != "resid" and fresh:
-            states = torch.cat([states, clean[k, i:].expand(len(fresh), -1, -1).clone()])
-            out = _layer_with_write(stepper, lm, site, k, states, i,
-                                    {b: live[b][1] for b in fresh})
-            out[fresh, 1:] = clean[k + 1, i + 1:]               # provably unchanged: exact
-        else:
-            out = stepper.layer(k, states, i) if len(states) else states
-        states = out
-        if len(states):
-            maps[:len(states), k + 1, i:] = metrics.resid_delta(states, clean[k + 1, i:]).numpy()
-    _finish(sess, atlas, [(n, i) for n, _ in live], states, maps, pair, work_budget)
-
-
-def _layer_with_write(stepper, lm, site, k, states, i, new_by_batch: dict):
-    """Run block ``k`` with the attention/MLP output at relative position 0 replaced."""
-    idx = torch.tensor(list(new_by_batch))
-    vals = torch.stack(list(new_by_batch.values()))
-
-    def hook(mod, args, out):
-        t = out[0] if isinstance(out, tuple) else out
-        t = t.clone()
-        t[idx, 0] = vals.to(t.dtype)
-        return (t, *out[1:]) if isinstance(out, tuple) else t
-
-    module = _get(lm.hf, lm.write_path(site, k))
-    h = module.register_forward_hook(hook)
-    try:
-        return stepper.layer(k, states, i)
-    finally:
-        h.remove()
-
-
-def _finish(sess, atlas, cells, final, maps, pair, work_budget):
-    """Unembed ``final`` ``[A, q, d]`` in chunks and fill the atlas for ``cells``."""
-    lm, i = sess.model, cells[0][1]
-    clean_lp = sess.clean_logprobs[i:]                          # [q, V]
-    neg_ent = (clean_lp.exp() * clean_lp).sum(-1)
-    q, V = clean_lp.shape
-    nxt = torch.tensor(sess.ids[i + 1:], dtype=torch.long)  # targets of positions i..P-2
-    chunk = max(1, int(work_budget // (4 * q * V * 3)))
-    for a0 in range(0, len(cells), chunk):
-        logits = lm.unembed(final[a0:a0 + chunk])               # [a, q, V]
-        lse = torch.logsumexp(logits, dim=-1)                   # [a, q]
-        kl = metrics.kl_from_logits_fast(clean_lp, neg_ent, logits, lse)
-        for b in range(logits.shape[0]):
-            n = cells[a0 + b][0]
-            atlas.kl[n, i, i:] = kl[b].numpy()
-            if len(nxt):
-                new = logits[b, torch.arange(len(nxt)), nxt] - lse[b, :len(nxt)]
-                old = clean_lp[torch.arange(len(nxt)), nxt]
-                atlas.logprob_delta[n, i, i:] = (new - old).numpy()
-            if atlas.logit_diff is not None:
-                atlas.logit_diff[n, i] = float(logits[b, -1, pair[0]] - logits[b, -1, pair[1]])
-            if atlas.resid_delta is not None:
-                atlas.resid_delta[n, i] = maps[a0 + b]
-            atlas.done[n, i] = True
