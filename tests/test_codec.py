@@ -89,7 +89,8 @@ def test_atlas_payload_keeps_big_arrays_in_the_kernel(monkeypatch):
     atlas = SimpleNamespace(kind="zero", site="resid", complete=True, storage="float16",
                             resid_delta=np.ones((S, P, R, P), np.float16),
                             kl=np.ones((S, P, P), np.float32), logit_diff=None,
-                            done=np.ones((S, P), bool), logit_diff_clean=None)
+                            done=np.ones((S, P), bool), logit_diff_clean=None,
+                            method="cone", slow_path="")
     small = _codec.atlas_payload(atlas)
     assert small["storage"] == "float16" and small["resid_delta"]["dtype"] == "float16"
     monkeypatch.setattr(_codec, "SEND_LIMIT_BYTES", atlas.kl.nbytes - 1)
