@@ -32,7 +32,11 @@ const BYTES: Record<string, number> = { float32: 4, float16: 2, uint8: 1, bool: 
 /** Is `x` shaped like an `Encoded` value (as opposed to null or a plain number)? */
 export function isEncoded(x: unknown): x is Encoded {
   return (
-    typeof x === "object" && x !== null && "dtype" in x && "shape" in x && "buffer" in x &&
+    typeof x === "object" &&
+    x !== null &&
+    "dtype" in x &&
+    "shape" in x &&
+    "buffer" in x &&
     Array.isArray((x as Encoded).shape)
   );
 }

@@ -32,7 +32,11 @@ function h<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: s
 
 export { h };
 
-function select(label: string, options: [string, string][], title: string): { wrap: HTMLLabelElement; sel: HTMLSelectElement } {
+function select(
+  label: string,
+  options: [string, string][],
+  title: string,
+): { wrap: HTMLLabelElement; sel: HTMLSelectElement } {
   const wrap = h("label", undefined, label);
   wrap.title = title;
   const sel = h("select");
@@ -48,17 +52,55 @@ function select(label: string, options: [string, string][], title: string): { wr
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function makeControls(model: AnyModel<any>, on: ControlHandlers): Controls {
   const el = h("div", "rw-controls");
-  const kind = select("kind", [["zero", "zero"], ["mean", "mean"], ["noise", "noise"], ["patch", "patch (from source)"],
-    ["knockout", "knockout (attention edges)"]],
-    "What is written into the intervened cells; knockout instead stops later positions from reading the cell through attention (residual site, rows are blocks 0…L-1)");
-  const site = select("site", [["resid", "residual"], ["attn_out", "attn_out"], ["mlp_out", "mlp_out"]],
-    "Where: the residual stream itself, or what a block's attention / MLP writes into it");
-  const metric = select("strip", [["kl", "KL (nats)"], ["logprob", "Δlog p next token (nats)"]],
-    "Per-position metric in the output strip above the map");
-  const scale = select("scale", [["linear", "linear"], ["log", "log"]], "Color scale of the maps");
-  const overview = select("overview", [["total_kl", "total KL"], ["logit_diff", "logit diff"]],
-    "Summary per source cell in the overview");
-  const view = select("view", VIEWS, "Which picture: the downstream map, the first row reached per position, the future-effect profile by distance, or cross-position similarity");
+  const kind = select(
+    "kind",
+    [
+      ["zero", "zero"],
+      ["mean", "mean"],
+      ["noise", "noise"],
+      ["patch", "patch (from source)"],
+      ["knockout", "knockout (attention edges)"],
+    ],
+    "What is written into the intervened cells; knockout instead stops later positions from reading the cell through attention (residual site, rows are blocks 0…L-1)",
+  );
+  const site = select(
+    "site",
+    [
+      ["resid", "residual"],
+      ["attn_out", "attn_out"],
+      ["mlp_out", "mlp_out"],
+    ],
+    "Where: the residual stream itself, or what a block's attention / MLP writes into it",
+  );
+  const metric = select(
+    "strip",
+    [
+      ["kl", "KL (nats)"],
+      ["logprob", "Δlog p next token (nats)"],
+    ],
+    "Per-position metric in the output strip above the map",
+  );
+  const scale = select(
+    "scale",
+    [
+      ["linear", "linear"],
+      ["log", "log"],
+    ],
+    "Color scale of the maps",
+  );
+  const overview = select(
+    "overview",
+    [
+      ["total_kl", "total KL"],
+      ["logit_diff", "logit diff"],
+    ],
+    "Summary per source cell in the overview",
+  );
+  const view = select(
+    "view",
+    VIEWS,
+    "Which picture: the downstream map, the first row reached per position, the future-effect profile by distance, or cross-position similarity",
+  );
   const row = h("input", "rw-row");
   row.type = "number";
   row.min = "-1";
@@ -121,7 +163,20 @@ export function makeControls(model: AnyModel<any>, on: ControlHandlers): Control
   sweepBtn.addEventListener("click", () => on.sweep());
   cancelBtn.addEventListener("click", () => on.cancel());
   clearBtn.addEventListener("click", () => on.clear());
-  el.append(view.wrap, rowWrap, kind.wrap, site.wrap, metric.wrap, scale.wrap, overview.wrap, source, pairWrap, sweepBtn, cancelBtn, clearBtn);
+  el.append(
+    view.wrap,
+    rowWrap,
+    kind.wrap,
+    site.wrap,
+    metric.wrap,
+    scale.wrap,
+    overview.wrap,
+    source,
+    pairWrap,
+    sweepBtn,
+    cancelBtn,
+    clearBtn,
+  );
 
   const sync = () => {
     kind.sel.value = model.get("kind");

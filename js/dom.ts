@@ -30,9 +30,39 @@ export function buildDom(css: string) {
   const [viewPanel, viewTitle, viewSub, viewCanvas] = [view.el, view.title, view.sub, view.canvas];
   panels.append(mapPanel, viewPanel, ovPanel);
   const tooltip = h("div", "rw-tooltip");
-  const help = h("div", "rw-help",
-    "Hover a cell to preview its map from the sweep · click to intervene (pin) · shift-click to add to the set · arrows + Enter · hatched = unreachable (exactly 0)");
-  return { style, root, header, prompt, status, progress, bar, progText, message, panels, mapPanel, mapTitle, mapSub, mapCanvas, mapLegend, ovPanel, ovTitle, ovSub, ovCanvas, ovLegend, viewPanel, viewTitle, viewSub, viewCanvas, tooltip, help };
+  const help = h(
+    "div",
+    "rw-help",
+    "Hover a cell to preview its map from the sweep · click to intervene (pin) · shift-click to add to the set · arrows + Enter · hatched = unreachable (exactly 0)",
+  );
+  return {
+    style,
+    root,
+    header,
+    prompt,
+    status,
+    progress,
+    bar,
+    progText,
+    message,
+    panels,
+    mapPanel,
+    mapTitle,
+    mapSub,
+    mapCanvas,
+    mapLegend,
+    ovPanel,
+    ovTitle,
+    ovSub,
+    ovCanvas,
+    ovLegend,
+    viewPanel,
+    viewTitle,
+    viewSub,
+    viewCanvas,
+    tooltip,
+    help,
+  };
 }
 
 /** One panel: title, subtitle, the heatmap canvas and (optionally) its legend canvas. */

@@ -54,8 +54,15 @@ export function gridLayout(R: number, P: number, S: number, width: number): { ma
 export const MARK = "#e8590c";
 
 /** Line chart of a future profile in a canvas of CSS size w × h. */
-export function drawProfile(ctx: CanvasRenderingContext2D, w: number, h: number, dpr: number,
-  s: ProfileSeries | null, th: Theme, unit: string): void {
+export function drawProfile(
+  ctx: CanvasRenderingContext2D,
+  w: number,
+  h: number,
+  dpr: number,
+  s: ProfileSeries | null,
+  th: Theme,
+  unit: string,
+): void {
   ctx.save();
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, w, h);
@@ -66,8 +73,12 @@ export function drawProfile(ctx: CanvasRenderingContext2D, w: number, h: number,
     ctx.restore();
     return;
   }
-  const L = 48, T = 28, Rm = 12, B = 30;
-  const pw = w - L - Rm, ph = h - T - B;
+  const L = 48,
+    T = 28,
+    Rm = 12,
+    B = 30;
+  const pw = w - L - Rm,
+    ph = h - T - B;
   const n = s.mean.length;
   const ymax = niceMax([s.mean, s.max]);
   const X = (d: number) => L + (n <= 1 ? 0 : (d / (n - 1)) * pw);
@@ -91,8 +102,12 @@ export function drawProfile(ctx: CanvasRenderingContext2D, w: number, h: number,
     ctx.beginPath();
     let pen = false;
     for (let d = 0; d < n; d++) {
-      if (!Number.isFinite(v[d])) { pen = false; continue; }
-      if (pen) ctx.lineTo(X(d), Y(v[d])); else ctx.moveTo(X(d), Y(v[d]));
+      if (!Number.isFinite(v[d])) {
+        pen = false;
+        continue;
+      }
+      if (pen) ctx.lineTo(X(d), Y(v[d]));
+      else ctx.moveTo(X(d), Y(v[d]));
       pen = true;
     }
     ctx.stroke();

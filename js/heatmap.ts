@@ -71,7 +71,8 @@ export function entryCell(cell: Cell, site: Site): Cell {
 export function reachable(rows: number, cols: number, cells: Cell[], site: Site = "resid", kind = ""): Uint8Array {
   const m = new Uint8Array(rows * cols);
   for (const c of cells) {
-    if (kind === "knockout") { // later positions cannot read (n, i) from block n up: rows > n, positions > i
+    if (kind === "knockout") {
+      // later positions cannot read (n, i) from block n up: rows > n, positions > i
       for (let r = c[0] + 1; r < rows; r++) for (let p = Math.max(0, c[1] + 1); p < cols; p++) m[r * cols + p] = 1;
       continue;
     }
@@ -103,7 +104,11 @@ export function outline(mask: ArrayLike<number>, rows: number, cols: number): [n
 
 /** Token text with whitespace made visible: spaces → "␣", newlines → "↵", tabs → "⇥". */
 export function showToken(s: string): string {
-  return s.replace(/ /g, "␣").replace(/\r?\n/g, "↵").replace(/\t/g, "⇥").replace(/[\u0000-\u001f]/g, "·");
+  return s
+    .replace(/ /g, "␣")
+    .replace(/\r?\n/g, "↵")
+    .replace(/\t/g, "⇥")
+    .replace(/[\u0000-\u001f]/g, "·");
 }
 
 /** Colors taken from the page theme (see widget.css: --rw-* map to --jp-* with fallbacks). */

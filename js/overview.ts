@@ -24,12 +24,23 @@ export function drawOverviewPanel(a: OverviewArgs): void {
   const ctx = ovCanvas.getContext("2d");
   if (!ctx) return;
   const d = ovCanvas.width / Math.max(1, parseFloat(ovCanvas.style.width) || ovCanvas.width);
-  const rowLabel = (r: number) => (a.site === "resid" || (atlas && atlas.site === "resid") ? (r === 0 ? "emb" : String(r)) : `b${r}`);
+  const rowLabel = (r: number) =>
+    a.site === "resid" || (atlas && atlas.site === "resid") ? (r === 0 ? "emb" : String(r)) : `b${r}`;
   const lctx = ovLegend.getContext("2d");
   if (!atlas) {
     paint(ctx, g, {
-      values: null, color: () => th.bg, strip: null, stripColor: null, reach: null, sources: [], cursor: null,
-      tokens: a.tokens, rowLabel, theme: th, dpr: d, stripLabel: "",
+      values: null,
+      color: () => th.bg,
+      strip: null,
+      stripColor: null,
+      reach: null,
+      sources: [],
+      cursor: null,
+      tokens: a.tokens,
+      rowLabel,
+      theme: th,
+      dpr: d,
+      stripLabel: "",
     });
     ovSub.textContent = "no sweep yet — press Sweep";
     lctx?.clearRect(0, 0, ovLegend.width, ovLegend.height);
@@ -38,8 +49,17 @@ export function drawOverviewPanel(a: OverviewArgs): void {
   const ov = overviewValues(atlas, a.which);
   const sc = makeScale(ov.values, { kind: sk, diverging: ov.diverging, center: ov.center, unit: ov.unit });
   paint(ctx, g, {
-    values: ov.values, color: (v) => (Number.isFinite(v) ? sc.css(v) : th.bg), strip: null, stripColor: null,
-    reach: null, sources: preview ? [preview] : [], cursor: null, tokens: a.tokens, rowLabel, theme: th, dpr: d,
+    values: ov.values,
+    color: (v) => (Number.isFinite(v) ? sc.css(v) : th.bg),
+    strip: null,
+    stripColor: null,
+    reach: null,
+    sources: preview ? [preview] : [],
+    cursor: null,
+    tokens: a.tokens,
+    rowLabel,
+    theme: th,
+    dpr: d,
     stripLabel: "",
   });
   ovSub.textContent = `${ov.title} · ${atlas.kind} @ ${atlas.site}` + (atlas.complete ? "" : " · incomplete");

@@ -45,10 +45,13 @@ export class Requests {
     const old = this.timers.get(type);
     if (old !== undefined) clearTimeout(old);
     if (this.ackTimeoutMs > 0) {
-      this.timers.set(type, setTimeout(() => {
-        const cur = this.latest.get(type);
-        if (cur && cur.id === id && !cur.acked) this.onSilence(cur);
-      }, this.ackTimeoutMs));
+      this.timers.set(
+        type,
+        setTimeout(() => {
+          const cur = this.latest.get(type);
+          if (cur && cur.id === id && !cur.acked) this.onSilence(cur);
+        }, this.ackTimeoutMs),
+      );
     }
     return id;
   }
@@ -103,21 +106,38 @@ export class Requests {
  * `onLost(text)` is told in words; `status()` is for the test hook.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export function watchKernel(model: { widget_manager?: unknown }, onLost: (text: string) => void): { status: () => string | null; dispose: () => void } {
+export function watchKernel(
+  model: { widget_manager?: unknown },
+  onLost: (text: string) => void,
+): { status: () => string | null; dispose: () => void } {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const kernel: any = (model.widget_manager as any)?.kernel;
   const log: string[] = [];
   const on = (_: unknown, st: string) => {
     log.push(st);
     if (st === "restarting" || st === "autorestarting" || st === "starting") {
-      onLost("The kernel restarted: this view is disconnected from it (dead or restarted) and shows its last state. Re-run the cell to reconnect.");
+      onLost(
+        "The kernel restarted: this view is disconnected from it (dead or restarted) and shows its last state. Re-run the cell to reconnect.",
+      );
     } else if (st === "dead") {
-      onLost("The kernel is dead: this view is disconnected (dead or restarted) and shows its last state. Restart the kernel and re-run the cell.");
+      onLost(
+        "The kernel is dead: this view is disconnected (dead or restarted) and shows its last state. Restart the kernel and re-run the cell.",
+      );
     }
   };
-  try { kernel?.statusChanged?.connect?.(on); } catch { /* host without a kernel object */ }
+  try {
+    kernel?.statusChanged?.connect?.(on);
+  } catch {
+    /* host without a kernel object */
+  }
   return {
     status: () => (kernel ? `${kernel.status} ${kernel.connectionStatus} [${log.join(",")}]` : null),
-    dispose: () => { try { kernel?.statusChanged?.disconnect?.(on); } catch { /* ignore */ } },
+    dispose: () => {
+      try {
+        kernel?.statusChanged?.disconnect?.(on);
+      } catch {
+        /* ignore */
+      }
+    },
   };
 }

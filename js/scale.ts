@@ -16,12 +16,26 @@ export type RGB = [number, number, number];
 
 // Perceptually uniform maps, sampled at 9 stops and linearly interpolated.
 const VIRIDIS: RGB[] = [
-  [68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
-  [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37],
+  [68, 1, 84],
+  [71, 44, 122],
+  [59, 81, 139],
+  [44, 113, 142],
+  [33, 144, 141],
+  [39, 173, 129],
+  [92, 200, 99],
+  [170, 220, 50],
+  [253, 231, 37],
 ];
 const RDBU: RGB[] = [
-  [33, 102, 172], [67, 147, 195], [146, 197, 222], [209, 229, 240], [247, 247, 247],
-  [253, 219, 199], [244, 165, 130], [214, 96, 77], [178, 24, 43],
+  [33, 102, 172],
+  [67, 147, 195],
+  [146, 197, 222],
+  [209, 229, 240],
+  [247, 247, 247],
+  [253, 219, 199],
+  [244, 165, 130],
+  [214, 96, 77],
+  [178, 24, 43],
 ];
 
 /** Interpolate a colormap at t ∈ [0, 1] (clamped; NaN → mid-gray). */
@@ -94,18 +108,20 @@ export function makeScale(values: ArrayLike<number>, opts: ScaleOptions): ColorS
 
   let norm: (v: number) => number;
   if (!diverging) {
-    norm = opts.kind === "log"
-      ? (v) => (v <= logLo ? 0 : Math.min(1, Math.log(v / logLo) / logRange))
-      : (v) => Math.min(1, Math.max(0, v / maxAbs));
+    norm =
+      opts.kind === "log"
+        ? (v) => (v <= logLo ? 0 : Math.min(1, Math.log(v / logLo) / logRange))
+        : (v) => Math.min(1, Math.max(0, v / maxAbs));
   } else {
-    norm = opts.kind === "log"
-      ? (v) => {
-          const d = v - center;
-          const a = Math.abs(d);
-          if (a <= logLo) return 0.5;
-          return 0.5 + 0.5 * Math.sign(d) * Math.min(1, Math.log(a / logLo) / logRange);
-        }
-      : (v) => 0.5 + 0.5 * Math.max(-1, Math.min(1, (v - center) / maxAbs));
+    norm =
+      opts.kind === "log"
+        ? (v) => {
+            const d = v - center;
+            const a = Math.abs(d);
+            if (a <= logLo) return 0.5;
+            return 0.5 + 0.5 * Math.sign(d) * Math.min(1, Math.log(a / logLo) / logRange);
+          }
+        : (v) => 0.5 + 0.5 * Math.max(-1, Math.min(1, (v - center) / maxAbs));
   }
   const vmin = diverging ? center - maxAbs : opts.kind === "log" ? logLo : 0;
   const vmax = diverging ? center + maxAbs : maxAbs;

@@ -13,7 +13,13 @@ export interface Lens {
 }
 
 /** Replace `tip`'s content. `lens`: the lens reply, "pending" while asked, null for none. */
-export function fillTooltip(tip: HTMLElement, head: string, token: string, value: string, lens: Lens | "pending" | null): void {
+export function fillTooltip(
+  tip: HTMLElement,
+  head: string,
+  token: string,
+  value: string,
+  lens: Lens | "pending" | null,
+): void {
   tip.replaceChildren();
   tip.append(
     h("div", "rw-tt-head", head),
@@ -27,15 +33,23 @@ export function fillTooltip(tip: HTMLElement, head: string, token: string, value
   }
   const t = h("table");
   const hr = h("tr");
-  hr.append(h("th", undefined, "lens clean"), h("th", undefined, ""),
-    h("th", undefined, lens.intervened ? "intervened" : ""), h("th", undefined, ""));
+  hr.append(
+    h("th", undefined, "lens clean"),
+    h("th", undefined, ""),
+    h("th", undefined, lens.intervened ? "intervened" : ""),
+    h("th", undefined, ""),
+  );
   t.append(hr);
   for (let k = 0; k < lens.clean.length; k++) {
     const tr = h("tr");
     const a = lens.clean[k];
     const b = lens.intervened?.[k];
-    tr.append(h("td", undefined, JSON.stringify(showToken(a[0]))), h("td", undefined, a[1].toFixed(3)),
-      h("td", undefined, b ? JSON.stringify(showToken(b[0])) : ""), h("td", undefined, b ? b[1].toFixed(3) : ""));
+    tr.append(
+      h("td", undefined, JSON.stringify(showToken(a[0]))),
+      h("td", undefined, a[1].toFixed(3)),
+      h("td", undefined, b ? JSON.stringify(showToken(b[0])) : ""),
+      h("td", undefined, b ? b[1].toFixed(3) : ""),
+    );
     t.append(tr);
   }
   tip.append(t);

@@ -137,23 +137,38 @@ export function currentMap(s: {
     if (s.metric === "kl" && atlas.kl) strip = toF32(row1d(atlas.kl, preview)).slice();
     else note = s.metric === "kl" ? "KL per position not in atlas" : "Δlog p: click to compute";
     return {
-      mode: "atlas", cells: [preview], site: atlas.site, values,
-      reach: reachable(rows, cols, [preview], atlas.site, atlas.kind), strip, stripNote: note, id: null,
+      mode: "atlas",
+      cells: [preview],
+      site: atlas.site,
+      values,
+      reach: reachable(rows, cols, [preview], atlas.site, atlas.kind),
+      strip,
+      stripNote: note,
+      id: null,
     };
   }
   if (effect) {
     const reach = effect.reach ? Uint8Array.from(effect.reach.data) : reachable(rows, cols, effect.cells, effect.site);
     const strip = stripFrom(s.metric === "kl" ? effect.kl : effect.logprob, cols);
     return {
-      mode: "effect", cells: effect.cells, site: effect.site, values: toF32(effect.resid.data),
-      reach, strip, stripNote: "", id: effect.id,
+      mode: "effect",
+      cells: effect.cells,
+      site: effect.site,
+      values: toF32(effect.resid.data),
+      reach,
+      strip,
+      stripNote: "",
+      id: effect.id,
     };
   }
   return { mode: "empty", cells: [], site: "resid", values: null, reach: null, strip: null, stripNote: "", id: null };
 }
 
 /** Overview values [S, P] (NaN where the sweep has not reached yet) and how to color them. */
-export function overviewValues(a: AtlasData, which: string): { values: Float32Array; diverging: boolean; center: number; unit: string; title: string } {
+export function overviewValues(
+  a: AtlasData,
+  which: string,
+): { values: Float32Array; diverging: boolean; center: number; unit: string; title: string } {
   const useLd = which === "logit_diff" && !!a.logitDiff;
   const src = useLd ? a.logitDiff! : a.totalKl;
   const values = new Float32Array(src.data.length);

@@ -46,13 +46,20 @@ export function drawViewPanel(a: ViewPanelArgs): Record<string, unknown> {
     const s = profileSeries(a.profile, row);
     a.title.textContent = `Future profile: effect of row ${row} on the prediction j − i tokens ahead`;
     a.sub.textContent = a.profile
-      ? `${a.profile.kind} @ ${a.profile.site} · KL at j, mean and max over sources (row, i)` : "needs a sweep";
+      ? `${a.profile.kind} @ ${a.profile.site} · KL at j, mean and max over sources (row, i)`
+      : "needs a sweep";
     const w = Math.max(320, Math.min(560, a.mapWidth));
     const d = sizeCanvas(a.canvas, w, 220);
     const ctx = a.canvas.getContext("2d");
     if (ctx) drawProfile(ctx, w, 220, d, s, a.th, a.profile?.metric ?? "KL (nats)");
-    return { view: v, row, mean: s ? Array.from(s.mean) : null, max: s ? Array.from(s.max) : null,
-      nextToken: s?.nextToken ?? null, farFuture: s?.farFuture ?? null };
+    return {
+      view: v,
+      row,
+      mean: s ? Array.from(s.mean) : null,
+      max: s ? Array.from(s.max) : null,
+      nextToken: s?.nextToken ?? null,
+      farFuture: s?.farFuture ?? null,
+    };
   }
   const R = a.simil ? a.simil.sim.shape[0] : a.rows;
   const row = pickRow(a.viewRow, a.preview, a.site === "resid" ? a.pinned : [], R, R - 1);
@@ -67,8 +74,17 @@ export function drawViewPanel(a: ViewPanelArgs): Record<string, unknown> {
   const ctx = a.canvas.getContext("2d");
   if (ctx) {
     paint(ctx, g, {
-      values: block, color: (x) => (Number.isFinite(x) ? sc.css(x) : a.th.bg), strip: null, stripColor: null,
-      reach: null, sources: [], cursor: null, tokens: a.tokens, rowLabel: (r) => String(r), theme: a.th, dpr: d,
+      values: block,
+      color: (x) => (Number.isFinite(x) ? sc.css(x) : a.th.bg),
+      strip: null,
+      stripColor: null,
+      reach: null,
+      sources: [],
+      cursor: null,
+      tokens: a.tokens,
+      rowLabel: (r) => String(r),
+      theme: a.th,
+      dpr: d,
       stripLabel: "",
     });
   }

@@ -16,20 +16,36 @@ import type { Cell } from "./heatmap";
 
 export type ViewName = "map" | "first_reached" | "profile" | "similarity";
 export const VIEWS: [ViewName, string][] = [
-  ["map", "downstream map"], ["first_reached", "first reached"],
-  ["profile", "future profile"], ["similarity", "similarity"],
+  ["map", "downstream map"],
+  ["first_reached", "first reached"],
+  ["profile", "future profile"],
+  ["similarity", "similarity"],
 ];
 
-export interface ProfileData { kind: string; site: string; metric: string; mean: NDArray; max: NDArray }
-export interface SimilarityData { sim: NDArray; byDistance: NDArray | null }
+export interface ProfileData {
+  kind: string;
+  site: string;
+  metric: string;
+  mean: NDArray;
+  max: NDArray;
+}
+export interface SimilarityData {
+  sim: NDArray;
+  byDistance: NDArray | null;
+}
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Raw = any;
 
 export function decodeProfile(raw: Raw): ProfileData | null {
   if (!raw || !isEncoded(raw.mean) || !isEncoded(raw.max)) return null;
-  return { kind: raw.kind ?? "", site: raw.site ?? "resid", metric: raw.metric ?? "KL (nats)",
-    mean: decodeMaybe(raw.mean)!, max: decodeMaybe(raw.max)! };
+  return {
+    kind: raw.kind ?? "",
+    site: raw.site ?? "resid",
+    metric: raw.metric ?? "KL (nats)",
+    mean: decodeMaybe(raw.mean)!,
+    max: decodeMaybe(raw.max)!,
+  };
 }
 
 export function decodeSimilarity(raw: Raw): SimilarityData | null {

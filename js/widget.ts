@@ -33,26 +33,70 @@ import { LABEL_H, hitTest, paint, type Cell, type Geom, type Theme } from "./hea
 import { MARK, gridLayout, sizeCanvas, theme } from "./draw";
 import { drawViewPanel } from "./viewpanel";
 import {
-  decodeFirstReached, decodeProfile, decodeSimilarity, firstReachedMarks, type ProfileData, type SimilarityData,
+  decodeFirstReached,
+  decodeProfile,
+  decodeSimilarity,
+  firstReachedMarks,
+  type ProfileData,
+  type SimilarityData,
 } from "./views";
 import { Requests, watchKernel } from "./protocol";
 import { drawLegend, fmt, makeScale } from "./scale";
 import {
-  atlasHas, currentMap, decodeAtlas, decodeEffect, mapCellToSource, overviewValues, slowPathNote, storageNote, toggleCell,
-  type AtlasData, type EffectData, type Shown,
+  atlasHas,
+  currentMap,
+  decodeAtlas,
+  decodeEffect,
+  mapCellToSource,
+  overviewValues,
+  slowPathNote,
+  storageNote,
+  toggleCell,
+  type AtlasData,
+  type EffectData,
+  type Shown,
 } from "./view";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Model = AnyModel<any>;
 
-
 function render({ model, el }: RenderProps): () => void {
   const m = model as Model;
-  const { style, root, header, prompt, status, progress, bar, progText, message, panels, mapPanel, mapTitle, mapSub, mapCanvas, mapLegend, ovPanel, ovTitle, ovSub, ovCanvas, ovLegend, viewPanel, viewTitle, viewSub, viewCanvas, tooltip, help } = buildDom(css);
+  const {
+    style,
+    root,
+    header,
+    prompt,
+    status,
+    progress,
+    bar,
+    progText,
+    message,
+    panels,
+    mapPanel,
+    mapTitle,
+    mapSub,
+    mapCanvas,
+    mapLegend,
+    ovPanel,
+    ovTitle,
+    ovSub,
+    ovCanvas,
+    ovLegend,
+    viewPanel,
+    viewTitle,
+    viewSub,
+    viewCanvas,
+    tooltip,
+    help,
+  } = buildDom(css);
 
   const req = new Requests(undefined, 4000, () => {
-    say("warn", "No reply from the kernel within 4 s: it is busy running a cell, dead, or restarted " +
-      "(or this is a saved page without a kernel). Showing the last saved view.");
+    say(
+      "warn",
+      "No reply from the kernel within 4 s: it is busy running a cell, dead, or restarted " +
+        "(or this is a saved page without a kernel). Showing the last saved view.",
+    );
   });
 
   // ---- view state -------------------------------------------------------------------------
@@ -97,7 +141,11 @@ function render({ model, el }: RenderProps): () => void {
 
   // ---- layout -----------------------------------------------------------------------------
   function layout() {
-    const S = atlas ? atlas.done.shape[0] : site() === "resid" && m.get("kind") !== "knockout" ? rows() : Math.max(0, rows() - 1);
+    const S = atlas
+      ? atlas.done.shape[0]
+      : site() === "resid" && m.get("kind") !== "knockout"
+        ? rows()
+        : Math.max(0, rows() - 1);
     ({ map: mapGeom, overview: ovGeom } = gridLayout(rows(), cols(), S, root.clientWidth || el.clientWidth || 900));
     const w = mapGeom.x0 + cols() * mapGeom.cw + 16;
     sizeCanvas(mapCanvas, w, mapGeom.y0 + mapGeom.rows * mapGeom.ch + LABEL_H);
@@ -112,8 +160,13 @@ function render({ model, el }: RenderProps): () => void {
     const th = theme(root);
     const R = rows();
     const P = cols();
-    if (!mapGeom || mapGeom.rows !== R || mapGeom.cols !== P ||
-        (ovGeom && atlas && ovGeom.rows !== atlas.done.shape[0])) layout();
+    if (
+      !mapGeom ||
+      mapGeom.rows !== R ||
+      mapGeom.cols !== P ||
+      (ovGeom && atlas && ovGeom.rows !== atlas.done.shape[0])
+    )
+      layout();
     const g = mapGeom!;
     const metric = m.get("metric") as string;
     const sk = m.get("scale") as "linear" | "log";
@@ -121,16 +174,25 @@ function render({ model, el }: RenderProps): () => void {
     const dprOf = (c: HTMLCanvasElement) => c.width / Math.max(1, parseFloat(c.style.width) || c.width);
     const mapScale = makeScale(shown.values ?? [], { kind: sk, unit: "‖h′−h‖ / ‖h‖", mask: shown.reach });
     const stripScale = makeScale(shown.strip ?? [], {
-      kind: sk, diverging: metric !== "kl", unit: "nats",
+      kind: sk,
+      diverging: metric !== "kl",
+      unit: "nats",
     });
     const ctx = mapCanvas.getContext("2d");
     const rowLabel = (r: number) => (r === 0 ? "emb" : String(r));
     if (ctx) {
       paint(ctx, g, {
-        values: shown.values, color: mapScale.css, strip: shown.strip,
-        stripColor: (v) => (Number.isFinite(v) ? stripScale.css(v) : th.bg), reach: shown.reach,
+        values: shown.values,
+        color: mapScale.css,
+        strip: shown.strip,
+        stripColor: (v) => (Number.isFinite(v) ? stripScale.css(v) : th.bg),
+        reach: shown.reach,
         sources: shown.site === "resid" ? shown.cells : shown.cells.map(([n, i]) => [n + 1, i] as Cell),
-        cursor, tokens: tokens(), rowLabel, theme: th, dpr: dprOf(mapCanvas),
+        cursor,
+        tokens: tokens(),
+        rowLabel,
+        theme: th,
+        dpr: dprOf(mapCanvas),
         stripLabel: metric === "kl" ? "KL" : "Δlogp",
         marks: view() === "first_reached" && shown.mode === "effect" ? firstReachedMarks(firstReached) : [],
         markColor: MARK,
@@ -145,12 +207,13 @@ function render({ model, el }: RenderProps): () => void {
       drawLegend(lctx, mapScale, "map", 8, 2, lw, th.fg, th.font);
       drawLegend(lctx, stripScale, metric === "kl" ? "strip: KL" : "strip: Δlog p", 8, 42, lw, th.fg, th.font);
     }
-    const what = shown.mode === "effect"
-      ? `pinned ${shown.cells.map(([r, c]) => `(${r}, ${c})`).join(" ")} · ${effect?.kind} @ ${effect?.site}` +
-        (effect?.logitDiff != null ? ` · logit diff ${fmt(effect.logitDiff)}` : "")
-      : shown.mode === "atlas"
-        ? `preview from sweep: (${shown.cells[0][0]}, ${shown.cells[0][1]}) · ${atlas?.kind} @ ${atlas?.site}`
-        : "hover the overview or click a cell";
+    const what =
+      shown.mode === "effect"
+        ? `pinned ${shown.cells.map(([r, c]) => `(${r}, ${c})`).join(" ")} · ${effect?.kind} @ ${effect?.site}` +
+          (effect?.logitDiff != null ? ` · logit diff ${fmt(effect.logitDiff)}` : "")
+        : shown.mode === "atlas"
+          ? `preview from sweep: (${shown.cells[0][0]}, ${shown.cells[0][1]}) · ${atlas?.kind} @ ${atlas?.site}`
+          : "hover the overview or click a cell";
     mapSub.textContent = what + (shown.stripNote ? ` · ${shown.stripNote}` : "");
     drawOverview(th, sk);
     drawView(th);
@@ -162,23 +225,56 @@ function render({ model, el }: RenderProps): () => void {
     root.dataset.effectId = effect?.id ?? "";
     root.dataset.paints = String(paints);
     root.dataset.view = view();
-    root.dispatchEvent(new CustomEvent("rw-paint", { detail: { mode: shown.mode, cells: shown.cells, id: shown.id, ms: performance.now() - t0 } }));
+    root.dispatchEvent(
+      new CustomEvent("rw-paint", {
+        detail: { mode: shown.mode, cells: shown.cells, id: shown.id, ms: performance.now() - t0 },
+      }),
+    );
   }
 
   function drawView(th: Theme) {
-    mapTitle.textContent = view() === "first_reached" ? "Downstream effect · first row reached per position (outlined)" : "Downstream effect";
+    mapTitle.textContent =
+      view() === "first_reached"
+        ? "Downstream effect · first row reached per position (outlined)"
+        : "Downstream effect";
     viewInfo = drawViewPanel({
-      view: view(), th, panel: viewPanel, title: viewTitle, sub: viewSub, canvas: viewCanvas, root,
-      shownMode: shown.mode, firstReached, profile, simil, viewRow: m.get("view_row") ?? -1, preview,
-      pinned: effect ? effect.cells : [], site: site(), rows: rows(), tokens: tokens(),
-      cw: mapGeom ? mapGeom.cw : 16, mapWidth: parseFloat(mapCanvas.style.width) || 420,
+      view: view(),
+      th,
+      panel: viewPanel,
+      title: viewTitle,
+      sub: viewSub,
+      canvas: viewCanvas,
+      root,
+      shownMode: shown.mode,
+      firstReached,
+      profile,
+      simil,
+      viewRow: m.get("view_row") ?? -1,
+      preview,
+      pinned: effect ? effect.cells : [],
+      site: site(),
+      rows: rows(),
+      tokens: tokens(),
+      cw: mapGeom ? mapGeom.cw : 16,
+      mapWidth: parseFloat(mapCanvas.style.width) || 420,
     });
   }
 
   function drawOverview(th: Theme, sk: "linear" | "log") {
     if (ovGeom) {
-      drawOverviewPanel({ canvas: ovCanvas, legend: ovLegend, sub: ovSub, g: ovGeom, th, sk, atlas, preview,
-        which: m.get("overview_metric"), site: site(), tokens: tokens() });
+      drawOverviewPanel({
+        canvas: ovCanvas,
+        legend: ovLegend,
+        sub: ovSub,
+        g: ovGeom,
+        th,
+        sk,
+        atlas,
+        preview,
+        which: m.get("overview_metric"),
+        site: site(),
+        tokens: tokens(),
+      });
     }
   }
 
@@ -192,7 +288,9 @@ function render({ model, el }: RenderProps): () => void {
     const total = p.total || 0;
     bar.max = Math.max(1, total);
     bar.value = p.done || 0;
-    progText.textContent = total ? `sweep ${p.done}/${total}${p.running ? "" : p.cancelled ? " (cancelled)" : ""}${storageNote(atlas)}` : "";
+    progText.textContent = total
+      ? `sweep ${p.done}/${total}${p.running ? "" : p.cancelled ? " (cancelled)" : ""}${storageNote(atlas)}`
+      : "";
     controls.sync();
   }
   function onEffect() {
@@ -228,13 +326,23 @@ function render({ model, el }: RenderProps): () => void {
       say("error", String(msg.message ?? "error in the kernel"));
     } else if (msg.type === "lens") {
       const key = msg.key as string;
-      lensCache.set(key, { clean: msg.clean as [string, number][], intervened: (msg.intervened as [string, number][]) ?? null });
+      lensCache.set(key, {
+        clean: msg.clean as [string, number][],
+        intervened: (msg.intervened as [string, number][]) ?? null,
+      });
       req.settle("lens", msg.id);
       if (tooltipFor && tooltipFor.key === key) tooltipFor.lines();
     }
   };
-  const onDead = () => say("error", "The kernel connection is closed (kernel dead or restarted). The view is frozen; re-run the cell to reconnect.");
-  const onRedraw = () => { syncHeader(); draw(); };
+  const onDead = () =>
+    say(
+      "error",
+      "The kernel connection is closed (kernel dead or restarted). The view is frozen; re-run the cell to reconnect.",
+    );
+  const onRedraw = () => {
+    syncHeader();
+    draw();
+  };
   const kernel = watchKernel(m, (text) => say("error", text));
 
   m.on("change:effect", onEffect);
@@ -242,10 +350,27 @@ function render({ model, el }: RenderProps): () => void {
   m.on("change:error", onError);
   m.on("msg:custom", onMsg);
   m.on("comm_live_update", onDead);
-  for (const t of ["status", "remote_status", "progress", "prompt", "model_name", "kind", "source_prompt", "logit_pair"]) m.on(`change:${t}`, syncHeader);
-  for (const t of ["metric", "scale", "overview_metric", "tokens", "n_rows", "site", "view", "view_row"]) m.on(`change:${t}`, onRedraw);
-  const onProfile = () => { profile = decodeProfile(m.get("profile")); draw(); };
-  const onSimil = () => { simil = decodeSimilarity(m.get("similarity")); draw(); };
+  for (const t of [
+    "status",
+    "remote_status",
+    "progress",
+    "prompt",
+    "model_name",
+    "kind",
+    "source_prompt",
+    "logit_pair",
+  ])
+    m.on(`change:${t}`, syncHeader);
+  for (const t of ["metric", "scale", "overview_metric", "tokens", "n_rows", "site", "view", "view_row"])
+    m.on(`change:${t}`, onRedraw);
+  const onProfile = () => {
+    profile = decodeProfile(m.get("profile"));
+    draw();
+  };
+  const onSimil = () => {
+    simil = decodeSimilarity(m.get("similarity"));
+    draw();
+  };
   m.on("change:profile", onProfile);
   m.on("change:similarity", onSimil);
 
@@ -272,7 +397,7 @@ function render({ model, el }: RenderProps): () => void {
     const y = ev.clientY - rr.top + 14;
     const key = lensCell ? `${effect?.id ?? "clean"}|${lensCell[0]},${lensCell[1]}` : "";
     const lines = () => {
-      fillTooltip(tooltip, head, token, value, lensCell ? lensCache.get(key) ?? "pending" : null);
+      fillTooltip(tooltip, head, token, value, lensCell ? (lensCache.get(key) ?? "pending") : null);
       tooltip.style.display = "block";
       tooltip.style.left = `${Math.min(x, (root.clientWidth || 600) - 200)}px`;
       tooltip.style.top = `${y}px`;
@@ -301,18 +426,31 @@ function render({ model, el }: RenderProps): () => void {
     if (!mapGeom) return;
     const { x, y } = local(ev, mapCanvas);
     const hit = hitTest(mapGeom, x, y);
-    if (!hit) { hideTooltip(); return; }
+    if (!hit) {
+      hideTooltip();
+      return;
+    }
     if (hit.region === "strip") {
       const v = shown.strip ? shown.strip[hit.col] : NaN;
-      showTooltip(ev, `output at position ${hit.col}`, tokens()[hit.col] ?? "", `${m.get("metric") === "kl" ? "KL" : "Δlog p"} = ${Number.isFinite(v) ? fmt(v) : "—"} nats`, null);
+      showTooltip(
+        ev,
+        `output at position ${hit.col}`,
+        tokens()[hit.col] ?? "",
+        `${m.get("metric") === "kl" ? "KL" : "Δlog p"} = ${Number.isFinite(v) ? fmt(v) : "—"} nats`,
+        null,
+      );
       return;
     }
     const k = hit.row * mapGeom.cols + hit.col;
     const v = shown.values ? shown.values[k] : NaN;
     const unreachable = shown.reach && !shown.reach[k];
-    showTooltip(ev, `row ${hit.row}${hit.row === 0 ? " (embeddings)" : ` (after block ${hit.row - 1})`}, position ${hit.col}`,
-      tokens()[hit.col] ?? "", unreachable ? "unreachable: exactly 0" : `‖Δh‖/‖h‖ = ${Number.isFinite(v) ? fmt(v) : "—"}`,
-      [hit.row, hit.col]);
+    showTooltip(
+      ev,
+      `row ${hit.row}${hit.row === 0 ? " (embeddings)" : ` (after block ${hit.row - 1})`}, position ${hit.col}`,
+      tokens()[hit.col] ?? "",
+      unreachable ? "unreachable: exactly 0" : `‖Δh‖/‖h‖ = ${Number.isFinite(v) ? fmt(v) : "—"}`,
+      [hit.row, hit.col],
+    );
     if (!effect) {
       const src = mapCellToSource(hit.row, hit.col, site());
       if (src && atlasHas(atlas, src)) setPreview(src);
@@ -324,7 +462,10 @@ function render({ model, el }: RenderProps): () => void {
     const hit = hitTest(mapGeom, x, y);
     if (!hit || hit.region !== "grid") return;
     const src = mapCellToSource(hit.row, hit.col, site());
-    if (!src) { say("error", "Row 0 (embeddings) has no block output: for attn_out/mlp_out click rows 1…L."); return; }
+    if (!src) {
+      say("error", "Row 0 (embeddings) has no block output: for attn_out/mlp_out click rows 1…L.");
+      return;
+    }
     cursor = [hit.row, hit.col];
     preview = null; // show the kernel's answer, not the atlas preview under the mouse
     pin(src, ev.shiftKey);
@@ -334,12 +475,21 @@ function render({ model, el }: RenderProps): () => void {
     if (!ovGeom) return;
     const { x, y } = local(ev, ovCanvas);
     const hit = hitTest(ovGeom, x, y);
-    if (!hit || hit.region !== "grid") { hideTooltip(); setPreview(null); return; }
+    if (!hit || hit.region !== "grid") {
+      hideTooltip();
+      setPreview(null);
+      return;
+    }
     const c: Cell = [hit.row, hit.col];
     const ov = atlas ? overviewValues(atlas, m.get("overview_metric")) : null;
     const v = ov ? ov.values[hit.row * ovGeom.cols + hit.col] : NaN;
-    showTooltip(ev, `source ${atlas?.site === "resid" || !atlas ? "row" : "block"} ${hit.row}, position ${hit.col}`, tokens()[hit.col] ?? "",
-      ov ? `${ov.title} = ${Number.isFinite(v) ? fmt(v) : "not swept yet"} ${ov.unit}` : "no sweep yet", null);
+    showTooltip(
+      ev,
+      `source ${atlas?.site === "resid" || !atlas ? "row" : "block"} ${hit.row}, position ${hit.col}`,
+      tokens()[hit.col] ?? "",
+      ov ? `${ov.title} = ${Number.isFinite(v) ? fmt(v) : "not swept yet"} ${ov.unit}` : "no sweep yet",
+      null,
+    );
     setPreview(atlasHas(atlas, c) ? c : null);
   };
   const onOvClick = (ev: MouseEvent) => {
@@ -350,12 +500,20 @@ function render({ model, el }: RenderProps): () => void {
     preview = null;
     pin([hit.row, hit.col], ev.shiftKey);
   };
-  const onLeave = () => { hideTooltip(); setPreview(null); };
+  const onLeave = () => {
+    hideTooltip();
+    setPreview(null);
+  };
   const onKey = (ev: KeyboardEvent) => {
     const R = rows();
     const P = cols();
     if (!R || !P) return;
-    const moves: Record<string, [number, number]> = { ArrowUp: [1, 0], ArrowDown: [-1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+    const moves: Record<string, [number, number]> = {
+      ArrowUp: [1, 0],
+      ArrowDown: [-1, 0],
+      ArrowLeft: [0, -1],
+      ArrowRight: [0, 1],
+    };
     if (ev.key in moves) {
       ev.preventDefault();
       const [dr, dc] = moves[ev.key];
@@ -386,16 +544,27 @@ function render({ model, el }: RenderProps): () => void {
   const mo = typeof MutationObserver !== "undefined" ? new MutationObserver(() => draw()) : null;
   mo?.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name"] });
   let lastW = 0;
-  const ro = typeof ResizeObserver !== "undefined" ? new ResizeObserver(() => {
-    const w = root.clientWidth;
-    if (Math.abs(w - lastW) > 8) { lastW = w; layout(); draw(); }
-  }) : null;
+  const ro =
+    typeof ResizeObserver !== "undefined"
+      ? new ResizeObserver(() => {
+          const w = root.clientWidth;
+          if (Math.abs(w - lastW) > 8) {
+            lastW = w;
+            layout();
+            draw();
+          }
+        })
+      : null;
   ro?.observe(root);
 
   // Test/bench hook: exactly what is painted.
   (root as unknown as { __rw: unknown }).__rw = {
     current: () => ({
-      mode: shown.mode, cells: shown.cells, id: shown.id, rows: rows(), cols: cols(),
+      mode: shown.mode,
+      cells: shown.cells,
+      id: shown.id,
+      rows: rows(),
+      cols: cols(),
       values: shown.values ? Array.from(shown.values) : null,
       reach: shown.reach ? Array.from(shown.reach) : null,
       strip: shown.strip ? Array.from(shown.strip) : null,

@@ -20,7 +20,9 @@ describe("codec", () => {
     bytes.set(new Uint8Array(new Float32Array([1.5, -2, 3]).buffer), 1);
     const unaligned = new DataView(buf, 1, 12);
     expect(Array.from(decode({ dtype: "float32", shape: [3], buffer: unaligned }).data)).toEqual([1.5, -2, 3]);
-    expect(Array.from(decode({ dtype: "float32", shape: [3], buffer: new Float32Array([1, 2, 3]).buffer }).data)).toEqual([1, 2, 3]);
+    expect(
+      Array.from(decode({ dtype: "float32", shape: [3], buffer: new Float32Array([1, 2, 3]).buffer }).data),
+    ).toEqual([1, 2, 3]);
     expect(Array.from(decode({ dtype: "uint8", shape: [2], buffer: new Uint8Array([0, 1]) }).data)).toEqual([0, 1]);
   });
 
@@ -46,15 +48,22 @@ describe("codec", () => {
   });
 
   it("slices blocks of a 4-d atlas without copying", () => {
-    const S = 2, P = 3, R = 2;
+    const S = 2,
+      P = 3,
+      R = 2;
     const n = size([S, P, R, P]);
     const vals = Array.from({ length: n }, (_, k) => k);
     const a = decode(f32([S, P, R, P], vals));
     const b = block2d(a, [1, 2]);
     expect(b.length).toBe(R * P);
-    expect(b[0]).toBe(((1 * P + 2) * R * P));
+    expect(b[0]).toBe((1 * P + 2) * R * P);
     expect(b.buffer).toBe(a.data.buffer);
-    const kl = decode(f32([S, P, P], Array.from({ length: S * P * P }, (_, k) => k)));
+    const kl = decode(
+      f32(
+        [S, P, P],
+        Array.from({ length: S * P * P }, (_, k) => k),
+      ),
+    );
     expect(Array.from(row1d(kl, [1, 0]))).toEqual([9, 10, 11]);
     expect(() => block2d(a, [2, 0])).toThrow(/out of range/);
   });

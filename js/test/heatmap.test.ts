@@ -13,7 +13,11 @@ describe("cell ↔ pixel", () => {
     for (let r = 0; r < g.rows; r++) {
       for (let c = 0; c < g.cols; c++) {
         const q = cellRect(g, r, c);
-        for (const [dx, dy] of [[0.5, 0.5], [0.01, 0.01], [0.99, 0.99]]) {
+        for (const [dx, dy] of [
+          [0.5, 0.5],
+          [0.01, 0.01],
+          [0.99, 0.99],
+        ]) {
           expect(hitTest(g, q.x + dx * q.w, q.y + dy * q.h)).toEqual({ region: "grid", row: r, col: c });
         }
       }
@@ -46,7 +50,10 @@ describe("cone", () => {
   });
 
   it("a set is the union of cones", () => {
-    const m = reachable(4, 5, [[2, 4], [0, 0]]);
+    const m = reachable(4, 5, [
+      [2, 4],
+      [0, 0],
+    ]);
     expect(m[2 * 5 + 4]).toBe(1);
     expect(m[0]).toBe(1);
     expect(m[0 * 5 + 1]).toBe(0);

@@ -53,7 +53,15 @@ describe("color scales", () => {
   it("all-zero and NaN input does not break", () => {
     const s = makeScale([0, 0, NaN], { kind: "log", unit: "x" });
     expect(Number.isFinite(s.vmax)).toBe(true);
-    expect(colormap([[0, 0, 0], [255, 255, 255]], NaN)).toEqual([128, 128, 128]);
+    expect(
+      colormap(
+        [
+          [0, 0, 0],
+          [255, 255, 255],
+        ],
+        NaN,
+      ),
+    ).toEqual([128, 128, 128]);
   });
 
   it("formats numbers shortly", () => {

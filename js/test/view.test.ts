@@ -1,18 +1,40 @@
 import { describe, expect, it } from "vitest";
-import { atlasHas, currentMap, decodeAtlas, decodeEffect, mapCellToSource, overviewValues, slowPathNote, storageNote, stripFrom, toggleCell } from "../view";
+import {
+  atlasHas,
+  currentMap,
+  decodeAtlas,
+  decodeEffect,
+  mapCellToSource,
+  overviewValues,
+  slowPathNote,
+  storageNote,
+  stripFrom,
+  toggleCell,
+} from "../view";
 
 const enc = (dtype: string, shape: number[], data: ArrayLike<number>) => {
   const arr = dtype === "float32" ? new Float32Array(data) : new Uint8Array(data);
   return { dtype, shape, buffer: new DataView(arr.buffer) };
 };
 
-const R = 3, P = 2;
+const R = 3,
+  P = 2;
 function atlasRaw() {
   const n = R * P * R * P;
   return {
-    kind: "zero", site: "resid", complete: false,
-    resid_delta: enc("float32", [R, P, R, P], Array.from({ length: n }, (_, k) => k)),
-    kl: enc("float32", [R, P, P], Array.from({ length: R * P * P }, (_, k) => k / 10)),
+    kind: "zero",
+    site: "resid",
+    complete: false,
+    resid_delta: enc(
+      "float32",
+      [R, P, R, P],
+      Array.from({ length: n }, (_, k) => k),
+    ),
+    kl: enc(
+      "float32",
+      [R, P, P],
+      Array.from({ length: R * P * P }, (_, k) => k / 10),
+    ),
     total_kl: enc("float32", [R, P], [1, 2, 3, 4, 5, 6]),
     logit_diff: null,
     done: enc("bool", [R, P], [1, 1, 0, 1, 1, 1]),
@@ -23,9 +45,14 @@ describe("what the map shows", () => {
   it("atlas preview wins over the pinned effect, only for finished entries", () => {
     const atlas = decodeAtlas(atlasRaw());
     const effect = decodeEffect({
-      id: "x:1", cells: [[0, 1]], kind: "zero", site: "resid",
-      resid_delta: enc("float32", [R, P], [9, 9, 9, 9, 9, 9]), kl: enc("float32", [P], [0.5, 0.25]),
-      logprob_delta: enc("float32", [P - 1], [-1]), reachable: enc("bool", [R, P], [0, 1, 0, 1, 0, 1]),
+      id: "x:1",
+      cells: [[0, 1]],
+      kind: "zero",
+      site: "resid",
+      resid_delta: enc("float32", [R, P], [9, 9, 9, 9, 9, 9]),
+      kl: enc("float32", [P], [0.5, 0.25]),
+      logprob_delta: enc("float32", [P - 1], [-1]),
+      reachable: enc("bool", [R, P], [0, 1, 0, 1, 0, 1]),
     });
     expect(atlasHas(atlas, [1, 0])).toBe(false);
     const s1 = currentMap({ effect, atlas, preview: [0, 1], metric: "kl", rows: R, cols: P });
@@ -57,7 +84,11 @@ describe("what the map shows", () => {
   });
 
   it("a sweep on the slow path says so, with the kernel's reason", () => {
-    const slow = decodeAtlas({ ...atlasRaw(), method: "loop", slow_path: "slow path: one forward per cell — x; about 10× slower" })!;
+    const slow = decodeAtlas({
+      ...atlasRaw(),
+      method: "loop",
+      slow_path: "slow path: one forward per cell — x; about 10× slower",
+    })!;
     expect(slow.method).toBe("loop");
     expect(slowPathNote(slow)).toBe(" · slow path: one forward per cell — x; about 10× slower");
     const fast = decodeAtlas({ ...atlasRaw(), method: "cone", slow_path: "" })!;
@@ -78,8 +109,19 @@ describe("what the map shows", () => {
     expect(mapCellToSource(0, 2, "attn_out")).toBeNull();
     expect(mapCellToSource(3, 2, "mlp_out")).toEqual([2, 2]);
     expect(mapCellToSource(3, 2, "resid")).toEqual([3, 2]);
-    expect(toggleCell([[1, 1]], [2, 2])).toEqual([[1, 1], [2, 2]]);
-    expect(toggleCell([[1, 1], [2, 2]], [1, 1])).toEqual([[2, 2]]);
+    expect(toggleCell([[1, 1]], [2, 2])).toEqual([
+      [1, 1],
+      [2, 2],
+    ]);
+    expect(
+      toggleCell(
+        [
+          [1, 1],
+          [2, 2],
+        ],
+        [1, 1],
+      ),
+    ).toEqual([[2, 2]]);
     expect(decodeEffect(null)).toBeNull();
     expect(decodeAtlas({})).toBeNull();
   });

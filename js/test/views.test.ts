@@ -1,11 +1,18 @@
 import { describe, expect, it } from "vitest";
 import {
-  decodeFirstReached, decodeProfile, decodeSimilarity, firstReachedMarks, niceMax, pickRow, profileSeries,
+  decodeFirstReached,
+  decodeProfile,
+  decodeSimilarity,
+  firstReachedMarks,
+  niceMax,
+  pickRow,
+  profileSeries,
   similarityBlock,
 } from "../views";
 
 const enc = (dtype: string, shape: number[], data: ArrayLike<number>) => {
-  const arr = dtype === "float32" ? new Float32Array(data) : dtype === "int32" ? new Int32Array(data) : new Uint8Array(data);
+  const arr =
+    dtype === "float32" ? new Float32Array(data) : dtype === "int32" ? new Int32Array(data) : new Uint8Array(data);
   return { dtype, shape, buffer: new DataView(arr.buffer) };
 };
 
@@ -13,7 +20,11 @@ describe("first reached", () => {
   it("decodes int32 rows from the effect and marks reached columns only", () => {
     const first = decodeFirstReached({ first_reached: enc("int32", [4], [-1, 2, 3, 3]) });
     expect(first).toEqual([-1, 2, 3, 3]);
-    expect(firstReachedMarks(first)).toEqual([[2, 1], [3, 2], [3, 3]]);
+    expect(firstReachedMarks(first)).toEqual([
+      [2, 1],
+      [3, 2],
+      [3, 3],
+    ]);
     expect(decodeFirstReached({})).toBeNull();
     expect(firstReachedMarks(null)).toEqual([]);
   });
@@ -21,7 +32,9 @@ describe("first reached", () => {
 
 describe("profile", () => {
   const raw = {
-    kind: "zero", site: "resid", metric: "KL (nats)",
+    kind: "zero",
+    site: "resid",
+    metric: "KL (nats)",
     mean: enc("float32", [2, 3], [1, 0.5, NaN, 4, 2, 1]),
     max: enc("float32", [2, 3], [2, 1, NaN, 8, 3, 1]),
   };
