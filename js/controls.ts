@@ -9,7 +9,7 @@
  */
 
 import type { AnyModel } from "@anywidget/types";
-import { VIEWS } from "./views";
+import { VIEWS } from "./lecture";
 
 export interface ControlHandlers {
   sweep(): void;

@@ -5,7 +5,7 @@
 
 import type { Geom, Theme } from "./heatmap";
 import { fmt } from "./scale";
-import { niceMax, type ProfileSeries } from "./views";
+import { niceMax, type ProfileSeries } from "./lecture";
 
 export function theme(root: HTMLElement): Theme {
   const cs = getComputedStyle(root);

@@ -6,10 +6,10 @@
  *   progress sweep progress bar + cancel
  *   message  kernel errors / disconnection, in words
  *   panels   [map: output strip + downstream map + legends]  [view: future profile | similarity]
- *            [overview: one value per source cell]   (dom.ts builds them; overview.ts, viewpanel.ts draw)
+ *            [overview: one value per source cell]   (dom.ts builds them; overviewpanel.ts, lecturepanel.ts draw)
  *
  * Views (`view` trait): map; first_reached (the pinned cell's first-reached row outlined in each
- * column, from `effect.first_reached`); profile; similarity — see views.ts.
+ * column, from `effect.first_reached`); profile; similarity — see lecture.ts.
  *   tooltip  row, position, token, value, logit-lens top-5 clean / under the intervention
  *
  * Interaction: hovering an overview cell (or a map cell while nothing is pinned) previews that
@@ -27,11 +27,11 @@ import type { AnyModel, RenderProps } from "@anywidget/types";
 import css from "./widget.css";
 import { makeControls } from "./controls";
 import { buildDom } from "./dom";
-import { drawOverviewPanel } from "./overview";
+import { drawOverviewPanel } from "./overviewpanel";
 import { fillTooltip } from "./tooltip";
 import { LABEL_H, hitTest, paint, type Cell, type Geom, type Theme } from "./heatmap";
 import { MARK, gridLayout, sizeCanvas, theme } from "./draw";
-import { drawViewPanel } from "./viewpanel";
+import { drawLecturePanel } from "./lecturepanel";
 import {
   decodeFirstReached,
   decodeProfile,
@@ -39,7 +39,7 @@ import {
   firstReachedMarks,
   type ProfileData,
   type SimilarityData,
-} from "./views";
+} from "./lecture";
 import { Requests, watchKernel } from "./protocol";
 import { drawLegend, fmt, makeScale } from "./scale";
 import {
@@ -55,7 +55,7 @@ import {
   type AtlasData,
   type EffectData,
   type Shown,
-} from "./view";
+} from "./mapstate";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Model = AnyModel<any>;
@@ -237,7 +237,7 @@ function render({ model, el }: RenderProps): () => void {
       view() === "first_reached"
         ? "Downstream effect · first row reached per position (outlined)"
         : "Downstream effect";
-    viewInfo = drawViewPanel({
+    viewInfo = drawLecturePanel({
       view: view(),
       th,
       panel: viewPanel,

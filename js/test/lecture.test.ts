@@ -8,7 +8,7 @@ import {
   pickRow,
   profileSeries,
   similarityBlock,
-} from "../views";
+} from "../lecture";
 
 const enc = (dtype: string, shape: number[], data: ArrayLike<number>) => {
   const arr =

@@ -3,7 +3,7 @@
 import type { Cell, Geom, Theme } from "./heatmap";
 import { paint } from "./heatmap";
 import { drawLegend, makeScale } from "./scale";
-import { overviewValues, type AtlasData } from "./view";
+import { overviewValues, type AtlasData } from "./mapstate";
 
 export interface OverviewArgs {
   canvas: HTMLCanvasElement;

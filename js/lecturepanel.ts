@@ -7,9 +7,9 @@
 import { drawProfile, sizeCanvas } from "./draw";
 import { LABEL_H, paint, type Cell, type Geom, type Theme } from "./heatmap";
 import { makeScale } from "./scale";
-import { pickRow, profileSeries, similarityBlock, type ProfileData, type SimilarityData } from "./views";
+import { pickRow, profileSeries, similarityBlock, type ProfileData, type SimilarityData } from "./lecture";
 
-export interface ViewPanelArgs {
+export interface LecturePanelArgs {
   view: string;
   th: Theme;
   panel: HTMLElement;
@@ -31,7 +31,7 @@ export interface ViewPanelArgs {
   mapWidth: number;
 }
 
-export function drawViewPanel(a: ViewPanelArgs): Record<string, unknown> {
+export function drawLecturePanel(a: LecturePanelArgs): Record<string, unknown> {
   const v = a.view;
   a.panel.style.display = v === "profile" || v === "similarity" ? "" : "none";
   if (v === "first_reached") {

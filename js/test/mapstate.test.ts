@@ -10,7 +10,7 @@ import {
   storageNote,
   stripFrom,
   toggleCell,
-} from "../view";
+} from "../mapstate";
 
 const enc = (dtype: string, shape: number[], data: ArrayLike<number>) => {
   const arr = dtype === "float32" ? new Float32Array(data) : new Uint8Array(data);
