@@ -1,9 +1,52 @@
-/** The widget's DOM skeleton (no behaviour): header, progress, message, panels, tooltip, help. */
+/**
+ * The widget's DOM skeleton (no behaviour), as panel objects:
+ *
+ *   root      .rw-root (focusable: the map's keys act while it has focus, see keyboard.ts)
+ *   header    prompt (as text) · status
+ *             (the control bar goes here: controls.ts, inserted by widget.ts)
+ *   progress  sweep progress bar + its text
+ *   message   kernel errors / disconnection, in words
+ *   panels    [map: output strip + downstream map + legends]  [lecture: profile | similarity]
+ *             [overview: one value per source cell]
+ *   help, tooltip
+ */
 
 import { h } from "./controls";
 
-export function buildDom(css: string) {
-  const style = document.createElement("style");
+/** One panel: title, subtitle and the heatmap / chart canvas. */
+export interface Panel {
+  panel: HTMLDivElement;
+  title: HTMLDivElement;
+  sub: HTMLDivElement;
+  canvas: HTMLCanvasElement;
+}
+
+/** A panel with a legend canvas under its heatmap. */
+export interface LegendPanel extends Panel {
+  legend: HTMLCanvasElement;
+}
+
+export interface Dom {
+  style: HTMLStyleElement;
+  root: HTMLDivElement;
+  header: { el: HTMLDivElement; prompt: HTMLSpanElement; status: HTMLSpanElement };
+  progress: { el: HTMLDivElement; bar: HTMLProgressElement; text: HTMLSpanElement };
+  message: HTMLDivElement;
+  panels: HTMLDivElement;
+  map: LegendPanel;
+  overview: LegendPanel;
+  /** The lecture-view panel beside the map (future profile, similarity). */
+  lecture: Panel;
+  tooltip: HTMLDivElement;
+  help: HTMLDivElement;
+}
+
+export const HELP =
+  "Hover a cell to preview its map from the sweep · click to intervene (pin) · shift-click to add to the set · arrows + Enter · hatched = unreachable (exactly 0)";
+
+/** Build the skeleton, everything but the control bar appended to `root` (in order). */
+export function buildDom(css: string): Dom {
+  const style = h("style");
   style.textContent = css;
   const root = h("div", "rw-root");
   root.tabIndex = 0;
@@ -11,67 +54,52 @@ export function buildDom(css: string) {
   // Jupyter's shortcuts for events from inside this element (Notebook 7 would otherwise take the
   // arrows to move between cells).
   root.setAttribute("data-lm-suppress-shortcuts", "true");
-  const header = h("div", "rw-header");
-  const prompt = h("span", "rw-prompt");
-  const status = h("span", "rw-status");
-  header.append(prompt, status);
-  const progress = h("div", "rw-progress");
-  const bar = h("progress");
-  const progText = h("span");
-  progress.append(bar, progText);
+  const header = { el: h("div", "rw-header"), prompt: h("span", "rw-prompt"), status: h("span", "rw-status") };
+  header.el.append(header.prompt, header.status);
+  const progress = { el: h("div", "rw-progress"), bar: h("progress"), text: h("span") };
+  progress.el.append(progress.bar, progress.text);
   const message = h("div", "rw-message");
   message.setAttribute("role", "alert");
   const panels = h("div", "rw-panels");
-  const map = panel("rw-map", "Downstream effect", true);
-  const ov = panel("rw-overview", "Overview: which cells matter", true);
-  const view = panel("rw-view", "", false);
-  const [mapPanel, mapTitle, mapSub, mapCanvas, mapLegend] = [map.el, map.title, map.sub, map.canvas, map.legend!];
-  const [ovPanel, ovTitle, ovSub, ovCanvas, ovLegend] = [ov.el, ov.title, ov.sub, ov.canvas, ov.legend!];
-  const [viewPanel, viewTitle, viewSub, viewCanvas] = [view.el, view.title, view.sub, view.canvas];
-  panels.append(mapPanel, viewPanel, ovPanel);
+  const map = legendPanel(panel("rw-map", "Downstream effect"));
+  const overview = legendPanel(panel("rw-overview", "Overview: which cells matter"));
+  const lecture = panel("rw-view", "");
+  panels.append(map.panel, lecture.panel, overview.panel);
   const tooltip = h("div", "rw-tooltip");
-  const help = h(
-    "div",
-    "rw-help",
-    "Hover a cell to preview its map from the sweep · click to intervene (pin) · shift-click to add to the set · arrows + Enter · hatched = unreachable (exactly 0)",
-  );
-  return {
-    style,
-    root,
-    header,
-    prompt,
-    status,
-    progress,
-    bar,
-    progText,
-    message,
-    panels,
-    mapPanel,
-    mapTitle,
-    mapSub,
-    mapCanvas,
-    mapLegend,
-    ovPanel,
-    ovTitle,
-    ovSub,
-    ovCanvas,
-    ovLegend,
-    viewPanel,
-    viewTitle,
-    viewSub,
-    viewCanvas,
-    tooltip,
-    help,
+  const help = h("div", "rw-help", HELP);
+  root.append(style, header.el, progress.el, message, panels, help, tooltip);
+  return { style, root, header, progress, message, panels, map, overview, lecture, tooltip, help };
+}
+
+function panel(cls: string, title: string): Panel {
+  const el = h("div", `rw-panel ${cls}`);
+  const p = {
+    panel: el,
+    title: h("div", "rw-title", title || undefined),
+    sub: h("div", "rw-sub"),
+    canvas: h("canvas"),
+  };
+  el.append(p.title, p.sub, p.canvas);
+  return p;
+}
+
+function legendPanel(p: Panel): LegendPanel {
+  const legend = h("canvas");
+  p.panel.append(legend);
+  return { ...p, legend };
+}
+
+export type Say = (kind: "error" | "warn" | "", text: string) => void;
+
+/** Show `text` in the message line as an error, a warning, or plain ("" clears). */
+export function sayIn(message: HTMLElement): Say {
+  return (kind, text) => {
+    message.className = `rw-message${kind ? ` rw-${kind}` : ""}`;
+    message.textContent = text;
   };
 }
 
-/** One panel: title, subtitle, the heatmap canvas and (optionally) its legend canvas. */
-function panel(cls: string, title: string, legend: boolean) {
-  const el = h("div", `rw-panel ${cls}`);
-  const t = h("div", "rw-title", title || undefined);
-  const sub = h("div", "rw-sub");
-  const canvas = h("canvas");
-  const leg = legend ? h("canvas") : null;
-  el.append(t, sub, canvas, ...(leg ? [leg] : []));
-  return { el, title: t, sub, canvas, legend: leg };
+/** Whether the message line currently shows a message of `kind`. */
+export function showing(message: HTMLElement, kind: "error" | "warn"): boolean {
+  return message.classList.contains(`rw-${kind}`);
 }

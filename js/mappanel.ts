@@ -1,0 +1,83 @@
+/**
+ * The map panel: the downstream map of what is shown (pinned effect or atlas preview, see
+ * `currentMap` in mapstate.ts) with its output strip, the cursor, the first-reached marks, the two
+ * legends, and the title and subtitle that say what is shown.
+ */
+
+import type { LegendPanel } from "./dom";
+import { MARK } from "./draw";
+import { type Cell, type Geom, paint, type Theme } from "./heatmap";
+import type { AtlasData, EffectData, Shown } from "./mapstate";
+import { drawLegend, fmt, makeScale, type ScaleKind } from "./scale";
+
+export interface MapPanelArgs {
+  dom: LegendPanel;
+  g: Geom;
+  th: Theme;
+  shown: Shown;
+  /** strip metric: "kl" | "logprob" */
+  metric: string;
+  sk: ScaleKind;
+  cursor: Cell | null;
+  tokens: string[];
+  /** The first-reached view is on: outline `marks`. */
+  firstReachedView: boolean;
+  marks: Cell[];
+  effect: EffectData | null;
+  atlas: AtlasData | null;
+}
+
+/** Device pixels per CSS pixel of a canvas sized by `sizeCanvas`. */
+export function dprOf(c: HTMLCanvasElement): number {
+  return c.width / Math.max(1, parseFloat(c.style.width) || c.width);
+}
+
+export function drawMapPanel(a: MapPanelArgs): void {
+  const { dom, shown, metric, th } = a;
+  const mapScale = makeScale(shown.values ?? [], { kind: a.sk, unit: "‖h′−h‖ / ‖h‖", mask: shown.reach });
+  const stripScale = makeScale(shown.strip ?? [], { kind: a.sk, diverging: metric !== "kl", unit: "nats" });
+  const ctx = dom.canvas.getContext("2d");
+  if (ctx) {
+    paint(ctx, a.g, {
+      values: shown.values,
+      color: mapScale.css,
+      strip: shown.strip,
+      stripColor: (v) => (Number.isFinite(v) ? stripScale.css(v) : th.bg),
+      reach: shown.reach,
+      sources: shown.site === "resid" ? shown.cells : shown.cells.map(([n, i]) => [n + 1, i] as Cell),
+      cursor: a.cursor,
+      tokens: a.tokens,
+      rowLabel: (r: number) => (r === 0 ? "emb" : String(r)),
+      theme: th,
+      dpr: dprOf(dom.canvas),
+      stripLabel: metric === "kl" ? "KL" : "Δlogp",
+      marks: a.firstReachedView && shown.mode === "effect" ? a.marks : [],
+      markColor: MARK,
+    });
+  }
+  const lctx = dom.legend.getContext("2d");
+  if (lctx) {
+    const d = dprOf(dom.legend);
+    lctx.setTransform(d, 0, 0, d, 0, 0);
+    lctx.clearRect(0, 0, dom.legend.width, dom.legend.height);
+    const lw = Math.min(240, parseFloat(dom.legend.style.width) - 20);
+    drawLegend(lctx, mapScale, "map", 8, 2, lw, th.fg, th.font);
+    drawLegend(lctx, stripScale, metric === "kl" ? "strip: KL" : "strip: Δlog p", 8, 42, lw, th.fg, th.font);
+  }
+  dom.title.textContent = a.firstReachedView
+    ? "Downstream effect · first row reached per position (outlined)"
+    : "Downstream effect";
+  dom.sub.textContent = mapSubtitle(shown, a.effect, a.atlas);
+}
+
+/** What the map's subtitle says about what is shown. */
+export function mapSubtitle(shown: Shown, effect: EffectData | null, atlas: AtlasData | null): string {
+  const what =
+    shown.mode === "effect"
+      ? `pinned ${shown.cells.map(([r, c]) => `(${r}, ${c})`).join(" ")} · ${effect?.kind} @ ${effect?.site}` +
+        (effect?.logitDiff != null ? ` · logit diff ${fmt(effect.logitDiff)}` : "")
+      : shown.mode === "atlas"
+        ? `preview from sweep: (${shown.cells[0][0]}, ${shown.cells[0][1]}) · ${atlas?.kind} @ ${atlas?.site}`
+        : "hover the overview or click a cell";
+  return what + (shown.stripNote ? ` · ${shown.stripNote}` : "");
+}

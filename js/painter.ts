@@ -1,0 +1,183 @@
+/**
+ * Layout and painting of the three panels from the view's local state and the synced traits:
+ * `draw()` decides what the map shows (`currentMap`), paints the map, the overview and the lecture
+ * panel, then records it for tests — `data-*` attributes on the root (rows, positions, mode,
+ * cells, effect id, paints, view) and an `rw-paint` event. Theme switches and resizes repaint.
+ */
+
+import type { Dom } from "./dom";
+import { gridLayout, sizeCanvas, theme } from "./draw";
+import { type Cell, type Geom, LABEL_H } from "./heatmap";
+import { firstReachedMarks, type ProfileData, type SimilarityData } from "./lecture";
+import { drawLecturePanel } from "./lecturepanel";
+import { drawMapPanel } from "./mappanel";
+import { type AtlasData, currentMap, type EffectData, type Shown } from "./mapstate";
+import { drawOverviewPanel } from "./overviewpanel";
+import type { ScaleKind } from "./scale";
+import type { Model, Reads } from "./traits";
+
+/** What this view holds besides the synced traits: decoded payloads, the hovered preview, the
+ * keyboard cursor. */
+export interface Local {
+  effect: EffectData | null;
+  atlas: AtlasData | null;
+  firstReached: number[] | null;
+  profile: ProfileData | null;
+  simil: SimilarityData | null;
+  /** Source cell whose atlas map is previewed (hover), or null. */
+  preview: Cell | null;
+  /** Keyboard cursor on the map (map row, position), or null. */
+  cursor: Cell | null;
+}
+
+export interface Painter {
+  layout(): void;
+  draw(): void;
+  /** What the map shows since the last `draw()`. */
+  shown(): Shown;
+  geom(): { map: Geom | null; overview: Geom | null };
+  /** What the lecture panel drew last (the test hook's `view()`). */
+  lectureInfo(): Record<string, unknown>;
+  paints(): number;
+  /** Repaint on theme switches and resizes; returns the disconnect. */
+  observe(): () => void;
+}
+
+export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTMLElement): Painter {
+  const { root } = dom;
+  let shown: Shown = currentMap({ effect: null, atlas: null, preview: null, metric: "kl", rows: 0, cols: 0 });
+  let mapGeom: Geom | null = null;
+  let ovGeom: Geom | null = null;
+  let lectureInfo: Record<string, unknown> = {};
+  let paints = 0;
+
+  function layout() {
+    const { atlas } = local;
+    const R = t.rows();
+    const S = atlas
+      ? atlas.done.shape[0]
+      : t.site() === "resid" && m.get("kind") !== "knockout"
+        ? R
+        : Math.max(0, R - 1);
+    const g = gridLayout(R, t.cols(), S, root.clientWidth || el.clientWidth || 900);
+    mapGeom = g.map;
+    ovGeom = g.overview;
+    const w = g.map.x0 + t.cols() * g.map.cw + 16;
+    sizeCanvas(dom.map.canvas, w, g.map.y0 + g.map.rows * g.map.ch + LABEL_H);
+    sizeCanvas(dom.overview.canvas, w, g.overview.y0 + S * g.overview.ch + LABEL_H);
+    sizeCanvas(dom.map.legend, Math.max(w, 260), 80);
+    sizeCanvas(dom.overview.legend, Math.max(w, 260), 40);
+    return g.map;
+  }
+
+  function draw() {
+    const t0 = performance.now();
+    const { effect, atlas, preview } = local;
+    const th = theme(root);
+    const R = t.rows();
+    const P = t.cols();
+    const relayout =
+      !mapGeom || mapGeom.rows !== R || mapGeom.cols !== P || (ovGeom && atlas && ovGeom.rows !== atlas.done.shape[0]);
+    const g = relayout || !mapGeom ? layout() : mapGeom;
+    const metric = m.get("metric");
+    const sk = m.get("scale") as ScaleKind;
+    const view = t.view();
+    shown = currentMap({ effect, atlas, preview, metric, rows: R, cols: P });
+    const tokens = t.tokens();
+    drawMapPanel({
+      dom: dom.map,
+      g,
+      th,
+      shown,
+      metric,
+      sk,
+      cursor: local.cursor,
+      tokens,
+      firstReachedView: view === "first_reached",
+      marks: firstReachedMarks(local.firstReached),
+      effect,
+      atlas,
+    });
+    if (ovGeom) {
+      drawOverviewPanel({
+        canvas: dom.overview.canvas,
+        legend: dom.overview.legend,
+        sub: dom.overview.sub,
+        g: ovGeom,
+        th,
+        sk,
+        atlas,
+        preview,
+        which: m.get("overview_metric"),
+        site: t.site(),
+        tokens,
+      });
+    }
+    lectureInfo = drawLecturePanel({
+      view,
+      th,
+      panel: dom.lecture.panel,
+      title: dom.lecture.title,
+      sub: dom.lecture.sub,
+      canvas: dom.lecture.canvas,
+      root,
+      shownMode: shown.mode,
+      firstReached: local.firstReached,
+      profile: local.profile,
+      simil: local.simil,
+      viewRow: m.get("view_row") ?? -1,
+      preview,
+      pinned: effect ? effect.cells : [],
+      site: t.site(),
+      rows: R,
+      tokens,
+      cw: g.cw,
+      mapWidth: parseFloat(dom.map.canvas.style.width) || 420,
+    });
+    paints++;
+    Object.assign(root.dataset, {
+      rows: String(R),
+      positions: String(P),
+      mode: shown.mode,
+      cells: JSON.stringify(shown.cells),
+      effectId: effect?.id ?? "",
+      paints: String(paints),
+      view,
+    });
+    const detail = { mode: shown.mode, cells: shown.cells, id: shown.id, ms: performance.now() - t0 };
+    root.dispatchEvent(new CustomEvent("rw-paint", { detail }));
+  }
+
+  function observe() {
+    // Theme switches (JupyterLab sets data-jp-theme-light on <body>) and resizes repaint.
+    const mo = typeof MutationObserver !== "undefined" ? new MutationObserver(() => draw()) : null;
+    mo?.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name"] });
+    let lastW = 0;
+    const ro =
+      typeof ResizeObserver !== "undefined"
+        ? new ResizeObserver(() => {
+            const w = root.clientWidth;
+            if (Math.abs(w - lastW) > 8) {
+              lastW = w;
+              layout();
+              draw();
+            }
+          })
+        : null;
+    ro?.observe(root);
+    return () => {
+      mo?.disconnect();
+      ro?.disconnect();
+    };
+  }
+
+  return {
+    layout: () => void layout(),
+    draw,
+    shown: () => shown,
+    geom: () => ({ map: mapGeom, overview: ovGeom }),
+    lectureInfo: () => lectureInfo,
+    paints: () => paints,
+    observe,
+  };
+}

@@ -1,0 +1,65 @@
+/**
+ * The synced traits (declared in `src/residual_widgets/widget.py`), typed, and the few derived
+ * reads every part of the front end needs (rows, positions, site, the pinned selection).
+ */
+
+import type { AnyModel } from "@anywidget/types";
+import type { Cell, Site } from "./heatmap";
+
+/** A binary payload (effect, atlas, profile, similarity) before decoding: see mapstate.ts, lecture.ts. */
+export type Payload = Record<string, unknown>;
+
+export type Traits = {
+  prompt: string;
+  source_prompt: string;
+  model_name: string;
+  tokens: string[];
+  n_rows: number;
+  kind: string;
+  site: string;
+  /** strip metric: "kl" | "logprob" */
+  metric: string;
+  /** "linear" | "log" */
+  scale: string;
+  /** "total_kl" | "logit_diff" */
+  overview_metric: string;
+  /** [] or [good, bad] */
+  logit_pair: string[];
+  selection: number[][];
+  effect: Payload | null;
+  atlas: Payload | null;
+  progress: { done?: number; total?: number; running?: boolean; cancelled?: boolean };
+  status: string;
+  remote_status: string;
+  error: string;
+  /** "map" | "first_reached" | "profile" | "similarity" */
+  view: string;
+  /** -1: follow the hovered / pinned row */
+  view_row: number;
+  profile: Payload | null;
+  similarity: Payload | null;
+};
+
+export type Model = AnyModel<Traits>;
+
+export interface Reads {
+  rows(): number;
+  cols(): number;
+  tokens(): string[];
+  site(): Site;
+  view(): string;
+  /** The pinned cells, as synced. */
+  selection(): Cell[];
+}
+
+export function reads(m: Model): Reads {
+  const tokens = () => m.get("tokens") ?? [];
+  return {
+    rows: () => m.get("n_rows") || 0,
+    cols: () => tokens().length,
+    tokens,
+    site: () => (m.get("site") || "resid") as Site,
+    view: () => m.get("view") || "map",
+    selection: () => (m.get("selection") ?? []).map((c) => [c[0], c[1]] as Cell),
+  };
+}
