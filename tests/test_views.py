@@ -1,10 +1,13 @@
-"""The derived views: first-reached rows, future-effect profiles, similarity, prefix stability."""
+"""The derived views (first-reached rows, future-effect profiles, similarity, prefix stability,
+position vs content) and the lecture helpers (prompt corpus, batched residuals, intervals,
+untrained twin, lookahead terms, block-restricted knockout)."""
 
 import numpy as np
 import pytest
 import torch
 
 import residual_widgets as rw
+from residual_widgets import lecture as lec
 from residual_widgets import views
 from residual_widgets.tiny import random_ids, tiny_model
 
@@ -67,3 +70,154 @@ def test_prefix_is_bit_identical_whatever_follows():
     assert np.all(res["appended"] < 1e-5)
     with pytest.raises(ValueError, match="same token length"):
         views.prefix_stability(lm, ids[:8], ids[8:], ids[8:10])
+
+
+# ---- position vs content ------------------------------------------------------------------------
+def _planted(N=24, R=3, P=12, d=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(N, R, P, d, generator=g)
+    u = torch.zeros(d)
+    u[5] = 1.0                                   # a constant direction in one "massive" dimension
+    v = torch.randn(N, 1, 1, d, generator=g)     # a per-prompt direction shared by its positions
+    x = noise.clone()
+    x[:, 1] += 40.0 * u                          # row 1: planted constant direction
+    x[:, 2] += 2.0 * v[:, 0]                     # row 2: planted per-prompt content
+    return x
+
+
+def test_position_content_attributes_a_planted_constant_to_the_shared_part():
+    pc = views.position_content(_planted())
+    assert pc.massive_dims.tolist() == [5]                       # found, and only it
+    assert pc.massive_abs[1, 0] > 30 and pc.median_abs[1] < 1.5
+    np.testing.assert_allclose(pc.energy.sum(-1), 1.0, atol=1e-5)  # parts are orthogonal
+    assert pc.energy[1, 0] > 0.9 and pc.energy[0, 0] < 0.05      # the constant is shared
+    assert pc.energy_no_massive[1, 0] < 0.05                     # and lives in the massive dim
+    far = {k: pc.far(k).mean(0) for k in pc.KINDS}
+    assert far["raw"][1] > 0.9                                   # the naive similarity...
+    for k in ("no_massive", "centred", "content", "content_other"):
+        assert abs(far[k][1]) < 0.05, k                          # ...is gone once removed
+    assert abs(pc.excess()[:, 1].mean()) < 0.03
+    assert abs(far["raw"][0]) < 0.05                             # pure noise row: nothing
+
+
+def test_position_content_keeps_a_planted_per_prompt_direction_as_content():
+    pc = views.position_content(_planted())
+    far = {k: pc.far(k).mean(0) for k in pc.KINDS}
+    assert far["content"][2] > 0.6                               # persists within a prompt
+    assert abs(far["content_other"][2]) < 0.1                    # but not across prompts
+    assert pc.excess()[:, 2].mean() > 0.6
+    assert pc.energy[2, 2] > 0.9                                 # it is content, not shared
+
+
+def test_position_content_position_part_and_inputs():
+    x = torch.randn(10, 2, 6, 16)
+    x[:, 1] += 5.0 * torch.randn(1, 6, 16)                      # same vector per position, all prompts
+    pc = views.position_content(x, first=0, massive_dims=[])
+    assert pc.energy[1, 1] > 0.8 and pc.energy[0, 1] < 0.2
+    assert pc.massive_dims.tolist() == [] and pc.distance.tolist() == [1, 2, 3, 4, 5]
+    assert abs(pc.far("content", 1).mean(0)[1]) < 0.1          # position part removed
+    assert views.position_content(x, max_distance=2).sim["raw"].shape == (10, 2, 2)
+    fig = pc.figure(row=1)
+    assert len(fig.data) > 5
+    with pytest.raises(ValueError, match="3 prompts"):
+        views.position_content(x[:2])
+
+
+# ---- lecture helpers -----------------------------------------------------------------------------
+
+def test_prompt_corpus_is_shipped_and_fixed():
+    both = lec.load_prompts()
+    assert len(both) == 128 and len(set(both)) == 128
+    md, su = lec.load_prompts("moby_dick"), lec.load_prompts("sotu")
+    assert both[0] == md[0] and both[1] == su[0] and len(lec.load_prompts(n=20)) == 20
+    assert all(24 <= len(p.split()) <= 40 for p in both)
+    assert lec.PROMPTS_FILE.stat().st_size < 100_000
+    with pytest.raises(ValueError):
+        lec.load_prompts("bible")
+
+
+def test_prompt_ids_and_shuffle():
+    lm = tiny_lm("gpt2")
+    ids = lec.prompt_ids(lm, n=5, length=10)
+    assert len(ids) == 5 and {len(x) for x in ids} == {10}
+    sh = lec.shuffled(ids, seed=1, keep_first=1)
+    assert all(sorted(a) == sorted(b) and a[0] == b[0] for a, b in zip(ids, sh))
+    assert sh != ids and sh == lec.shuffled(ids, seed=1, keep_first=1)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_batched_residuals_equal_the_session_clean_run(family):
+    lm = tiny_lm(family)
+    ids = [random_ids(9, lm.vocab_size, seed=s) for s in range(3)]
+    X = lec.residuals(lm, ids, batch=2)
+    assert X.shape == (3, lm.n_layers + 1, 9, lm.d_model)
+    for n in range(3):
+        torch.testing.assert_close(X[n], rw.Session(lm, ids[n]).clean.resid, atol=1e-5,
+                                   rtol=1e-5)
+    with pytest.raises(ValueError, match="equal token lengths"):
+        lec.residuals(lm, [ids[0], ids[1][:5]])
+
+
+def test_t_interval_matches_known_quantiles_and_covers():
+    assert lec.t_quantile(0.975, 9) == pytest.approx(2.262, abs=2e-3)
+    assert lec.t_quantile(0.975, 19) == pytest.approx(2.093, abs=1e-3)
+    assert lec.t_quantile(0.975, 1000) == pytest.approx(1.962, abs=1e-3)
+    g = np.random.default_rng(0)
+    hits = sum(lec.t_interval(g.normal(1.0, 2.0, 20)).excludes(1.0) for _ in range(400))
+    assert 5 <= hits <= 40                                  # ≈ 5% of 400 miss the true mean
+    iv = lec.t_interval(np.ones((5, 3)) + np.arange(5)[:, None])
+    assert np.allclose(iv.mean, 3.0) and np.all(iv.lo < 3) and np.all(iv.hi > 3)
+    b = lec.bootstrap_interval(g.normal(0, 1, 50))
+    assert b.lo < b.mean < b.hi and "n=50" in str(b)
+
+
+def test_untrained_twin_has_the_same_shapes_and_fresh_weights():
+    trained = rw.load_model("induction-2l")
+    twin = lec.untrained_twin("induction-2l", seed=0)
+    assert twin.n_layers == trained.n_layers and twin.d_model == trained.d_model
+    assert twin.tokenizer(" t5 t6")["input_ids"] == trained.tokenizer(" t5 t6")["input_ids"]
+    w0 = trained.hf.transformer.h[0].attn.c_attn.weight
+    w1 = twin.hf.transformer.h[0].attn.c_attn.weight
+    assert w0.shape == w1.shape and not torch.equal(w0, w1)
+    again = lec.untrained_twin("induction-2l", seed=0).hf.transformer.h[0].attn.c_attn.weight
+    assert torch.equal(w1, again)
+
+
+def test_lookahead_terms_mean_not_sum():
+    kl = np.zeros((2, 8))
+    kl[0, 3], kl[0, 4:8] = 2.0, 1.0
+    kl[1, 3] = 4.0
+    t = lec.lookahead_terms(kl, 3)
+    assert t["next"].tolist() == [2.0, 4.0] and t["far_mean"].tolist() == [1.0, 0.0]
+    assert t["far_sum"].tolist() == [4.0, 0.0] and t["share"].tolist() == [4 / 6, 0.0]
+    assert lec.lookahead_terms(kl, 3, window=2)["far_sum"].tolist() == [2.0, 0.0]
+    assert lec.lookahead_terms(kl, 3, window=4, skip=1)["far_mean"].tolist() == [1.0, 0.0]
+    with pytest.raises(ValueError, match="runs past"):
+        lec.lookahead_terms(kl, 3, window=5)
+
+
+def test_write_effects_reads_later_only_through_attention():
+    lm = tiny_lm("llama")
+    sess = rw.Session(lm, random_ids(10, lm.vocab_size, seed=2))
+    w = lec.write_effects(sess, 4)
+    L = lm.n_layers
+    assert w["attn_out"].shape == (L, 10) and w["resid0"].shape == (1, 10)
+    for site in ("attn_out", "mlp_out"):
+        assert np.all(w[site][:, :4] == 0.0) and np.all(w[site][:, 4] > 0)
+        assert np.all(w[site][:-1, 5:] > 0)             # read later through attention...
+        assert np.all(w[site][-1, 5:] < 1e-5)           # ...except the last block's (rounding)
+        one = sess.ablate((1, 4), site=site).kl
+        np.testing.assert_allclose(w[site][1], one, rtol=1e-3, atol=5e-6)
+
+
+def test_knockout_in_chosen_blocks_only():
+    lm = tiny_lm("llama")
+    sess = rw.Session(lm, random_ids(10, lm.vocab_size, seed=2))
+    L = lm.n_layers
+    every = lec.knockout_blocks(sess, 3, range(L))
+    ref = sess.intervene((0, 3), kind="knockout")
+    np.testing.assert_allclose(every["kl"], ref.kl, rtol=1e-3, atol=1e-6)
+    assert np.all(every["kl"][:4] == 0.0)                       # position 3 itself intact
+    last = lec.knockout_blocks(sess, 3, [L - 1])
+    torch.testing.assert_close(last["resid"][:L], sess.clean.resid[:L], atol=1e-5, rtol=1e-5)
+    assert np.all(last["kl"][:4] == 0.0) and last["kl"][4:].max() > 0
