@@ -1,4 +1,5 @@
-"""The wire format for arrays: numpy ⇄ {dtype, shape, buffer}, never JSON lists."""
+"""The wire format for arrays (``_codec``, the mirror of js/codec.ts): numpy ⇄ {dtype, shape,
+buffer}, never JSON lists."""
 
 import json
 
@@ -41,15 +42,13 @@ def test_little_endian_c_order_bytes():
     assert bytes(d["buffer"]) == np.arange(6, dtype="<f4").tobytes()
 
 
-def test_float16_for_large_arrays():
+def test_float16_on_request():
     a = np.linspace(0, 2, 1000, dtype=np.float32)
     d = _codec.encode(a, half=True)
     assert d["dtype"] == "float16" and len(d["buffer"]) == 2000
     np.testing.assert_allclose(_codec.decode(d), a, rtol=1e-3)
     big = _codec.encode(np.array([1e9], np.float32), half=True)
     assert np.isfinite(_codec.decode(big)).all()  # clipped, not inf
-    assert _codec.wants_half((13, 24, 13, 24)) is False
-    assert _codec.wants_half((31, 60, 31, 60)) is True
 
 
 def test_torch_tensors_and_none():
@@ -78,22 +77,3 @@ def test_buffers_leave_the_json():
     assert len(buffers[0]) == 3 * 4 * 3 * 4 * 4
     assert len(json.dumps(clean)) < 200
 
-
-def test_atlas_payload_keeps_big_arrays_in_the_kernel(monkeypatch):
-    """Maps or per-position KL beyond the send limit stay in the kernel; the payload says
-    'summary' so the widget explains that clicks compute maps."""
-    from types import SimpleNamespace
-
-    from residual_widgets import _codec
-    S, P, R = 3, 8, 3
-    atlas = SimpleNamespace(kind="zero", site="resid", complete=True, storage="float16",
-                            resid_delta=np.ones((S, P, R, P), np.float16),
-                            kl=np.ones((S, P, P), np.float32), logit_diff=None,
-                            done=np.ones((S, P), bool), logit_diff_clean=None,
-                            method="cone", slow_path="")
-    small = _codec.atlas_payload(atlas)
-    assert small["storage"] == "float16" and small["resid_delta"]["dtype"] == "float16"
-    monkeypatch.setattr(_codec, "SEND_LIMIT_BYTES", atlas.kl.nbytes - 1)
-    big = _codec.atlas_payload(atlas)
-    assert big["storage"] == "summary" and big["resid_delta"] is None and big["kl"] is None
-    assert _codec.decode(big["total_kl"]).shape == (S, P)

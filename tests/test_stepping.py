@@ -11,7 +11,7 @@ import torch
 
 import residual_widgets as rw
 from residual_widgets import stepper as st
-from residual_widgets._codec import atlas_payload
+from residual_widgets._payloads import atlas_payload
 from residual_widgets.sweep import SlowPathWarning
 from residual_widgets.tiny import FAMILIES, random_ids
 

@@ -13,8 +13,9 @@ import time
 import numpy as np
 import pytest
 
-from residual_widgets import _codec
-from residual_widgets.widget import LatestJobs, ResidualExplorer
+from residual_widgets import _codec, _payloads
+from residual_widgets._jobs import LatestJobs
+from residual_widgets.widget import ResidualExplorer
 
 
 class FakeEffect:
@@ -284,7 +285,7 @@ def test_figure_and_save_html(widget, tmp_path):
 
 
 def test_large_atlas_goes_as_float16(widget, monkeypatch):
-    monkeypatch.setattr(_codec, "HALF_ABOVE_BYTES", 100)
+    monkeypatch.setattr(_payloads, "HALF_ABOVE_BYTES", 100)
     w = widget
     w.start_sweep()
     w.wait()

@@ -1,14 +1,15 @@
-"""numpy ⇄ the wire format the front end decodes (``js/codec.ts``).
+"""The wire format: numpy ⇄ the binary arrays the front end decodes (the mirror of ``js/codec.ts``).
 
 An array travels as ``{"dtype": str, "shape": [int, ...], "buffer": memoryview}``. ipywidgets
 lifts every ``memoryview``/``bytes`` out of a trait's JSON and sends it as a binary buffer (and
 stores it base64-encoded in saved widget state), so arrays are never JSON lists.
 
 * floats go as little-endian ``float32``; ``encode(a, half=True)`` sends ``float16`` instead
-  (half the bytes, ~3 significant digits — plenty for a color), used for a large atlas;
+  (half the bytes, ~3 significant digits — plenty for a color);
 * bools go as ``"bool"`` (one byte each), unsigned bytes as ``"uint8"``, integers as ``"int32"``.
 
 ``decode`` is the exact inverse (float16 comes back as float16; callers widen if they wish).
+What each trait carries, and when an array goes as float16, is :mod:`._payloads`.
 
     >>> d = encode(np.eye(2, dtype=np.float32))
     >>> d["dtype"], d["shape"], len(d["buffer"])
@@ -22,12 +23,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-#: atlases larger than this many float32 bytes are sent as float16
-HALF_ABOVE_BYTES = 8 * 2**20
-#: atlas maps (float16) or per-position KL above this many bytes stay in the kernel: the widget
-#: gets the per-cell summary and computes a cell's map when it is clicked
-SEND_LIMIT_BYTES = 64 * 2**20
 
 _WIRE = {"float32": "<f4", "float16": "<f2", "bool": "|u1", "uint8": "|u1", "int32": "<i4"}
 
@@ -74,53 +69,3 @@ def decode(d: dict) -> np.ndarray:
         raise ValueError(f"{dtype}{list(shape)} needs {n} elements, the buffer holds {arr.size}")
     arr = arr.reshape(shape)
     return arr.astype(bool) if dtype == "bool" else arr.copy()
-
-
-def wants_half(shape, itemsize: int = 4) -> bool:
-    """Whether an array of ``shape`` is big enough to go as float16."""
-    return int(np.prod(shape)) * itemsize > HALF_ABOVE_BYTES
-
-
-# ---- engine results → synced trait payloads (see js/view.ts for the reader) ----------------
-def effect_payload(eff, request_id: str | None) -> dict:
-    """The ``effect`` trait for an :class:`Effect` (arrays as binary buffers)."""
-    return {
-        "id": request_id,
-        "cells": [[int(r), int(p)] for r, p in eff.cells],
-        "kind": eff.kind,
-        "site": eff.site,
-        "resid_delta": encode(eff.resid_delta),
-        "kl": encode(eff.kl),
-        "logprob_delta": encode(eff.logprob_delta),
-        "reachable": encode(eff.reachable),
-        "logit_diff": None if eff.logit_diff is None else float(eff.logit_diff),
-        "clean_logit_diff": _float(getattr(eff, "logit_diff_clean", None)),
-    }
-
-
-def atlas_payload(atlas) -> dict:
-    """The ``atlas`` trait: maps ``[S, P, R, P]`` (float16 when large), ``kl [S, P, P]``,
-    ``total_kl [S, P]``, ``logit_diff [S, P]`` or None, ``done [S, P]``."""
-    maps, kl = atlas.resid_delta, atlas.kl
-    storage = getattr(atlas, "storage", "float32")
-    if maps is not None and maps.size * 2 > SEND_LIMIT_BYTES:
-        maps, storage = None, "summary"          # too big for the comm: summaries + clicks
-    half = maps is not None and (maps.dtype == np.float16 or wants_half(maps.shape))
-    return {
-        "kind": atlas.kind,
-        "site": atlas.site,
-        "complete": bool(atlas.complete),
-        "storage": storage,
-        "method": atlas.method,
-        "slow_path": atlas.slow_path,
-        "resid_delta": encode_maybe(maps, half=half),
-        "kl": encode(kl) if kl.nbytes <= SEND_LIMIT_BYTES else None,
-        "total_kl": encode(atlas.kl.sum(-1)),
-        "logit_diff": encode_maybe(atlas.logit_diff),
-        "done": encode(atlas.done),
-        "clean_logit_diff": _float(getattr(atlas, "logit_diff_clean", None)),
-    }
-
-
-def _float(x):
-    return None if x is None else float(x)

@@ -17,7 +17,8 @@ key}``                      ``{type: "lens", id, key, clean, intervened}``
 ==========================  ==================================================================
 
 Lecture views (``view`` trait: ``map`` | ``first_reached`` | ``profile`` | ``similarity``), all
-computed here by the engine (:mod:`.views`) and sent as binary arrays:
+computed by the engine (:mod:`.views`) and sent as binary arrays (:mod:`._payloads` builds what
+each trait and reply carries; :mod:`._export` draws ``figure()`` and writes ``save_html()``):
 
 * ``effect["first_reached"]`` — int32 ``[P]``, :func:`views.first_reached` of the pinned map;
 * ``profile`` — :func:`views.future_profile` of the atlas's KL for every source row, mean and max
@@ -51,11 +52,8 @@ from typing import Any, Callable
 import anywidget
 import traitlets as t
 
-from . import _codec
-from . import _widget_views as _wviews
-from . import views as _views
-from ._codec import atlas_payload, effect_payload
-from ._jobs import LatestJobs  # noqa: F401 — re-exported (tests import it from here)
+from . import _export, _payloads
+from ._jobs import LatestJobs
 
 _STATIC = pathlib.Path(__file__).parent / "static"
 _ESM = _STATIC / "widget.js"
@@ -199,29 +197,12 @@ class ResidualExplorer(anywidget.AnyWidget):
         """A plotly figure of the current view: the pinned effect's map (with the first-reached
         rows marked in the ``first_reached`` view), the future profile, the similarity
         heatmap, else the overview."""
-        if self.view in ("first_reached", "profile", "similarity"):
-            return _wviews.view_figure(self)
-        if self.current_effect is not None:
-            return self.current_effect.figure(metric=self.metric, scale=self.scale)
-        if self.current_atlas is not None:
-            return self.current_atlas.figure(scale=self.scale)
-        raise ValueError("nothing to draw yet: pin a cell (widget.select((row, pos))) or run a sweep")
+        return _export.figure(self)
 
     def save_html(self, path) -> pathlib.Path:
         """Write the current view (and the overview, when a sweep exists) as a self-contained
         HTML file (plotly.js embedded; opens offline). Returns the path."""
-        figs = []
-        if self.current_effect is not None:
-            figs.append(self.current_effect.figure(metric=self.metric, scale=self.scale))
-        if self.current_atlas is not None:
-            figs.append(self.current_atlas.figure(scale=self.scale))
-        if not figs:
-            raise ValueError("nothing to save yet: pin a cell or run a sweep first")
-        parts = [f.to_html(full_html=False, include_plotlyjs=(k == 0)) for k, f in enumerate(figs)]
-        path = pathlib.Path(path)
-        path.write_text("<!doctype html><html><head><meta charset='utf-8'><title>residual-widgets"
-                        "</title></head><body>" + "\n".join(parts) + "</body></html>", "utf-8")
-        return path
+        return _export.save_html(self, path)
 
     def close(self):
         self.cancel_sweep()
@@ -287,8 +268,7 @@ class ResidualExplorer(anywidget.AnyWidget):
         kind, site, pair = self.kind, self.site, self._pair()
         eff = self.session.intervene(cells, kind=kind, site=site,
                                      **({"logit_diff": pair} if pair else {}))
-        payload = effect_payload(eff, rid)
-        payload["first_reached"] = _codec.encode(_views.first_reached(eff.resid_delta))
+        payload = _payloads.effect_payload(eff, rid)
         with self._lock:
             self.current_effect = eff
             with self.hold_sync():
@@ -301,9 +281,7 @@ class ResidualExplorer(anywidget.AnyWidget):
         clean = self.session.logit_lens((r, p), k=5)
         eff = self.current_effect
         inter = self.session.logit_lens((r, p), k=5, effect=eff) if eff is not None else None
-        self.send({"type": "lens", "id": rid, "key": key, "cell": [r, p],
-                   "clean": [[s, float(x)] for s, x in clean],
-                   "intervened": None if inter is None else [[s, float(x)] for s, x in inter]})
+        self.send(_payloads.lens_reply(rid, key, (r, p), clean, inter))
 
     def _do_rebuild(self, source) -> None:
         if self._factory is None:
@@ -359,7 +337,7 @@ class ResidualExplorer(anywidget.AnyWidget):
             return
         with self._lock:
             self.current_atlas = atlas
-            self.atlas = atlas_payload(atlas)
+            self.atlas = _payloads.atlas_payload(atlas)
             if self.view == "profile":
                 self._send_profile()
 
@@ -378,11 +356,11 @@ class ResidualExplorer(anywidget.AnyWidget):
             self._fail("view", None, exc)
 
     def _send_similarity(self) -> None:
-        self.similarity = _wviews.similarity_payload(self.session)
+        self.similarity = _payloads.similarity_payload(self.session)
 
     def _send_profile(self) -> None:
         atlas = self.current_atlas
-        self.profile = None if atlas is None else _wviews.profile_payload(atlas)
+        self.profile = None if atlas is None else _payloads.profile_payload(atlas)
 
     # ---- settings changes -----------------------------------------------------------------------
     def _on_settings(self, change) -> None:

@@ -1,0 +1,108 @@
+"""What each synced trait and reply message of the widget carries, built from engine results.
+
+The front end reads these in ``js/`` (``traits.ts`` types them; ``mapstate.ts`` and
+``lecture.ts`` decode them); arrays go through the wire format of :mod:`._codec`. Everything here is computed by the engine (:mod:`.views` for the lecture
+views); this module only decides what is sent and in which precision:
+
+* ``effect``: one pinned :class:`~.effects.Effect`, with its first-reached rows;
+* ``atlas``: the sweep, float16 maps when large, kept in the kernel when too big for the comm;
+* ``profile`` / ``similarity``: the lecture views' arrays;
+* the ``lens`` reply: the logit lens of one cell, clean and intervened.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import views
+from ._codec import encode, encode_maybe
+
+#: atlases larger than this many float32 bytes are sent as float16
+HALF_ABOVE_BYTES = 8 * 2**20
+#: atlas maps (float16) or per-position KL above this many bytes stay in the kernel: the widget
+#: gets the per-cell summary and computes a cell's map when it is clicked
+SEND_LIMIT_BYTES = 64 * 2**20
+
+
+def wants_half(shape, itemsize: int = 4) -> bool:
+    """Whether an array of ``shape`` is big enough to go as float16."""
+    return int(np.prod(shape)) * itemsize > HALF_ABOVE_BYTES
+
+
+def effect_payload(eff, request_id: str | None) -> dict:
+    """The ``effect`` trait for an :class:`Effect` (arrays as binary buffers), with
+    ``first_reached`` (int32 ``[P]``, :func:`views.first_reached` of its map)."""
+    return {
+        "id": request_id,
+        "cells": [[int(r), int(p)] for r, p in eff.cells],
+        "kind": eff.kind,
+        "site": eff.site,
+        "resid_delta": encode(eff.resid_delta),
+        "kl": encode(eff.kl),
+        "logprob_delta": encode(eff.logprob_delta),
+        "reachable": encode(eff.reachable),
+        "logit_diff": None if eff.logit_diff is None else float(eff.logit_diff),
+        "clean_logit_diff": _float(getattr(eff, "logit_diff_clean", None)),
+        "first_reached": encode(views.first_reached(eff.resid_delta)),
+    }
+
+
+def atlas_payload(atlas) -> dict:
+    """The ``atlas`` trait: maps ``[S, P, R, P]`` (float16 when large), ``kl [S, P, P]``,
+    ``total_kl [S, P]``, ``logit_diff [S, P]`` or None, ``done [S, P]``."""
+    maps, kl = atlas.resid_delta, atlas.kl
+    storage = getattr(atlas, "storage", "float32")
+    if maps is not None and maps.size * 2 > SEND_LIMIT_BYTES:
+        maps, storage = None, "summary"          # too big for the comm: summaries + clicks
+    half = maps is not None and (maps.dtype == np.float16 or wants_half(maps.shape))
+    return {
+        "kind": atlas.kind,
+        "site": atlas.site,
+        "complete": bool(atlas.complete),
+        "storage": storage,
+        "method": atlas.method,
+        "slow_path": atlas.slow_path,
+        "resid_delta": encode_maybe(maps, half=half),
+        "kl": encode(kl) if kl.nbytes <= SEND_LIMIT_BYTES else None,
+        "total_kl": encode(atlas.kl.sum(-1)),
+        "logit_diff": encode_maybe(atlas.logit_diff),
+        "done": encode(atlas.done),
+        "clean_logit_diff": _float(getattr(atlas, "logit_diff_clean", None)),
+    }
+
+
+def row_profile(atlas, row: int, agg: str) -> views.FutureProfile:
+    """Future profile of source ``row`` over the swept (done) cells of ``atlas``."""
+    cells = [(row, i) for i in range(atlas.done.shape[1]) if atlas.done[row, i]]
+    return views.future_profile(atlas.kl, cells, agg=agg)
+
+
+def profile_payload(atlas) -> dict:
+    """``profile`` trait: mean and max by distance for every source row, ``[S, P]`` each."""
+    S, P = atlas.done.shape
+    out = {"kind": atlas.kind, "site": atlas.site, "metric": "KL (nats)"}
+    for agg in ("mean", "max"):
+        vals = [row_profile(atlas, n, agg).value for n in range(S)]
+        out[agg] = encode(np.stack(vals) if S else np.zeros((0, P), np.float32))
+    return out
+
+
+def similarity_payload(session) -> dict:
+    """``similarity`` trait: cosine similarity ``[R, P, P]`` of the clean run, and by distance."""
+    sim, by_d = views.similarity(session.clean.resid)
+    return {"sim": encode(sim, half=wants_half(sim.shape)), "by_distance": encode(by_d)}
+
+
+def lens_reply(request_id, key, cell, clean, intervened) -> dict:
+    """The ``lens`` reply: top tokens ``[[token, prob], …]`` of one cell, clean and under the
+    pinned effect (``None`` without one)."""
+    return {"type": "lens", "id": request_id, "key": key, "cell": list(cell),
+            "clean": _pairs(clean), "intervened": None if intervened is None else _pairs(intervened)}
+
+
+def _pairs(top) -> list:
+    return [[s, float(x)] for s, x in top]
+
+
+def _float(x):
+    return None if x is None else float(x)
