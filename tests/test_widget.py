@@ -249,6 +249,16 @@ def test_settings_changes_recompute_and_resweep(widget):
     assert w.atlas["clean_logit_diff"] == 2.0
 
 
+def test_the_widget_offers_every_kind_but_set(widget):
+    from residual_widgets import grid
+    from residual_widgets.widget import WIDGET_KINDS
+
+    assert WIDGET_KINDS == ("zero", "mean", "noise", "patch", "resample", "knockout")
+    assert set(grid.KINDS) - set(WIDGET_KINDS) == {"set"}
+    widget.kind = "set"                     # needs a vector per cell: not a widget choice
+    assert "unknown kind 'set'" in widget.error
+
+
 def test_patch_without_source_says_so(widget):
     w = widget
     w.select((0, 0))

@@ -52,14 +52,15 @@ from typing import Any, Callable
 import anywidget
 import traitlets as t
 
-from . import _export, _payloads
+from . import _export, _payloads, grid
 from ._jobs import LatestJobs
 
 _STATIC = pathlib.Path(__file__).parent / "static"
 _ESM = _STATIC / "widget.js"
 
-KINDS = ("zero", "mean", "noise", "patch", "resample", "knockout")
-SITES = ("resid", "attn_out", "mlp_out")
+#: the kinds the widget offers: all of grid.KINDS but "set", which needs a vector per cell that
+#: the front end has no way to enter
+WIDGET_KINDS = tuple(k for k in grid.KINDS if k != "set")
 VIEWS = ("map", "first_reached", "profile", "similarity")
 
 
@@ -367,10 +368,12 @@ class ResidualExplorer(anywidget.AnyWidget):
         if self._suspend:
             return
         try:
-            if change["name"] == "kind" and self.kind not in KINDS:
-                raise ValueError(f"unknown kind {self.kind!r}; choose one of {', '.join(KINDS)}")
-            if change["name"] == "site" and self.site not in SITES:
-                raise ValueError(f"unknown site {self.site!r}; choose one of {', '.join(SITES)}")
+            if change["name"] == "kind" and self.kind not in WIDGET_KINDS:
+                raise ValueError(f"unknown kind {self.kind!r}; choose one of "
+                                 f"{', '.join(WIDGET_KINDS)}")
+            if change["name"] == "site" and self.site not in grid.SITES:
+                raise ValueError(f"unknown site {self.site!r}; choose one of "
+                                 f"{', '.join(grid.SITES)}")
             if change["name"] == "logit_pair" and self.logit_pair:
                 self.session.token_pair(tuple(self.logit_pair))  # validates: one token each
         except Exception as exc:  # noqa: BLE001
