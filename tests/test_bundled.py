@@ -1,16 +1,12 @@
 """The two bundled models: loading, caching, and that they do what the demos rely on."""
 
-import os
+import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pytest
+import torch
 
-import time  # noqa: E402
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from residual_widgets import bundled  # noqa: E402
-from residual_widgets.bundled import BUNDLED, INSTALL_HINT, load_bundled  # noqa: E402
+from residual_widgets import bundled
+from residual_widgets.bundled import BUNDLED, INSTALL_HINT, load_bundled
 
 N_SPECIAL, VOCAB = 4, 512
 

@@ -12,7 +12,7 @@ import residual_widgets as rw
 from residual_widgets import cli
 from residual_widgets.tiny import tiny_model
 
-from conftest import PROMPT
+from helpers import PROMPT
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import residual_widgets as rw
 from residual_widgets.grid import reachable_mask
 from residual_widgets.tiny import random_ids
 
-from conftest import PROMPT, SOURCE, tiny_lm
+from helpers import PROMPT, SOURCE, tiny_lm
 
 KIND_SITE = [("zero", "resid"), ("mean", "resid"), ("noise", "resid"), ("patch", "resid"),
              ("zero", "attn_out"), ("noise", "mlp_out"), ("patch", "attn_out"),

@@ -6,7 +6,7 @@ import torch
 
 import residual_widgets as rw
 
-from conftest import PROMPT, tiny_lm
+from helpers import PROMPT, tiny_lm
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import residual_widgets as rw
 from residual_widgets.grid import reachable_mask
 from residual_widgets.tiny import random_ids
 
-from conftest import tiny_lm
+from helpers import tiny_lm
 
 
 @pytest.mark.parametrize("family", ["gpt2", "neox", "llama", "qwen2", "gemma3", "phi3"])

@@ -8,7 +8,7 @@ import torch
 import residual_widgets as rw
 from residual_widgets.tiny import FAMILIES, tiny_model
 
-from conftest import PROMPT, tiny_lm
+from helpers import PROMPT, tiny_lm
 
 PARTS = {
     "gpt2": ("transformer.h", "transformer.ln_f", "attn", "mlp"),

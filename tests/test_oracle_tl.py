@@ -36,7 +36,7 @@ import residual_widgets as rw
 from residual_widgets.tiny import random_ids, tiny_model
 
 import transformer_lens.model_bridge as tl_bridge  # a dev dependency: missing means a broken setup
-from transformer_lens import ActivationCache, patching  # noqa: E402
+from transformer_lens import ActivationCache, patching
 
 TOL = 1e-4
 N_LAYERS, D_MODEL, N_HEADS, N_CTX, N_TOK = 3, 64, 4, 64, 10

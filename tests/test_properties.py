@@ -8,7 +8,7 @@ import residual_widgets as rw
 from residual_widgets.grid import reachable_mask
 from residual_widgets.tiny import random_ids
 
-from conftest import tiny_lm
+from helpers import tiny_lm
 
 FAMS = ["gpt2", "neox", "llama", "gemma3", "mistral", "phi3"]
 SETTINGS = settings(max_examples=25, deadline=None,

@@ -17,22 +17,14 @@ import torch
 import residual_widgets as rw
 from residual_widgets import remote as rm
 
-from conftest import PROMPT, SOURCE, tiny_lm
+from helpers import PROMPT, SOURCE, tiny_lm
 from fake_ndif import FakeNDIF
 
 KEY = "good-key-123"
 BAD = "wrong-key-9f8e7d"
 
 
-@pytest.fixture(autouse=True)
-def no_key(monkeypatch):
-    from nnsight import CONFIG
-    monkeypatch.delenv("NDIF_API_KEY", raising=False)
-    monkeypatch.setattr(CONFIG.API, "APIKEY", None)
-    monkeypatch.setattr(rm, "POLL_INTERVAL", 0.02)
-    rw.set_api_key(None)
-    yield
-    rw.set_api_key(None)
+pytestmark = pytest.mark.usefixtures("no_ndif_key")
 
 
 @pytest.fixture

@@ -14,20 +14,13 @@ from nbclient import NotebookClient
 import residual_widgets as rw
 from residual_widgets import remote as rm
 
-from conftest import PROMPT, tiny_lm
+from helpers import PROMPT, tiny_lm
 from fake_ndif import FakeNDIF
 
 TESTS = Path(__file__).resolve().parent
 
 
-@pytest.fixture(autouse=True)
-def fast_polls(monkeypatch):
-    from nnsight import CONFIG
-    monkeypatch.delenv("NDIF_API_KEY", raising=False)
-    monkeypatch.setattr(CONFIG.API, "APIKEY", None)
-    monkeypatch.setattr(rm, "POLL_INTERVAL", 0.02)
-    yield
-    rw.set_api_key(None)
+pytestmark = pytest.mark.usefixtures("no_ndif_key")
 
 
 def test_widget_on_a_remote_model_says_when_it_waits(monkeypatch):
@@ -65,7 +58,7 @@ sys.path.insert(0, {tests!r})
 os.environ["HF_HUB_OFFLINE"] = "1"
 import residual_widgets as rw
 from residual_widgets import remote as rm
-from conftest import PROMPT, tiny_lm
+from helpers import PROMPT, tiny_lm
 from fake_ndif import FakeNDIF
 lm = tiny_lm("gpt2")
 srv = FakeNDIF({{rm.model_key_for(lm): lm.nn}}, keys=[os.environ["RW_TEST_KEY"]]).__enter__()""",

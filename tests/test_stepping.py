@@ -15,7 +15,7 @@ from residual_widgets._payloads import atlas_payload
 from residual_widgets.sweep import SlowPathWarning
 from residual_widgets.tiny import FAMILIES, random_ids
 
-from conftest import PROMPT, tiny_lm
+from helpers import PROMPT, tiny_lm
 
 
 @pytest.mark.parametrize("family", FAMILIES)

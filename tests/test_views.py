@@ -11,7 +11,7 @@ from residual_widgets import lecture as lec
 from residual_widgets import views
 from residual_widgets.tiny import random_ids, tiny_model
 
-from conftest import tiny_lm
+from helpers import tiny_lm
 
 
 def test_first_reached_is_one_row_per_hop_under_a_sliding_window():
@@ -221,3 +221,22 @@ def test_knockout_in_chosen_blocks_only():
     last = lec.knockout_blocks(sess, 3, [L - 1])
     torch.testing.assert_close(last["resid"][:L], sess.clean.resid[:L], atol=1e-5, rtol=1e-5)
     assert np.all(last["kl"][:4] == 0.0) and last["kl"][4:].max() > 0
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_batched_zero_ablations_equal_single_interventions(family):
+    lm = tiny_lm(family)
+    ids = [random_ids(8, lm.vocab_size, seed=s) for s in range(3)]
+    specs = [("resid", 0, 2), ("attn_out", 1, 3), ("mlp_out", 2, 5), ("resid", 2, 0)]
+    out = lec.zero_ablation_kl(lm, ids, specs, chunk=6)
+    assert out["kl"].shape == (3, 4, 8) and out["logprob_delta"].shape == (3, 4, 7)
+    for n in range(3):
+        sess = rw.Session(lm, ids[n])
+        for k, (site, r, p) in enumerate(specs):
+            eff = sess.ablate((r, p), site=site)
+            np.testing.assert_allclose(out["kl"][n, k], eff.kl, rtol=1e-3, atol=1e-5)
+            np.testing.assert_allclose(out["logprob_delta"][n, k], eff.logprob_delta,
+                                       rtol=1e-3, atol=1e-5)
+            assert np.all(out["kl"][n, k, :p] < 1e-6)
+    with pytest.raises(ValueError, match="bad spec"):
+        lec.zero_ablation_kl(lm, ids, [("resid", 3, 0)])
