@@ -52,6 +52,9 @@ function select(
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function makeControls(model: AnyModel<any>, on: ControlHandlers): Controls {
   const el = h("div", "rw-controls");
+  // Keys typed in the bar are its fields' and selects' own: Lumino skips Jupyter's shortcuts for
+  // events from inside it (Notebook 7's command mode would take the arrows of a focused select).
+  el.setAttribute("data-lm-suppress-shortcuts", "true");
   const kind = select(
     "kind",
     [
@@ -147,7 +150,7 @@ export function makeControls(model: AnyModel<any>, on: ControlHandlers): Control
       model.set("source_prompt", source.value);
       model.save_changes();
     }
-    ev.stopPropagation(); // typing must not move the map cursor
+    ev.stopPropagation(); // the field's key, no one else's
   });
   const setPair = () => {
     const pair = good.value && bad.value ? [good.value, bad.value] : [];

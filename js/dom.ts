@@ -42,7 +42,8 @@ export interface Dom {
 }
 
 export const HELP =
-  "Hover a cell to preview its map from the sweep · click to intervene (pin) · shift-click to add to the set · arrows + Enter · hatched = unreachable (exactly 0)";
+  "Hover a cell to preview its map from the sweep · click to intervene (pin) · shift-click or Space to add to the set · " +
+  "arrows move the cursor, Enter pins, Esc drops · Shift+Enter runs the cell · hatched = unreachable (exactly 0)";
 
 /** Build the skeleton, everything but the control bar appended to `root` (in order). */
 export function buildDom(css: string): Dom {
@@ -50,10 +51,6 @@ export function buildDom(css: string): Dom {
   style.textContent = css;
   const root = h("div", "rw-root");
   root.tabIndex = 0;
-  // While the widget has focus its keys (arrows, Enter, Escape) are its own: Lumino skips
-  // Jupyter's shortcuts for events from inside this element (Notebook 7 would otherwise take the
-  // arrows to move between cells).
-  root.setAttribute("data-lm-suppress-shortcuts", "true");
   const header = { el: h("div", "rw-header"), prompt: h("span", "rw-prompt"), status: h("span", "rw-status") };
   header.el.append(header.prompt, header.status);
   const progress = { el: h("div", "rw-progress"), bar: h("progress"), text: h("span") };

@@ -1,9 +1,23 @@
 /**
- * Keyboard on the map while the widget has focus: arrow keys move a cursor (previewing the atlas
- * map under it while nothing is pinned), Enter pins the cursor cell, Shift+Enter adds it to the
- * set, Escape drops the preview and the cursor.
+ * Keys on the map while the widget's root has focus (a click on the map focuses it):
  *
- * `keyAction` decides what a key does (pure, unit-tested); `attachKeys` listens and applies it.
+ *   arrows   move a cursor (previewing the atlas map under it while nothing is pinned)
+ *   Enter    pins the cursor cell
+ *   Space    adds the cursor cell to the pinned set, or removes it (like shift-click)
+ *   Escape   drops the preview and the cursor — only while there is one
+ *
+ * Every other key, and these with a modifier (Shift+Enter, Ctrl+Enter, Shift+arrows, …), is the
+ * notebook's: Shift+Enter runs the cell, Escape then `a`/`b`/… are command-mode keys as on any
+ * output. `keyAction` decides (pure, unit-tested); `attachKeys` listens and applies.
+ *
+ * How the widget's keys are kept from Jupyter: Lumino (JupyterLab 4, Notebook 7) runs shortcuts
+ * from one keydown listener on `document` — capture phase in Notebook 7, bubbling phase in
+ * JupyterLab 4 (`bubblingKeydown`) — matching selectors such as `.jp-Notebook.jp-mod-commandMode
+ * :focus`, which a focused widget root matches. A listener on the root would run after Notebook 7's,
+ * so the widget listens on `window` in the capture phase (before both) and stops exactly the keys
+ * it acts on. (It used to set `data-lm-suppress-shortcuts` on its root, which made Lumino skip
+ * every shortcut — Shift+Enter included — while the widget had focus; only the control bar keeps
+ * that attribute, for its fields and selects.)
  */
 
 import type { Cell } from "./heatmap";
@@ -28,30 +42,33 @@ export interface KeyState {
   cursor: Cell | null;
   /** Where the cursor starts when there is none: the first pinned cell, or null. */
   anchor: Cell | null;
+  /** The previewed source cell, or null. */
+  preview: Cell | null;
 }
 
 /** `move`: the cursor goes to `to`; `pin`: pin the cursor cell (`add`: toggle it in the set);
  * `drop`: drop the preview and the cursor. */
 export type KeyAction = { do: "move"; to: Cell } | { do: "pin"; add: boolean } | { do: "drop" };
 
-const MOVES: Record<string, [number, number]> = {
-  ArrowUp: [1, 0],
-  ArrowDown: [-1, 0],
-  ArrowLeft: [0, -1],
-  ArrowRight: [0, 1],
-};
+const MOVES = new Map<string, [number, number]>([
+  ["ArrowUp", [1, 0]],
+  ["ArrowDown", [-1, 0]],
+  ["ArrowLeft", [0, -1]],
+  ["ArrowRight", [0, 1]],
+]);
 
-/** What key `ev` does to the map in state `s`; null: nothing. */
+/** What key `ev` does to the map in state `s`; null: nothing — the key is the notebook's. */
 export function keyAction(ev: KeyInput, s: KeyState): KeyAction | null {
-  if (!s.rows || !s.cols) return null;
-  const step = MOVES[ev.key];
+  if (!s.rows || !s.cols || ev.shiftKey || ev.ctrlKey || ev.altKey || ev.metaKey) return null;
+  const step = MOVES.get(ev.key);
   if (step) {
     const base = s.cursor ?? s.anchor ?? [0, 0];
     const clamp = (v: number, n: number) => Math.min(n - 1, Math.max(0, v));
     return { do: "move", to: [clamp(base[0] + step[0], s.rows), clamp(base[1] + step[1], s.cols)] };
   }
-  if (ev.key === "Enter" && s.cursor) return { do: "pin", add: ev.shiftKey };
-  if (ev.key === "Escape") return { do: "drop" };
+  if (ev.key === "Enter" && s.cursor) return { do: "pin", add: false };
+  if (ev.key === " " && s.cursor) return { do: "pin", add: true };
+  if (ev.key === "Escape" && (s.cursor || s.preview)) return { do: "drop" };
   return null;
 }
 
@@ -63,13 +80,15 @@ export interface KeyDeps {
   draw(): void;
 }
 
-/** Listen for keys on the widget's root; returns the removal. */
+/** Take the widget's keys while its root has focus; returns the removal. */
 export function attachKeys({ root, t, local, act, draw }: KeyDeps): () => void {
   const onKey = (ev: KeyboardEvent) => {
+    if (ev.target !== root || ev.isComposing) return;
     const anchor = t.selection()[0] ?? null;
-    const a = keyAction(ev, { rows: t.rows(), cols: t.cols(), cursor: local.cursor, anchor });
-    if (!a) return;
-    if (a.do !== "drop") ev.preventDefault();
+    const a = keyAction(ev, { rows: t.rows(), cols: t.cols(), cursor: local.cursor, anchor, preview: local.preview });
+    if (!a) return; // the notebook's key: Lumino sees it
+    ev.preventDefault();
+    ev.stopPropagation();
     if (a.do === "pin") {
       const src = local.cursor && mapCellToSource(local.cursor[0], local.cursor[1], t.site());
       if (src) act.pin(src, a.add);
@@ -85,6 +104,7 @@ export function attachKeys({ root, t, local, act, draw }: KeyDeps): () => void {
     }
     draw();
   };
-  root.addEventListener("keydown", onKey);
-  return () => root.removeEventListener("keydown", onKey);
+  const win = root.ownerDocument.defaultView ?? window;
+  win.addEventListener("keydown", onKey, true);
+  return () => win.removeEventListener("keydown", onKey, true);
 }

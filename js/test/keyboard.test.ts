@@ -9,7 +9,14 @@ const key = (k: string, mods: Partial<KeyInput> = {}): KeyInput => ({
   metaKey: false,
   ...mods,
 });
-const state = (s: Partial<KeyState> = {}): KeyState => ({ rows: 4, cols: 6, cursor: null, anchor: null, ...s });
+const state = (s: Partial<KeyState> = {}): KeyState => ({
+  rows: 4,
+  cols: 6,
+  cursor: null,
+  anchor: null,
+  preview: null,
+  ...s,
+});
 
 describe("keyAction: which key does what", () => {
   it("arrows move the cursor: up is a higher row, right a later position", () => {
@@ -37,17 +44,33 @@ describe("keyAction: which key does what", () => {
     expect(keyAction(key("Enter"), state())).toBeNull();
   });
 
-  it("Shift+Enter adds the cursor cell to the set", () => {
-    expect(keyAction(key("Enter", { shiftKey: true }), state({ cursor: [1, 1] }))).toEqual({ do: "pin", add: true });
+  it("Space adds the cursor cell to the set (toggles it); nothing without a cursor", () => {
+    expect(keyAction(key(" "), state({ cursor: [1, 1] }))).toEqual({ do: "pin", add: true });
+    expect(keyAction(key(" "), state())).toBeNull();
   });
 
-  it("Escape drops the preview and the cursor", () => {
+  it("Escape drops the cursor or the preview, and is the notebook's when there is neither", () => {
     expect(keyAction(key("Escape"), state({ cursor: [1, 1] }))).toEqual({ do: "drop" });
+    expect(keyAction(key("Escape"), state({ preview: [0, 2] }))).toEqual({ do: "drop" });
+    expect(keyAction(key("Escape"), state({ anchor: [0, 2] }))).toBeNull();
   });
 
-  it("other keys, and any key on an empty grid, do nothing", () => {
-    expect(keyAction(key("a"), state({ cursor: [1, 1] }))).toBeNull();
-    expect(keyAction(key("Tab"), state({ cursor: [1, 1] }))).toBeNull();
+  it("keys with a modifier are the notebook's: Shift+Enter runs the cell, Ctrl+Enter, Shift+arrows…", () => {
+    const s = state({ cursor: [1, 1], preview: [1, 1] });
+    expect(keyAction(key("Enter", { shiftKey: true }), s)).toBeNull();
+    expect(keyAction(key("Enter", { ctrlKey: true }), s)).toBeNull();
+    expect(keyAction(key("Enter", { metaKey: true }), s)).toBeNull();
+    expect(keyAction(key("Enter", { altKey: true }), s)).toBeNull();
+    expect(keyAction(key("ArrowDown", { shiftKey: true }), s)).toBeNull();
+    expect(keyAction(key("ArrowUp", { ctrlKey: true, shiftKey: true }), s)).toBeNull();
+    expect(keyAction(key(" ", { shiftKey: true }), s)).toBeNull();
+    expect(keyAction(key("Escape", { shiftKey: true }), s)).toBeNull();
+  });
+
+  it("other keys, and any key on an empty grid, are the notebook's", () => {
+    for (const k of ["a", "b", "m", "y", "d", "Tab", "+", "Shift", "Control"]) {
+      expect(keyAction(key(k), state({ cursor: [1, 1] }))).toBeNull();
+    }
     expect(keyAction(key("ArrowUp"), state({ rows: 0 }))).toBeNull();
     expect(keyAction(key("ArrowUp"), state({ cols: 0 }))).toBeNull();
   });
