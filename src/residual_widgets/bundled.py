@@ -43,6 +43,7 @@ place, so an interrupted first load never leaves a half-written cache behind.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -90,11 +91,40 @@ def cache_dir() -> Path:
 
 
 def _from_dir(path: Path):
+    """Load a plain local checkpoint (the shipped induction model, the SmolLM2 cache)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    tok = AutoTokenizer.from_pretrained(path)
+    with _no_progress_bars():
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(path)
     return model.to("cpu").eval(), tok
+
+
+@contextlib.contextmanager
+def _no_progress_bars():
+    """Hide transformers' progress bars (its "Loading weights" bar) inside the block.
+
+    Reading a local float32 checkpoint takes about a second, and the bar would otherwise be
+    printed above the widget on every load; the slow first GGUF conversion keeps its bars. Uses
+    transformers' tqdm hook (the hook in place before is chained and restored after), so the
+    global progress-bar switch and huggingface_hub's download bars are left alone.
+    """
+    from transformers.utils import logging as hf_logging
+
+    set_hook = getattr(hf_logging, "set_tqdm_hook", None)
+    if set_hook is None:         # a transformers without the hook: the bar shows, nothing breaks
+        yield
+        return
+
+    def hidden(factory, args, kwargs):
+        kwargs = {**kwargs, "disable": True}
+        return previous(factory, args, kwargs) if previous else factory(*args, **kwargs)
+
+    previous = set_hook(hidden)
+    try:
+        yield
+    finally:
+        set_hook(previous)
 
 
 def _is_complete(path: Path) -> bool:
