@@ -1,8 +1,9 @@
 """What each synced trait and reply message of the widget carries, built from engine results.
 
 The front end reads these in ``js/`` (``traits.ts`` types them; ``mapstate.ts`` and
-``lecture.ts`` decode them); arrays go through the wire format of :mod:`._codec`. Everything here is computed by the engine (:mod:`.views` for the lecture
-views); this module only decides what is sent and in which precision:
+``lecture.ts`` decode them); arrays go through the wire format of :mod:`._codec`. Everything
+here is computed by the engine (:mod:`.views` for the lecture views); this module only decides
+what is sent and in which precision:
 
 * ``effect``: one pinned :class:`~.effects.Effect`, with its first-reached rows;
 * ``atlas``: the sweep, float16 maps when large, kept in the kernel when too big for the comm;
