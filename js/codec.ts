@@ -41,6 +41,20 @@ export function isEncoded(x: unknown): x is Encoded {
   );
 }
 
+/** A synced payload (effect, atlas, profile, similarity) as it arrives: JSON whose array fields
+ * are `Encoded`. Its fields are checked where they are read (`isEncoded`, `str`, `num`). */
+export type Payload = Record<string, unknown>;
+
+/** `x` if it is a string, else `fallback`. */
+export function str(x: unknown, fallback: string): string {
+  return typeof x === "string" ? x : fallback;
+}
+
+/** `x` if it is a number, else null. */
+export function num(x: unknown): number | null {
+  return typeof x === "number" ? x : null;
+}
+
 /** Bytes of any buffer-like as a Uint8Array view (no copy). */
 export function asBytes(b: DataView | ArrayBuffer | ArrayBufferView): Uint8Array {
   if (b instanceof ArrayBuffer) return new Uint8Array(b);
@@ -96,8 +110,8 @@ export function decode(e: Encoded): NDArray {
   throw new TypeError(`codec: unsupported dtype ${e.dtype}`);
 }
 
-/** Decode if present; `null`/`undefined` pass through as `null`. */
-export function decodeMaybe(e: Encoded | null | undefined): NDArray | null {
+/** Decode if `e` is an encoded array; anything else (`null`, absent, a number) gives `null`. */
+export function decodeMaybe(e: unknown): NDArray | null {
   return isEncoded(e) ? decode(e) : null;
 }
 

@@ -8,8 +8,8 @@
  * markup.
  */
 
-import type { AnyModel } from "@anywidget/types";
 import { VIEWS } from "./lecture";
+import type { Model } from "./traits";
 
 export interface ControlHandlers {
   sweep(): void;
@@ -49,8 +49,7 @@ function select(
   return { wrap, sel };
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export function makeControls(model: AnyModel<any>, on: ControlHandlers): Controls {
+export function makeControls(model: Model, on: ControlHandlers): Controls {
   const el = h("div", "rw-controls");
   // Keys typed in the bar are its fields' and selects' own: Lumino skips Jupyter's shortcuts for
   // events from inside it (Notebook 7's command mode would take the arrows of a focused select).
@@ -133,7 +132,7 @@ export function makeControls(model: AnyModel<any>, on: ControlHandlers): Control
   const clearBtn = h("button", "rw-clear", "Clear");
   clearBtn.title = "Clear the pinned selection";
 
-  const bind = (sel: HTMLSelectElement, name: string) => {
+  const bind = (sel: HTMLSelectElement, name: "kind" | "site" | "metric" | "scale" | "overview_metric" | "view") => {
     sel.addEventListener("change", () => {
       model.set(name, sel.value);
       model.save_changes();

@@ -4,8 +4,8 @@
  */
 
 import type { Geom, Theme } from "./heatmap";
-import { fmt } from "./scale";
 import { niceMax, type ProfileSeries } from "./lecture";
+import { fmt } from "./scale";
 
 export function theme(root: HTMLElement): Theme {
   const cs = getComputedStyle(root);

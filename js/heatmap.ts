@@ -104,11 +104,14 @@ export function outline(mask: ArrayLike<number>, rows: number, cols: number): [n
 
 /** Token text with whitespace made visible: spaces → "␣", newlines → "↵", tabs → "⇥". */
 export function showToken(s: string): string {
-  return s
-    .replace(/ /g, "␣")
-    .replace(/\r?\n/g, "↵")
-    .replace(/\t/g, "⇥")
-    .replace(/[\u0000-\u001f]/g, "·");
+  return (
+    s
+      .replace(/ /g, "␣")
+      .replace(/\r?\n/g, "↵")
+      .replace(/\t/g, "⇥")
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: matching the remaining control characters is the point — they are drawn as "·"
+      .replace(/[\u0000-\u001f]/g, "·")
+  );
 }
 
 /** Colors taken from the page theme (see widget.css: --rw-* map to --jp-* with fallbacks). */
@@ -262,7 +265,7 @@ export function paint(ctx: CanvasRenderingContext2D, g: Geom, o: PaintOptions): 
   const yl = g.y0 + g.rows * g.ch + 4;
   for (let c = 0; c < g.cols; c++) {
     let t = showToken(o.tokens[c] ?? "");
-    if (t.length > 12) t = t.slice(0, 11) + "…";
+    if (t.length > 12) t = `${t.slice(0, 11)}…`;
     ctx.save();
     ctx.translate(g.x0 + (c + 0.5) * g.cw, yl);
     ctx.rotate(-Math.PI / 3);

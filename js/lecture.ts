@@ -11,7 +11,7 @@
  *   clean residuals of every pair of positions, per row (`views.similarity`).
  */
 
-import { block2d, decodeMaybe, isEncoded, row1d, type NDArray } from "./codec";
+import { block2d, decode, decodeMaybe, isEncoded, type NDArray, type Payload, row1d, str } from "./codec";
 import type { Cell } from "./heatmap";
 
 export type ViewName = "map" | "first_reached" | "profile" | "similarity";
@@ -34,28 +34,25 @@ export interface SimilarityData {
   byDistance: NDArray | null;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Raw = any;
-
-export function decodeProfile(raw: Raw): ProfileData | null {
+export function decodeProfile(raw: Payload | null | undefined): ProfileData | null {
   if (!raw || !isEncoded(raw.mean) || !isEncoded(raw.max)) return null;
   return {
-    kind: raw.kind ?? "",
-    site: raw.site ?? "resid",
-    metric: raw.metric ?? "KL (nats)",
-    mean: decodeMaybe(raw.mean)!,
-    max: decodeMaybe(raw.max)!,
+    kind: str(raw.kind, ""),
+    site: str(raw.site, "resid"),
+    metric: str(raw.metric, "KL (nats)"),
+    mean: decode(raw.mean),
+    max: decode(raw.max),
   };
 }
 
-export function decodeSimilarity(raw: Raw): SimilarityData | null {
+export function decodeSimilarity(raw: Payload | null | undefined): SimilarityData | null {
   if (!raw || !isEncoded(raw.sim)) return null;
-  return { sim: decodeMaybe(raw.sim)!, byDistance: decodeMaybe(raw.by_distance) };
+  return { sim: decode(raw.sim), byDistance: decodeMaybe(raw.by_distance) };
 }
 
 /** `effect.first_reached` as plain numbers, or null when absent. */
-export function decodeFirstReached(rawEffect: Raw): number[] | null {
-  const a = rawEffect && isEncoded(rawEffect.first_reached) ? decodeMaybe(rawEffect.first_reached) : null;
+export function decodeFirstReached(rawEffect: Payload | null | undefined): number[] | null {
+  const a = decodeMaybe(rawEffect?.first_reached);
   return a ? Array.from(a.data) : null;
 }
 

@@ -5,9 +5,9 @@
  */
 
 import { drawProfile, sizeCanvas } from "./draw";
-import { LABEL_H, paint, type Cell, type Geom, type Theme } from "./heatmap";
+import { type Cell, type Geom, LABEL_H, paint, type Theme } from "./heatmap";
+import { type ProfileData, pickRow, profileSeries, type SimilarityData, similarityBlock } from "./lecture";
 import { makeScale } from "./scale";
-import { pickRow, profileSeries, similarityBlock, type ProfileData, type SimilarityData } from "./lecture";
 
 export interface LecturePanelArgs {
   view: string;

@@ -15,8 +15,8 @@
  * then the pinned effect, else nothing.
  */
 
-import { block2d, decodeMaybe, row1d, type NDArray, isEncoded } from "./codec";
-import { reachable, type Cell, type Site } from "./heatmap";
+import { block2d, decode, decodeMaybe, isEncoded, type NDArray, num, type Payload, row1d, str } from "./codec";
+import { type Cell, reachable, type Site } from "./heatmap";
 
 export interface EffectData {
   id: string | null;
@@ -49,39 +49,36 @@ export interface AtlasData {
   slowPath: string;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Raw = any;
-
-export function decodeEffect(raw: Raw): EffectData | null {
+export function decodeEffect(raw: Payload | null | undefined): EffectData | null {
   if (!raw || !isEncoded(raw.resid_delta)) return null;
   return {
-    id: raw.id ?? null,
-    cells: (raw.cells ?? []).map((c: number[]) => [c[0], c[1]] as Cell),
-    kind: raw.kind ?? "",
-    site: (raw.site ?? "resid") as Site,
-    resid: decodeMaybe(raw.resid_delta)!,
+    id: typeof raw.id === "string" ? raw.id : null,
+    cells: (Array.isArray(raw.cells) ? raw.cells : []).map((c: number[]) => [c[0], c[1]] as Cell),
+    kind: str(raw.kind, ""),
+    site: str(raw.site, "resid") as Site,
+    resid: decode(raw.resid_delta),
     kl: decodeMaybe(raw.kl),
     logprob: decodeMaybe(raw.logprob_delta),
     reach: decodeMaybe(raw.reachable),
-    logitDiff: typeof raw.logit_diff === "number" ? raw.logit_diff : null,
+    logitDiff: num(raw.logit_diff),
   };
 }
 
-export function decodeAtlas(raw: Raw): AtlasData | null {
+export function decodeAtlas(raw: Payload | null | undefined): AtlasData | null {
   if (!raw || !isEncoded(raw.total_kl) || !isEncoded(raw.done)) return null;
   return {
-    kind: raw.kind ?? "",
-    site: (raw.site ?? "resid") as Site,
+    kind: str(raw.kind, ""),
+    site: str(raw.site, "resid") as Site,
     complete: !!raw.complete,
     resid: decodeMaybe(raw.resid_delta),
-    storage: typeof raw.storage === "string" ? raw.storage : isEncoded(raw.resid_delta) ? "float32" : "summary",
+    storage: str(raw.storage, isEncoded(raw.resid_delta) ? "float32" : "summary"),
     kl: decodeMaybe(raw.kl),
-    totalKl: decodeMaybe(raw.total_kl)!,
+    totalKl: decode(raw.total_kl),
     logitDiff: decodeMaybe(raw.logit_diff),
-    done: decodeMaybe(raw.done)!,
-    cleanLogitDiff: typeof raw.clean_logit_diff === "number" ? raw.clean_logit_diff : null,
-    method: typeof raw.method === "string" ? raw.method : "",
-    slowPath: typeof raw.slow_path === "string" ? raw.slow_path : "",
+    done: decode(raw.done),
+    cleanLogitDiff: num(raw.clean_logit_diff),
+    method: str(raw.method, ""),
+    slowPath: str(raw.slow_path, ""),
   };
 }
 
@@ -130,8 +127,8 @@ export function currentMap(s: {
   cols: number;
 }): Shown {
   const { effect, atlas, preview, rows, cols } = s;
-  if (atlas && preview && atlasHas(atlas, preview)) {
-    const values = toF32(block2d(atlas.resid!, preview));
+  if (atlas?.resid && preview && atlasHas(atlas, preview)) {
+    const values = toF32(block2d(atlas.resid, preview));
     let strip: Float32Array | null = null;
     let note = "";
     if (s.metric === "kl" && atlas.kl) strip = toF32(row1d(atlas.kl, preview)).slice();
@@ -169,8 +166,9 @@ export function overviewValues(
   a: AtlasData,
   which: string,
 ): { values: Float32Array; diverging: boolean; center: number; unit: string; title: string } {
-  const useLd = which === "logit_diff" && !!a.logitDiff;
-  const src = useLd ? a.logitDiff! : a.totalKl;
+  const ld = which === "logit_diff" ? a.logitDiff : null;
+  const useLd = ld !== null;
+  const src = ld ?? a.totalKl;
   const values = new Float32Array(src.data.length);
   for (let k = 0; k < values.length; k++) values[k] = a.done.data[k] ? src.data[k] : NaN;
   return useLd
@@ -195,7 +193,7 @@ export function toggleCell(cells: Cell[], c: Cell): Cell[] {
 
 /** The status line's words for a sweep that runs on the slow path ("" when it does not). */
 export function slowPathNote(a: AtlasData | null): string {
-  return a && a.slowPath ? ` · ${a.slowPath}` : "";
+  return a?.slowPath ? ` · ${a.slowPath}` : "";
 }
 
 /** What the progress line says about how the sweep's maps were kept within memory. */

@@ -2,8 +2,8 @@
 
 import type { Cell, Geom, Theme } from "./heatmap";
 import { paint } from "./heatmap";
+import { type AtlasData, overviewValues } from "./mapstate";
 import { drawLegend, makeScale } from "./scale";
-import { overviewValues, type AtlasData } from "./mapstate";
 
 export interface OverviewArgs {
   canvas: HTMLCanvasElement;
@@ -62,7 +62,7 @@ export function drawOverviewPanel(a: OverviewArgs): void {
     dpr: d,
     stripLabel: "",
   });
-  ovSub.textContent = `${ov.title} · ${atlas.kind} @ ${atlas.site}` + (atlas.complete ? "" : " · incomplete");
+  ovSub.textContent = `${ov.title} · ${atlas.kind} @ ${atlas.site}${atlas.complete ? "" : " · incomplete"}`;
   if (lctx) {
     lctx.setTransform(1, 0, 0, 1, 0, 0);
     lctx.clearRect(0, 0, ovLegend.width, ovLegend.height);

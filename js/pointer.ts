@@ -100,7 +100,7 @@ export function attachPointer({ m, t, dom, local, painter, tip, act }: PointerDe
   };
   const onMapClick = (ev: MouseEvent) => {
     const hit = hitIn(ev, dom.map.canvas, painter.geom().map);
-    if (!hit || hit.region !== "grid") return;
+    if (hit?.region !== "grid") return;
     const src = mapCellToSource(hit.row, hit.col, t.site());
     if (!src) {
       act.say("error", "Row 0 (embeddings) has no block output: for attn_out/mlp_out click rows 1…L.");
@@ -115,7 +115,7 @@ export function attachPointer({ m, t, dom, local, painter, tip, act }: PointerDe
     const g = painter.geom().overview;
     if (!g) return;
     const hit = hitIn(ev, dom.overview.canvas, g);
-    if (!hit || hit.region !== "grid") {
+    if (hit?.region !== "grid") {
       tip.hide();
       act.setPreview(null);
       return;
@@ -126,7 +126,7 @@ export function attachPointer({ m, t, dom, local, painter, tip, act }: PointerDe
   };
   const onOvClick = (ev: MouseEvent) => {
     const hit = hitIn(ev, dom.overview.canvas, painter.geom().overview);
-    if (!hit || hit.region !== "grid") return;
+    if (hit?.region !== "grid") return;
     local.preview = null;
     act.pin([hit.row, hit.col], ev.shiftKey);
   };

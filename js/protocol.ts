@@ -58,7 +58,7 @@ export class Requests {
 
   /** Is `id` one of ours? */
   mine(id: unknown): boolean {
-    return typeof id === "string" && id.startsWith(this.client + ":");
+    return typeof id === "string" && id.startsWith(`${this.client}:`);
   }
 
   /** The kernel has seen request `id`. */
@@ -100,18 +100,26 @@ export class Requests {
   }
 }
 
+/** What `watchKernel` uses of a host's kernel connection (JupyterLab's `IKernelConnection`), if any. */
+interface KernelLike {
+  status?: string;
+  connectionStatus?: string;
+  statusChanged?: {
+    connect?(fn: (sender: unknown, status: string) => void): unknown;
+    disconnect?(fn: (sender: unknown, status: string) => void): unknown;
+  };
+}
+
 /**
  * The kernel's own status, where the host exposes it (JupyterLab / Notebook 7 widget managers
  * hold the kernel connection; its lumino `statusChanged` signal reports restarts and deaths).
  * `onLost(text)` is told in words; `status()` is for the test hook.
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function watchKernel(
   model: { widget_manager?: unknown },
   onLost: (text: string) => void,
 ): { status: () => string | null; dispose: () => void } {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const kernel: any = (model.widget_manager as any)?.kernel;
+  const kernel = (model.widget_manager as { kernel?: KernelLike } | undefined)?.kernel;
   const log: string[] = [];
   const on = (_: unknown, st: string) => {
     log.push(st);

@@ -4,10 +4,8 @@
  */
 
 import type { AnyModel } from "@anywidget/types";
+import type { Payload } from "./codec";
 import type { Cell, Site } from "./heatmap";
-
-/** A binary payload (effect, atlas, profile, similarity) before decoding: see mapstate.ts, lecture.ts. */
-export type Payload = Record<string, unknown>;
 
 export type Traits = {
   prompt: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cellRect, entryCell, hitTest, outline, reachable, showToken, stripRect, type Geom } from "../heatmap";
+import { cellRect, entryCell, type Geom, hitTest, outline, reachable, showToken, stripRect } from "../heatmap";
 
 const g: Geom = { x0: 40, y0: 30, cw: 10, ch: 8, rows: 4, cols: 5, stripH: 12, stripGap: 4 };
 

@@ -9,6 +9,7 @@ import {
   profileSeries,
   similarityBlock,
 } from "../lecture";
+import { must } from "./must";
 
 const enc = (dtype: string, shape: number[], data: ArrayLike<number>) => {
   const arr =
@@ -39,13 +40,13 @@ describe("profile", () => {
     max: enc("float32", [2, 3], [2, 1, NaN, 8, 3, 1]),
   };
   it("splits the next-token term from the far future", () => {
-    const p = decodeProfile(raw)!;
-    const s = profileSeries(p, 1)!;
+    const p = must(decodeProfile(raw));
+    const s = must(profileSeries(p, 1));
     expect(Array.from(s.mean)).toEqual([4, 2, 1]);
     expect(Array.from(s.max)).toEqual([8, 3, 1]);
     expect(s.nextToken).toBe(4);
     expect(s.farFuture).toBe(3);
-    const s0 = profileSeries(p, 0)!;
+    const s0 = must(profileSeries(p, 0));
     expect(s0.farFuture).toBe(0.5); // NaN skipped
     expect(profileSeries(p, 2)).toBeNull();
     expect(profileSeries(null, 0)).toBeNull();
@@ -61,8 +62,10 @@ describe("profile", () => {
 
 describe("similarity and rows", () => {
   it("takes one row's [P, P] block", () => {
-    const s = decodeSimilarity({ sim: enc("float32", [2, 2, 2], [1, 0, 0, 1, 1, 0.5, 0.5, 1]), by_distance: null })!;
-    expect(Array.from(similarityBlock(s, 1)!)).toEqual([1, 0.5, 0.5, 1]);
+    const s = must(
+      decodeSimilarity({ sim: enc("float32", [2, 2, 2], [1, 0, 0, 1, 1, 0.5, 0.5, 1]), by_distance: null }),
+    );
+    expect(Array.from(must(similarityBlock(s, 1)))).toEqual([1, 0.5, 0.5, 1]);
     expect(similarityBlock(s, 2)).toBeNull();
     expect(decodeSimilarity(null)).toBeNull();
   });

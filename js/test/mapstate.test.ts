@@ -11,6 +11,7 @@ import {
   stripFrom,
   toggleCell,
 } from "../mapstate";
+import { must } from "./must";
 
 const enc = (dtype: string, shape: number[], data: ArrayLike<number>) => {
   const arr = dtype === "float32" ? new Float32Array(data) : new Uint8Array(data);
@@ -57,21 +58,21 @@ describe("what the map shows", () => {
     expect(atlasHas(atlas, [1, 0])).toBe(false);
     const s1 = currentMap({ effect, atlas, preview: [0, 1], metric: "kl", rows: R, cols: P });
     expect(s1.mode).toBe("atlas");
-    expect(Array.from(s1.values!)).toEqual([6, 7, 8, 9, 10, 11]);
-    expect(Array.from(s1.strip!)).toEqual([0.2, 0.3].map((x) => Math.fround(x)));
+    expect(Array.from(must(s1.values))).toEqual([6, 7, 8, 9, 10, 11]);
+    expect(Array.from(must(s1.strip))).toEqual([0.2, 0.3].map((x) => Math.fround(x)));
     const s2 = currentMap({ effect, atlas, preview: [1, 0], metric: "kl", rows: R, cols: P });
     expect(s2.mode).toBe("effect");
     expect(s2.id).toBe("x:1");
-    expect(Array.from(s2.reach!)).toEqual([0, 1, 0, 1, 0, 1]);
+    expect(Array.from(must(s2.reach))).toEqual([0, 1, 0, 1, 0, 1]);
     const s3 = currentMap({ effect, atlas, preview: null, metric: "logprob", rows: R, cols: P });
-    expect(s3.strip![0]).toBe(-1);
-    expect(Number.isNaN(s3.strip![1])).toBe(true);
+    expect(must(s3.strip)[0]).toBe(-1);
+    expect(Number.isNaN(must(s3.strip)[1])).toBe(true);
     expect(currentMap({ effect: null, atlas: null, preview: null, metric: "kl", rows: R, cols: P }).mode).toBe("empty");
   });
 
   it("a summary-only atlas draws the overview but previews no maps, and says so", () => {
     const raw = { ...atlasRaw(), resid_delta: null, storage: "summary" };
-    const atlas = decodeAtlas(raw)!;
+    const atlas = must(decodeAtlas(raw));
     expect(atlas).not.toBeNull();
     expect(atlas.resid).toBeNull();
     expect(atlasHas(atlas, [0, 1])).toBe(false);
@@ -84,21 +85,23 @@ describe("what the map shows", () => {
   });
 
   it("a sweep on the slow path says so, with the kernel's reason", () => {
-    const slow = decodeAtlas({
-      ...atlasRaw(),
-      method: "loop",
-      slow_path: "slow path: one forward per cell — x; about 10× slower",
-    })!;
+    const slow = must(
+      decodeAtlas({
+        ...atlasRaw(),
+        method: "loop",
+        slow_path: "slow path: one forward per cell — x; about 10× slower",
+      }),
+    );
     expect(slow.method).toBe("loop");
     expect(slowPathNote(slow)).toBe(" · slow path: one forward per cell — x; about 10× slower");
-    const fast = decodeAtlas({ ...atlasRaw(), method: "cone", slow_path: "" })!;
+    const fast = must(decodeAtlas({ ...atlasRaw(), method: "cone", slow_path: "" }));
     expect(fast.method).toBe("cone");
     expect(slowPathNote(fast)).toBe("");
     expect(slowPathNote(null)).toBe("");
   });
 
   it("overview hides unfinished cells", () => {
-    const ov = overviewValues(decodeAtlas(atlasRaw())!, "total_kl");
+    const ov = overviewValues(must(decodeAtlas(atlasRaw())), "total_kl");
     expect(Number.isNaN(ov.values[2])).toBe(true);
     expect(ov.values[5]).toBe(6);
     expect(ov.diverging).toBe(false);
