@@ -1,7 +1,7 @@
 /**
  * The lecture views, as pure functions of the synced state (no DOM) — unit-tested.
  *
- * Synced payloads (computed by the engine in Python, see `src/residual_widgets/_widget_views.py`):
+ * Synced payloads (computed by the engine in Python, see `src/residual_widgets/_payloads.py`):
  * - `effect.first_reached`: int32[P] — lowest residual row changed at each position by the
  *   pinned intervention, -1 where none (`views.first_reached`);
  * - `profile`: `{kind, site, metric, mean: f32[S, P], max: f32[S, P]}` — for source row n, the

@@ -1,7 +1,7 @@
 /**
  * What the map shows, as pure functions of the synced state (no DOM) — unit-testable.
  *
- * Synced payloads (see `src/residual_widgets/widget.py`):
+ * Synced payloads (built by `src/residual_widgets/_payloads.py`):
  * - `effect`: the pinned intervention's result —
  *   `{id, cells: [[row, pos], …], kind, site, resid_delta: f32[R, P], kl: f32[P],
  *     logprob_delta: f32[P-1], reachable: bool[R, P], logit_diff: number | null}`
