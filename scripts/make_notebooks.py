@@ -124,53 +124,155 @@ assert res["appended"].max() < 1e-4"""),
 ]
 
 NOTEBOOKS["lookahead"] = [
-    ("md", """# Lookahead: work done at position i is used far ahead
+    ("md", """# Lookahead: is computation at position i used far ahead?
 
-A model is not myopic if computation at position i serves predictions many tokens later. The
-cleanest case is **induction**: in `[x₁ … xₖ] [x₁ … xₖ]`, predicting the second repeat means
-reading the first. We ablate cells of the first repeat and measure the effect on predictions as
-a function of distance j − i, splitting the **next-token term** (j = i, the prediction position i
-makes itself) from the **far-future terms** (j > i, read later through attention).
+**The claim.** Work a model does at position `i` serves predictions many tokens later, not only
+the next token.
 
-First the bundled 2-layer induction model."""),
+**The skeptic.** (1) Zeroing the *token* at `i` (row 0) and watching later predictions change is
+trivially true: later positions read the token. The question is about what the **blocks write**
+at `i`. (2) A far-future *sum* grows with the number of later positions; compare a mean per later
+position. (3) Features computed at `i` for `i`'s own prediction and merely reused later
+("breadcrumbs") also show far-future effects; *pre-caching* for the future is a stronger claim
+(Wu et al. 2024, "Do language models plan for future tokens?").
+
+**What we measure**, for each block `k` and each site (`attn_out`, `mlp_out`): zero what block
+`k` writes at position `i` and record the KL of the next-token distribution at every later
+position `j`. Position `j > i` sees position `i` only through attention, so these terms are
+exactly "the write at `i`, read later"; the term at `j = i` is the **next-token term**. Row 0 (the
+token itself) is shown separately. We report the far-future effect *per later position* (mean) and
+the **share** of each write's effect that lands in a fixed window of later positions, averaged
+over prompts with 95% t-intervals, next to a **control** where the claim should not hold."""),
+    ("md", """## 1. A model where the answer is known: induction-2l and its untrained twin
+
+24 sequences `[4 random tokens] x x` with `x` 12 random tokens; ablate each write at every
+position `i` of the first `x` and measure the effect at distances `0..12`. The control is the
+same architecture with fresh random weights (`lecture.untrained_twin`)."""),
     ("code", SETUP + """
 import torch
-ind = rw.load_model("induction-2l")
-g = torch.Generator().manual_seed(0)
-x = torch.randint(4, 512, (12,), generator=g).tolist()
-prefix = torch.randint(4, 512, (4,), generator=g).tolist()
-ids = prefix + x + x
-sess = rw.Session(ind, ids)
-atlas = sess.sweep()
-prof = views.future_profile(atlas.kl, 0, agg="mean")
-print(f"row 0: next-token term {prof.next_token:.3f}, far-future terms {prof.far_future:.3f} "
-      f"({prof.far_share:.0%} of the total)")
-prof.figure(title="induction-2l: effect of ablating a row-0 cell, by distance")"""),
-    ("md", "The bump at distance 12 is the second repeat reading the first. **Knockout** separates the two uses: remove only the attention edges into i from later positions, leaving i's own prediction intact."),
-    ("code", """ko = sess.sweep(kind="knockout")
-ko_prof = views.future_profile(ko.kl, 0, agg="mean")
-print("knockout next-token term:", ko_prof.next_token, " far-future:", round(ko_prof.far_future, 3))
-from residual_widgets.figures import profile_figure
-profile_figure(prof.distance, {"zero-ablate row 0": prof.value,
-                               "knock out reads of row 0": ko_prof.value},
-               title="used at i itself vs read later through attention")"""),
-    ("md", "## The real model\n\nSmolLM2 on repeated text: the same split, on rows 0, 5 and 10."),
+from residual_widgets import lecture as lec
+d, s0, N = 12, 4, 24
+seqs = []
+for n in range(N):
+    g = torch.Generator().manual_seed(100 + n)
+    x = torch.randint(4, 512, (d,), generator=g).tolist()
+    seqs.append(torch.randint(4, 512, (s0,), generator=g).tolist() + x + x)
+I = list(range(s0 + 1, s0 + d))                        # positions in the first repeat
+writes = [("attn_out", 0), ("mlp_out", 0), ("attn_out", 1), ("mlp_out", 1), ("resid", 0)]
+names = ["block 0 attn", "block 0 mlp", "block 1 attn", "block 1 mlp", "row 0 (token)"]
+specs = [(s, k, i) for s, k in writes for i in I]
+
+def profiles(model):
+    kl = lec.zero_ablation_kl(model, seqs, specs)["kl"].reshape(N, len(writes), len(I), -1)
+    return np.stack([kl[:, :, a, i:i + d + 1] for a, i in enumerate(I)], 2).mean(2)  # [N, W, d+1]
+
+trained = rw.load_model("induction-2l")
+twin = lec.untrained_twin("induction-2l", seed=0)
+prof = {"trained": profiles(trained), "untrained twin": profiles(twin)}
+for m, pr in prof.items():
+    print(m)
+    for w, name in enumerate(names):
+        print(f"  {name:>14}: KL by distance 0..{d}:", [round(float(v), 3) for v in pr[:, w].mean(0)])"""),
+    ("code", """peak = 1 + int(np.argmax(prof["trained"][:, 0, 1:].mean(0)))   # where block 0's attn write is read
+print("block 0's attention write at i is read most at distance", peak)
+lec.interval_figure(range(d + 1), {f"{m}: {names[w]}": lec.t_interval(prof[m][:, w])
+                                   for m in prof for w in (0, 1, 4)},
+                    title="induction-2l: effect of zeroing a write at i on the prediction at i + d",
+                    xaxis="distance d = j - i", yaxis="KL (nats)")"""),
+    ("code", """def terms(pr):                       # pr [N, W, d+1]: next-token term, far mean, far share
+    return lec.lookahead_terms(pr, 0)
+
+T = {m: terms(pr) for m, pr in prof.items()}
+bump = {m: pr[:, 0, peak] - np.delete(pr[:, 0, 1:], peak - 1, axis=1).mean(1) for m, pr in prof.items()}
+for m in prof:
+    print(m)
+    for w, name in enumerate(names):
+        print(f"  {name:>14}: next-token {lec.t_interval(T[m]['next'][:, w])}, "
+              f"far mean {lec.t_interval(T[m]['far_mean'][:, w])}, share {lec.t_interval(T[m]['share'][:, w])}")
+    print(f"  copy bump of block 0 attn at distance {peak} (over the other distances):",
+          lec.t_interval(bump[m]))"""),
+    ("md", """**Reading it.** In the trained model, what block 0's *attention* writes at `i` is read one
+repeat later — a sharp bump at a single distance — and most of that write's effect is far-future.
+Block 0's MLP write is mostly used at `i` itself. Block 1's writes (the last block) cannot be read
+by any later block: their far-future effect is zero by construction. The untrained twin, same
+architecture and code path, shows no bump at all: the far-future use is learned, not an artefact
+of the measurement.
+
+**Knockout keeps i's own prediction exactly intact.** `kind="knockout"` removes only the
+attention edges from later positions to `i` (blocks from row `n` up): the next-token term is
+exactly 0 and the far-future effect is all that is left."""),
+    ("code", """ko = []
+for ids in seqs:
+    e = rw.Session(trained, ids).intervene((0, s0 + 6), kind="knockout")
+    ko.append(e.kl)
+ko = np.array(ko)
+print("knockout of reads of position", s0 + 6, ": KL at i itself", ko[:, s0 + 6].max(),
+      "; mean KL at later positions", lec.t_interval(ko[:, s0 + 7:].mean(1)))"""),
+    ("md", """## 2. The real model: SmolLM2-135M on text, against shuffled text
+
+20 corpus prompts of 14 tokens; intervene at position `i = 3`; the window is the 10 later
+positions. Blocks 0, 4, …, 28, both sites, plus row 0. **Control:** the same prompts with their
+tokens shuffled (same tokens, unpredictable next tokens). If the far-future use of block writes
+were about *planning what comes next in the text*, it should shrink when there is nothing to
+predict."""),
     ("code", """model = rw.load_model("smollm2-135m")
-text = " apple river seven window cloud pencil orange tiger"
-real = rw.Session(model, text + "." + text)
-ra = real.sweep(rows=[0, 5, 10])
-P = real.n_positions
-half = P // 2
-for n in (0, 5, 10):
-    p = views.future_profile(ra.kl, [(n, i) for i in range(1, half)], agg="mean")
-    print(f"row {n:>2}: next-token {p.next_token:.3f}, far future {p.far_future:.3f}, "
-          f"peak distance {1 + int(np.nanargmax(p.value[1:]))}")"""),
-    ("code", """# the claims, checked
-d = len(x)
-assert prof.value[d] > 5 * np.nanmedian(prof.value[1:d])      # the induction bump at one repeat
-assert ko_prof.next_token == 0.0 and ko_prof.far_future > 0     # knockout: only far terms
-p0 = views.future_profile(ra.kl, [(0, i) for i in range(1, half)], agg="mean")
-assert p0.far_future > 0.5 * p0.next_token                      # the real model looks ahead too"""),
+Nr, P, i = 20, 14, 3
+text = lec.prompt_ids(model, n=Nr, length=P)
+shuf = lec.shuffled(text, seed=0)
+blocks = list(range(0, model.n_layers, 4))
+rspecs = [("resid", 0, i)] + [(s, k, i) for s in ("attn_out", "mlp_out") for k in blocks]
+R = {"text": lec.lookahead_terms(lec.zero_ablation_kl(model, text, rspecs)["kl"], i),
+     "shuffled": lec.lookahead_terms(lec.zero_ablation_kl(model, shuf, rspecs)["kl"], i)}
+A = slice(1, 1 + len(blocks)); M = slice(1 + len(blocks), None)
+print("row 0 (the token):")
+for c in R:
+    print(f"  {c:>8}: next-token {lec.t_interval(R[c]['next'][:, 0])}, "
+          f"far mean per later position {lec.t_interval(R[c]['far_mean'][:, 0])}")
+print("far-future share of each block's write (10 later positions):")
+for c in R:
+    for site, sl in (("attn", A), ("mlp", M)):
+        print(f"  {c:>8} {site:>4}:", [round(float(v), 2) for v in R[c]["share"][:, sl].mean(0)])"""),
+    ("code", """lec.interval_figure(blocks, {f"{c} {site}": lec.t_interval(R[c]["share"][:, sl])
+                             for c in R for site, sl in (("attn_out", A), ("mlp_out", M))},
+                    title="SmolLM2: share of a block's write at i whose effect is far-future",
+                    xaxis="block k", yaxis="far-future share")"""),
+    ("code", """diff = lec.t_interval(R["text"]["share"] - R["shuffled"]["share"])   # paired, same prompts
+dfar = lec.t_interval(R["text"]["far_mean"] - R["shuffled"]["far_mean"])
+print("text minus shuffled, far-future share:")
+print("  attn:", [f"{m:+.2f} [{lo:+.2f},{hi:+.2f}]" for m, lo, hi in zip(diff.mean[A], diff.lo[A], diff.hi[A])])
+print("  mlp: ", [f"{m:+.2f} [{lo:+.2f},{hi:+.2f}]" for m, lo, hi in zip(diff.mean[M], diff.lo[M], diff.hi[M])])
+print("row 0 far mean, text minus shuffled:", f"{dfar.mean[0]:+.3f} [{dfar.lo[0]:+.3f},{dfar.hi[0]:+.3f}]")"""),
+    ("md", """**Reading it.** In SmolLM2 the writes of the early and middle blocks at `i` have roughly
+half of their effect (over the next 10 positions) on later positions, and that share falls with
+depth to ≈ 0 for the last blocks, whose writes serve the next token. **The control does not
+separate text from shuffled text**: the shares are the same within their intervals for every
+block. So "computation at `i` is used later" holds, but nothing here shows it is *for* the
+future text: the same amount of reuse happens when the future is unpredictable. That is what
+breadcrumbs predict as well as pre-caching. Only the token itself (row 0) is read more on real
+text than on shuffled text.
+
+## What this does not show
+
+* Pre-caching versus breadcrumbs is **not** settled: both predict far-future use of early writes,
+  and the shuffled control shows the same share on unpredictable text. Telling them apart needs
+  a model trained with myopic gradients (Wu et al. 2024), which this notebook does not have.
+* Zero-ablating a write puts the residual off-distribution; its far-future share measures how much
+  later positions *depend* on the write, not how much information about the future it holds.
+* SmolLM2 was probed at one position (`i = 3`) on 14-token prompts and every fourth block."""),
+    ("code", """# the claims, checked on 95% intervals over prompts
+tr, tw = T["trained"], T["untrained twin"]
+assert lec.t_interval(bump["trained"]).lo > 1.0                       # the copy is read one repeat later...
+assert abs(lec.t_interval(bump["untrained twin"]).hi) < 0.01           # ...and not in the twin
+assert lec.t_interval(tr["share"][:, 0]).lo > 0.6                      # block 0 attn: mostly far-future
+assert lec.t_interval(tr["far_mean"][:, 0]).lo > 5 * lec.t_interval(tr["far_mean"][:, 1]).hi   # attn, not mlp, carries it
+assert np.all(tr["far_mean"][:, 2:4] < 1e-4)                           # the last block's writes: never read later
+assert ko[:, s0 + 6].max() == 0.0 and lec.t_interval(ko[:, s0 + 7:].mean(1)).lo > 0.05
+sh_t = lec.t_interval(R["text"]["share"])
+assert sh_t.lo[1:4].min() > 0.3 and sh_t.lo[1 + len(blocks):4 + len(blocks)].min() > 0.3  # early writes: used later
+assert sh_t.hi[len(blocks)] < 0.1 and sh_t.hi[-1] < 0.1                 # the last blocks': next token only
+covers0 = (diff.lo[1:] < 0) & (diff.hi[1:] > 0)
+assert covers0.sum() >= len(covers0) - 2 and np.abs(diff.mean[1:]).max() < 0.15  # control: text = shuffled
+assert dfar.lo[0] > 0                                                  # the token itself is read more on text"""),
 ]
 
 NOTEBOOKS["ffn_hidden"] = [

@@ -141,7 +141,7 @@ def test_prompt_ids_and_shuffle():
     ids = lec.prompt_ids(lm, n=5, length=10)
     assert len(ids) == 5 and {len(x) for x in ids} == {10}
     sh = lec.shuffled(ids, seed=1, keep_first=1)
-    assert all(sorted(a) == sorted(b) and a[0] == b[0] for a, b in zip(ids, sh))
+    assert all(sorted(a) == sorted(b) and a[0] == b[0] for a, b in zip(ids, sh, strict=True))
     assert sh != ids and sh == lec.shuffled(ids, seed=1, keep_first=1)
 
 

@@ -256,6 +256,82 @@ def lookahead_terms(kl: np.ndarray, position: int, window: int | None = None,
 
 
 @torch.no_grad()
+def zero_ablation_kl(model, ids_list, specs, chunk: int = 64) -> dict[str, np.ndarray]:
+    """Many single-cell zero-ablations of many prompts in a few batched forward passes.
+
+    ``specs``: a list of ``(site, row, position)`` (``site`` ``"resid"``: residual row
+    ``0..L-1``; ``"attn_out"``/``"mlp_out"``: block ``row``'s write). Every prompt is run once
+    clean and once per spec, each run its own batch element (``chunk`` elements per forward).
+    Returns ``{"kl": [N, S, P], "logprob_delta": [N, S, P - 1]}`` against each prompt's clean
+    run — the same numbers as ``Session(model, ids).ablate((row, position), site=site)``, at
+    the cost of plain forward passes (no per-cell tracing), which is what lets the lecture
+    notebooks average over many prompts."""
+    from . import metrics
+    from .models import _get, load_model
+
+    lm = load_model(model)
+    L = lm.n_layers
+    specs = [(str(s), int(r), int(p)) for s, r, p in specs]
+    for s, r, p in specs:
+        if s not in ("resid", "attn_out", "mlp_out") or not 0 <= r < L:
+            raise ValueError(f"bad spec {(s, r, p)}: site resid/attn_out/mlp_out, row 0..{L - 1}")
+    lengths = {len(x) for x in ids_list}
+    if len(lengths) != 1:
+        raise ValueError(f"prompts must have equal token lengths, got {sorted(lengths)}")
+    P = lengths.pop()
+    S = len(specs)
+    group = max(1, chunk // (S + 1))                   # prompts per forward pass
+    edits: dict[tuple[str, int], list[tuple[int, int]]] = {}
+
+    def zero(h, key):
+        for b, p in edits.get(key, ()):
+            h[b, p] = 0.0
+
+    def pre_hook(k):
+        def f(mod, args, kwargs):
+            h = args[0] if args else next(v for n, v in kwargs.items() if "hidden" in n)
+            zero(h, ("resid", k))
+        return f
+
+    def out_hook(site, k):
+        def f(mod, args, out):
+            zero(out[0] if isinstance(out, (tuple, list)) else out, (site, k))
+        return f
+
+    handles = []
+    for site, k in {(s, r) for s, r, _ in specs}:
+        if site == "resid":
+            handles.append(lm.blocks[k].register_forward_pre_hook(pre_hook(k), with_kwargs=True))
+        else:
+            handles.append(_get(lm.hf, lm.write_path(site, k)).register_forward_hook(
+                out_hook(site, k)))
+    kls, dlps = [], []
+    pos = torch.arange(P - 1)
+    try:
+        for g0 in range(0, len(ids_list), group):
+            prompts = [list(x) for x in ids_list[g0:g0 + group]]
+            edits.clear()
+            for n in range(len(prompts)):
+                for k, (s, r, p) in enumerate(specs):
+                    edits.setdefault((s, r), []).append((n * (S + 1) + 1 + k, p))
+            x = torch.tensor([ids for ids in prompts for _ in range(S + 1)],
+                             device=lm.input_device)
+            with lm.lock:
+                logits = lm.hf(input_ids=x, use_cache=False).logits.float().cpu()
+            lp = torch.log_softmax(logits, -1).view(len(prompts), S + 1, P, -1)
+            clean, new = lp[:, :1], lp[:, 1:]
+            kls.append(metrics.kl_from_logprobs(clean, new))
+            nxt = torch.tensor(prompts)[:, 1:]
+            idx = nxt[:, None, :, None]
+            dlps.append((new[:, :, pos].gather(-1, idx.expand(-1, S, -1, 1))
+                         - clean[:, :, pos].gather(-1, idx))[..., 0])
+    finally:
+        for h in handles:
+            h.remove()
+    return {"kl": torch.cat(kls).numpy(), "logprob_delta": torch.cat(dlps).numpy()}
+
+
+@torch.no_grad()
 def knockout_blocks(sess, position: int, blocks) -> dict[str, np.ndarray]:
     """Stop every later position reading ``position`` through attention **in ``blocks`` only**
     (the engine's ``kind="knockout"`` removes the edges in every block from a row up). Position
