@@ -170,15 +170,24 @@ def run_cell(page, index: int = 0, attempts: int = 4) -> None:
     cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
     prompt = cell.locator(".jp-InputPrompt")
     for _ in range(attempts):
-        cell.locator(".jp-InputArea-editor").click()
-        page.keyboard.press("Control+Enter")
+        if dialog_text(page):
+            break
         try:
+            cell.locator(".jp-InputArea-editor").click(timeout=30_000)
+            page.keyboard.press("Control+Enter")
             page.wait_for_function("(el) => /\\[(\\*|\\d+)\\]/.test(el.textContent)",
                                    arg=prompt.element_handle(), timeout=8_000)
             return
-        except Exception:  # noqa: BLE001 — not started yet: try again
+        except Exception:  # noqa: BLE001 — not started yet (or not clickable yet): try again
             page.wait_for_timeout(1_000)
-    raise RuntimeError(f"cell {index} never started running")
+    raise RuntimeError(f"cell {index} never started running"
+                       + (f"; a dialog is open: {dialog_text(page)!r}" if dialog_text(page) else ""))
+
+
+def dialog_text(page) -> str:
+    """The text of an open Jupyter dialog (it blocks every click), or ""."""
+    return page.evaluate("() => { const d = document.querySelector('.jp-Dialog');"
+                         " return d ? d.innerText.replace(/\\s+/g, ' ').trim() : ''; }")
 
 
 def wait_widget(page, timeout_ms: int = 120_000):
