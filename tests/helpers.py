@@ -13,7 +13,7 @@ PROMPT = "When Mary and John went to the store, John gave a drink to"
 SOURCE = "When Mary and John went to the store, Mary gave a drink to"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny_lm(family: str, n_layers: int = 3, seed: int = 0):
     """A LoadedModel of ``family`` (cached: build each configuration once)."""
     hf, tok = tiny_model(family, n_layers=n_layers, seed=seed)

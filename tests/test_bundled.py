@@ -176,7 +176,7 @@ def test_cache_writer_round_trip(fake_gguf):
     assert "quantization_config" not in (cache / bundled._CACHE_NAME / "config.json").read_text()
     assert loaded is not model and not loaded.training
     assert loaded.lm_head.weight.data_ptr() == loaded.model.embed_tokens.weight.data_ptr()
-    for (k, v), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items()):
+    for (k, v), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(v, v2)
 
 

@@ -103,6 +103,7 @@ def test_remote_run_against_a_server(model_dir, tmp_path, monkeypatch, capsys):
     import secrets
 
     from residual_widgets import remote as rm
+
     from fake_ndif import FakeNDIF
     key = "cli-" + secrets.token_hex(8)
     local = rw.load_model(str(model_dir))

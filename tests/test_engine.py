@@ -13,7 +13,7 @@ import residual_widgets as rw
 from residual_widgets.grid import reachable_mask
 from residual_widgets.tiny import random_ids
 
-from helpers import PROMPT, SOURCE, tiny_lm
+from helpers import PROMPT, SOURCE
 
 KIND_SITE = [("zero", "resid"), ("mean", "resid"), ("noise", "resid"), ("patch", "resid"),
              ("zero", "attn_out"), ("noise", "mlp_out"), ("patch", "attn_out"),
@@ -62,7 +62,7 @@ def test_exact_zero_outside_cone_single_and_set(lm, kind, site):
 
 def test_top_row_reaches_only_its_own_output(gpt2):
     sess = rw.Session(gpt2, PROMPT)
-    L, P = gpt2.n_layers, sess.n_positions
+    L = gpt2.n_layers
     eff = sess.ablate((L, 5))
     assert np.count_nonzero(eff.resid_delta) == 1 and eff.resid_delta[L, 5] > 0
     assert np.count_nonzero(eff.kl) == 1 and eff.kl[5] > 0

@@ -31,12 +31,11 @@ import functools
 import numpy as np
 import pytest
 import torch
+import transformer_lens.model_bridge as tl_bridge  # a dev dependency: missing means a broken setup
+from transformer_lens import ActivationCache, patching
 
 import residual_widgets as rw
 from residual_widgets.tiny import random_ids, tiny_model
-
-import transformer_lens.model_bridge as tl_bridge  # a dev dependency: missing means a broken setup
-from transformer_lens import ActivationCache, patching
 
 TOL = 1e-4
 N_LAYERS, D_MODEL, N_HEADS, N_CTX, N_TOK = 3, 64, 4, 64, 10
@@ -80,7 +79,7 @@ def _tl_tokenizer(tok):
     return t
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _setup(family: str):
     hf, tok = tiny_model(family, n_layers=N_LAYERS, d_model=D_MODEL, n_heads=N_HEADS, n_ctx=N_CTX)
     hf_copy = copy.deepcopy(hf)  # boot_transformers rewires the module it is given

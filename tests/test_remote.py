@@ -17,8 +17,8 @@ import torch
 import residual_widgets as rw
 from residual_widgets import remote as rm
 
-from helpers import PROMPT, SOURCE, tiny_lm
 from fake_ndif import FakeNDIF
+from helpers import PROMPT, SOURCE, tiny_lm
 
 KEY = "good-key-123"
 BAD = "wrong-key-9f8e7d"

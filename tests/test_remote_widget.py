@@ -14,8 +14,8 @@ from nbclient import NotebookClient
 import residual_widgets as rw
 from residual_widgets import remote as rm
 
-from helpers import PROMPT, tiny_lm
 from fake_ndif import FakeNDIF
+from helpers import PROMPT, tiny_lm
 
 TESTS = Path(__file__).resolve().parent
 

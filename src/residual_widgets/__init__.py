@@ -15,8 +15,15 @@ from .effects import Atlas, Effect
 from .explore import explore
 from .grid import KINDS, SITES, reachable_mask
 from .models import LoadedModel, load_model
-from .remote import (RemoteAuthError, RemoteCancelled, RemoteError, RemoteModelError,
-                     RemoteNetworkError, RemoteTimeout, set_api_key)
+from .remote import (
+    RemoteAuthError,
+    RemoteCancelled,
+    RemoteError,
+    RemoteModelError,
+    RemoteNetworkError,
+    RemoteTimeout,
+    set_api_key,
+)
 from .session import Session
 from .stepper import UnsupportedStepping
 from .sweep import SweepProgress, SweepTooLarge

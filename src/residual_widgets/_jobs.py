@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class LatestJobs:
@@ -50,7 +51,7 @@ class LatestJobs:
                 self._busy = True
             try:
                 self._run(typ, payload)
-            except Exception:  # noqa: BLE001 — run() reports its own errors; keep the worker alive
+            except Exception:  # noqa: BLE001 - run() reports its own errors; keep the worker alive
                 pass
             finally:
                 with self._cv:

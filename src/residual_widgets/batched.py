@@ -43,7 +43,7 @@ def batched_effects(sess, cells, kind: str, site: str, pair, *, timeout: float |
     L, P, B = lm.n_layers, sess.n_positions, len(cells)
     values = sess.values_for(cells, kind, site)                     # [B, d]
     by_loc: dict = defaultdict(list)
-    for b, ((r, p), v) in enumerate(zip(cells, values)):
+    for b, ((r, p), v) in enumerate(zip(cells, values, strict=True)):
         by_loc[(site, r)].append((b + 1, p, v))
     by_loc = dict(by_loc)
     input_ids = torch.tensor([list(sess.ids)] * (B + 1), device=lm.input_device)

@@ -26,7 +26,8 @@ def _cell(text: str) -> tuple[int, int]:
     try:
         r, p = (int(x) for x in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a cell is ROW,POSITION (two integers), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"a cell is ROW,POSITION (two integers), got {text!r}") from None
     return r, p
 
 
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
             eff = sess.intervene(args.cell, kind=args.kind, site=args.site)
             print(eff.summary())
             print("KL per position (nats):")
-            for j, (t, v) in enumerate(zip(sess.token_strings, eff.kl)):
+            for j, (t, v) in enumerate(zip(sess.token_strings, eff.kl, strict=True)):
                 print(f"  {j:>4} {t!r:>16} {v:.4g}")
             fig = eff.figure()
         else:

@@ -34,7 +34,7 @@ and "last row".
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -107,7 +107,8 @@ def reachable_mask(cells: Sequence[Cell], n_layers: int, n_positions: int,
     """Bool ``[L + 1, P]``: residual cells an intervention on ``cells`` can possibly change.
 
     For a resid cell ``(n, i)``: the cell itself and rows ``> n`` at positions ``≥ i``.
-    For an attn_out/mlp_out cell ``(k, i)``: ``(k + 1, i)`` and rows ``> k + 1`` at positions ``≥ i``.
+    For an attn_out/mlp_out cell ``(k, i)``: ``(k + 1, i)`` and rows ``> k + 1`` at positions
+    ``≥ i``.
     For a knockout ``(n, i)`` (later positions may not read position ``i`` from block ``n`` up):
     rows ``> n`` at positions ``> i``.
     """

@@ -50,8 +50,9 @@ def kl_from_logits_fast(clean_lp: torch.Tensor, clean_neg_entropy: torch.Tensor,
 
     ``KL = Σ p log p − Σ p · z + logsumexp(z)`` with ``p`` the clean distribution and ``z`` the new
     logits. Shapes: ``clean_lp`` ``[q, V]``, ``clean_neg_entropy`` ``[q]``, ``new_logits``
-    ``[A, q, V]`` → ``[A, q]``; ``new_lse`` ``[A, q]`` is ``logsumexp(new_logits)`` if already known. Used by the sweep, where memory bandwidth over the vocabulary
-    dominates; agrees with :func:`kl_from_logprobs` to float32 rounding.
+    ``[A, q, V]`` → ``[A, q]``; ``new_lse`` ``[A, q]`` is ``logsumexp(new_logits)`` if already
+    known. Used by the sweep, where memory bandwidth over the vocabulary dominates; agrees with
+    :func:`kl_from_logprobs` to float32 rounding.
     """
     p = clean_lp.exp()
     cross = torch.einsum("qv,aqv->aq", p, new_logits)

@@ -97,7 +97,8 @@ class LoadedModel:
         return (self.attn_write if site == "attn_out" else self.mlp_write)[block]
 
     def unembed(self, resid_final: torch.Tensor) -> torch.Tensor:
-        """Row-``L`` residuals ``[..., d_model]`` → logits ``[..., vocab]`` (norm, unembed, soft-cap)."""
+        """Row-``L`` residuals ``[..., d_model]`` → logits ``[..., vocab]`` (norm, unembed,
+        soft-cap)."""
         logits = self.unembed_module(self.final_norm(resid_final))
         if self.logit_softcap:
             logits = torch.tanh(logits / self.logit_softcap) * self.logit_softcap

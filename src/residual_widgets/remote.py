@@ -28,7 +28,7 @@ import os
 import re
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 _KEY: str | None = None
 DEFAULT_TIMEOUT = 600.0      # seconds a remote request may take, queue included

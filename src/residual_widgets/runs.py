@@ -27,7 +27,8 @@ from .models import LoadedModel
 
 @dataclass(frozen=True)
 class Edit:
-    """Write ``value`` ``[d_model]`` into cell ``(row, pos)`` of ``site`` (row = block for writes)."""
+    """Write ``value`` ``[d_model]`` into cell ``(row, pos)`` of ``site`` (row = block for
+    writes)."""
 
     site: str
     row: int

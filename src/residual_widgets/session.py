@@ -13,7 +13,7 @@ mutated before the input is validated.
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -199,7 +199,7 @@ class Session:
                 run = knockout_run(self, cells)
             return self._effect(cells, kind, site, run, pair)
         vals = self.values_for(cells, kind, site, value)
-        edits = [Edit(site, r, p, v) for (r, p), v in zip(cells, vals)]
+        edits = [Edit(site, r, p, v) for (r, p), v in zip(cells, vals, strict=True)]
         with self.lock:
             run = self._run(self.ids, edits)
         return self._effect(cells, kind, site, run, pair)
@@ -269,7 +269,7 @@ class Session:
                                       .float(), dim=-1).cpu()
         top = torch.topk(probs, k)
         return [(self.model.tokenizer.decode([int(i)]), float(v))
-                for v, i in zip(top.values, top.indices)]
+                for v, i in zip(top.values, top.indices, strict=True)]
 
     # ---- sweep --------------------------------------------------------------------------------
     def sweep(self, kind: str = "zero", site: str = "resid", *, logit_diff=None, rows=None,

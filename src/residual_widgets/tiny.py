@@ -13,7 +13,6 @@ token), knows a fixed list of common words, and maps anything else to ``<unk>``.
 
 from __future__ import annotations
 
-
 import torch
 
 FAMILIES = ("gpt2", "neox", "llama", "qwen2", "qwen3", "gemma2", "gemma3", "mistral", "phi3")

@@ -114,8 +114,8 @@ def prefix_stability(model, prompt, suffix, other_suffix) -> dict[str, np.ndarra
     * ``"other_suffix"``: prompt + ``suffix`` against prompt + ``other_suffix`` (same length):
       exactly 0.0 — bit for bit, whatever comes later, the earlier cells are the same;
     * ``"appended"``: the prompt alone against prompt + ``suffix``, relative to the row's largest
-      entry: zero up to float rounding (about 1e-7), because matrix products of a different shape round differently —
-      not because information flowed backwards.
+      entry: zero up to float rounding (about 1e-7), because matrix products of a different shape
+      round differently — not because information flowed backwards.
     """
     from .session import Session
 
@@ -198,7 +198,7 @@ class PositionContent:
                                  legendgroup="e"), row=1, col=2)
         palette = ["#1f77b4", "#ff7f0e", "#9467bd", "#2ca02c", "#d62728"]
         x = self.distance.tolist()
-        for kind, col in zip(self.KINDS, palette):
+        for kind, col in zip(self.KINDS, palette, strict=True):
             iv = t_interval(self.sim[kind][:, row], conf=conf)
             rgba = "rgba({},{},{},0.2)".format(*(int(col[k:k + 2], 16) for k in (1, 3, 5)))
             fig.add_trace(go.Scatter(x=x + x[::-1], y=list(iv.hi) + list(iv.lo[::-1]),

@@ -47,7 +47,8 @@ from __future__ import annotations
 import pathlib
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import anywidget
 import traitlets as t
@@ -185,7 +186,7 @@ class ResidualExplorer(anywidget.AnyWidget):
         if wait and th is not None and th is not threading.current_thread():
             th.join(timeout=60)
 
-    def wait(self, timeout: float = 600.0, sweep: bool = True) -> "ResidualExplorer":
+    def wait(self, timeout: float = 600.0, sweep: bool = True) -> ResidualExplorer:
         """Block until pending requests (and, with ``sweep``, the sweep) are finished."""
         t0 = time.monotonic()
         self._jobs.wait_idle(timeout)
@@ -231,7 +232,7 @@ class ResidualExplorer(anywidget.AnyWidget):
                 self.send({"type": "pong", "id": rid})
             else:
                 raise ValueError(f"unknown request type {typ!r}")
-        except Exception as exc:  # noqa: BLE001 — every failure goes back to the user in words
+        except Exception as exc:  # noqa: BLE001 - every failure goes back to the user in words
             self._fail(typ or "request", rid, exc)
 
     def _submit(self, typ: str, rid, arg) -> None:
@@ -257,7 +258,7 @@ class ResidualExplorer(anywidget.AnyWidget):
                 self._do_lens(rid, *arg)
             elif typ == "rebuild":
                 self._do_rebuild(arg)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a failed job is reported to the user in words
             self._fail(typ, rid, exc)
         finally:
             self.status = "sweeping" if self.progress.get("running") else "idle"
@@ -326,7 +327,7 @@ class ResidualExplorer(anywidget.AnyWidget):
             done = int(atlas.done.sum())
             self.progress = {"done": done, "total": int(atlas.done.size), "running": False,
                              "cancelled": not atlas.complete}
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a failed sweep is reported to the user in words
             self.progress = {**self.progress, "running": False}
             self._fail("sweep", None, exc)
         finally:
@@ -353,7 +354,7 @@ class ResidualExplorer(anywidget.AnyWidget):
                 self._send_similarity()
             elif change["new"] == "profile":
                 self._send_profile()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a failed view is reported to the user in words
             self._fail("view", None, exc)
 
     def _send_similarity(self) -> None:
@@ -376,7 +377,7 @@ class ResidualExplorer(anywidget.AnyWidget):
                                  f"{', '.join(grid.SITES)}")
             if change["name"] == "logit_pair" and self.logit_pair:
                 self.session.token_pair(tuple(self.logit_pair))  # validates: one token each
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a bad setting is reported to the user in words
             self._fail(change["name"], None, exc)
             return
         self.error = ""
