@@ -31,8 +31,16 @@ import urllib.request
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("RW_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def available() -> str | None:
@@ -72,27 +80,41 @@ class JupyterServer:
 
     def env(self) -> dict:
         env = dict(os.environ)
-        for k, sub in [("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_RUNTIME_DIR", "runtime"),
-                       ("JUPYTERLAB_SETTINGS_DIR", "settings"),
-                       ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"), ("IPYTHONDIR", "ipython")]:
+        for k, sub in [
+            ("JUPYTER_CONFIG_DIR", "config"),
+            ("JUPYTER_RUNTIME_DIR", "runtime"),
+            ("JUPYTERLAB_SETTINGS_DIR", "settings"),
+            ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"),
+            ("IPYTHONDIR", "ipython"),
+        ]:
             (self.tmp / sub).mkdir(exist_ok=True)
             env[k] = str(self.tmp / sub)
         env["PYTHONPATH"] = os.pathsep.join(
-            [str(REPO / "src")] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+            [str(REPO / "src")] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        )
         env.setdefault("HF_HUB_OFFLINE", "1")
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
         # no news / update checks (they would try the network and pop up toasts)
         notif = self.tmp / "settings/@jupyterlab/apputils-extension"
         notif.mkdir(parents=True, exist_ok=True)
         (notif / "notification.jupyterlab-settings").write_text(
-            json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+            json.dumps({"fetchNews": "false", "checkForUpdates": False})
+        )
         return env
 
-    def __enter__(self) -> "JupyterServer":
-        cmd = [sys.executable, "-m", "jupyterlab" if self.app == "lab" else "notebook",
-               "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
-               f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
-               "--ServerApp.disable_check_xsrf=False", "--allow-root"]
+    def __enter__(self) -> JupyterServer:
+        cmd = [
+            sys.executable,
+            "-m",
+            "jupyterlab" if self.app == "lab" else "notebook",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={self.port}",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root}",
+            "--ServerApp.disable_check_xsrf=False",
+            "--allow-root",
+        ]
         self.log = open(self.tmp / "server.log", "wb")
         self.proc = subprocess.Popen(cmd, env=self.env(), stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 90
@@ -123,8 +145,11 @@ class JupyterServer:
         import nbformat
 
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                     "language": "python"}
+        nb.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3 (ipykernel)",
+            "language": "python",
+        }
         path = self.root / name
         nbformat.write(nb, path)
         return path
@@ -142,8 +167,12 @@ def chromium(user_data_dir: str | None = None):
     tmp = user_data_dir or tempfile.mkdtemp(prefix="rw-chromium-")
     with sync_playwright() as p:
         ctx = p.chromium.launch_persistent_context(
-            tmp, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 1000})
+            tmp,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1000},
+        )
         try:
             yield ctx
         finally:
@@ -158,10 +187,13 @@ def open_notebook(page, server: JupyterServer, name: str, timeout_ms: int = 120_
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout_ms)
     page.wait_for_function(
         """() => {
-          const bar = document.querySelector('#jp-main-statusbar');                 // JupyterLab
+          const bar = document.querySelector('#jp-main-statusbar');              // JupyterLab
           if (bar && /Idle/.test(bar.textContent)) return true;
-          return !!document.querySelector('.jp-Notebook-ExecutionIndicator[data-status="idle"]');  // Notebook 7
-        }""", timeout=timeout_ms)
+          const nb7 = '.jp-Notebook-ExecutionIndicator[data-status="idle"]';        // Notebook 7
+          return !!document.querySelector(nb7);
+        }""",
+        timeout=timeout_ms,
+    )
 
 
 def run_cell(page, index: int = 0, attempts: int = 4) -> None:
@@ -175,19 +207,26 @@ def run_cell(page, index: int = 0, attempts: int = 4) -> None:
         try:
             cell.locator(".jp-InputArea-editor").click(timeout=30_000)
             page.keyboard.press("Control+Enter")
-            page.wait_for_function("(el) => /\\[(\\*|\\d+)\\]/.test(el.textContent)",
-                                   arg=prompt.element_handle(), timeout=8_000)
+            page.wait_for_function(
+                "(el) => /\\[(\\*|\\d+)\\]/.test(el.textContent)",
+                arg=prompt.element_handle(),
+                timeout=8_000,
+            )
             return
         except Exception:  # noqa: BLE001 — not started yet (or not clickable yet): try again
             page.wait_for_timeout(1_000)
-    raise RuntimeError(f"cell {index} never started running"
-                       + (f"; a dialog is open: {dialog_text(page)!r}" if dialog_text(page) else ""))
+    raise RuntimeError(
+        f"cell {index} never started running"
+        + (f"; a dialog is open: {dialog_text(page)!r}" if dialog_text(page) else "")
+    )
 
 
 def dialog_text(page) -> str:
     """The text of an open Jupyter dialog (it blocks every click), or ""."""
-    return page.evaluate("() => { const d = document.querySelector('.jp-Dialog');"
-                         " return d ? d.innerText.replace(/\\s+/g, ' ').trim() : ''; }")
+    return page.evaluate(
+        "() => { const d = document.querySelector('.jp-Dialog');"
+        " return d ? d.innerText.replace(/\\s+/g, ' ').trim() : ''; }"
+    )
 
 
 def wait_widget(page, timeout_ms: int = 120_000):
@@ -206,7 +245,8 @@ def cell_xy(page, panel: str, row: int, col: int) -> tuple[float, float]:
     canvas = page.locator(f".rw-root .rw-{panel} canvas").first
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
-    g = page.evaluate(f"() => document.querySelector('.rw-root').__rw.geom().{'map' if panel == 'map' else 'overview'}")
+    which = "map" if panel == "map" else "overview"
+    g = page.evaluate(f"() => document.querySelector('.rw-root').__rw.geom().{which}")
     x = box["x"] + g["x0"] + (col + 0.5) * g["cw"]
     y = box["y"] + g["y0"] + (g["rows"] - 1 - row + 0.5) * g["ch"]
     return x, y
@@ -220,13 +260,18 @@ def wait_effect(page, cells, timeout_ms: int = 30_000, mine: bool = True) -> dic
           const c = r.__rw.current();
           return c.mode === 'effect' && JSON.stringify(c.cells) === JSON.stringify(cells)
             && (!mine || (c.id || '').startsWith(r.__rw.clientId + ':'));
-        }""", arg=[cells, mine], timeout=timeout_ms)
+        }""",
+        arg=[cells, mine],
+        timeout=timeout_ms,
+    )
     return current(page)
 
 
 def error_text(page) -> str:
-    return page.evaluate("() => { const m = document.querySelector('.rw-root .rw-message');"
-                         " return m && m.classList.contains('rw-error') ? m.textContent : ''; }")
+    return page.evaluate(
+        "() => { const m = document.querySelector('.rw-root .rw-message');"
+        " return m && m.classList.contains('rw-error') ? m.textContent : ''; }"
+    )
 
 
 def open_widget_page(ctx, server: JupyterServer, name: str, cells: list[str]):
@@ -243,8 +288,11 @@ def open_widget_page(ctx, server: JupyterServer, name: str, cells: list[str]):
     open_notebook(page, server, name)
     run_cell(page, 0)
     wait_widget(page)
-    page.wait_for_function("() => { const d = document.querySelector('.rw-root').__rw.atlasDone();"
-                           " return d && d.every(Boolean); }", timeout=60_000)
+    page.wait_for_function(
+        "() => { const d = document.querySelector('.rw-root').__rw.atlasDone();"
+        " return d && d.every(Boolean); }",
+        timeout=60_000,
+    )
     return page
 
 

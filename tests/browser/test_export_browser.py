@@ -22,8 +22,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 NODE = REPO / "node_modules"
 CDN_FILES = {
     r"/require(\.min)?\.js$": NODE / "requirejs/require.js",
-    r"@jupyter-widgets/html-manager@[^/]+/dist/embed-amd\.js$":
-        NODE / "@jupyter-widgets/html-manager/dist/embed-amd.js",
+    r"@jupyter-widgets/html-manager@[^/]+/dist/embed-amd\.js$": NODE
+    / "@jupyter-widgets/html-manager/dist/embed-amd.js",
     r"/anywidget@[^/]+/dist/index\.js$": NODE / "anywidget/dist/index.js",
 }
 PROMPT = "When Mary and John went to the store, John gave a drink to"
@@ -49,11 +49,22 @@ def test_exported_html_shows_the_heatmap(tmp_path, monkeypatch):
     import residual_widgets as rw
     from residual_widgets.tiny import tiny_model
 
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])
+    )
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CELL)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", store_widget_state=True,
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbclient.NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        store_widget_state=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     models = [m for m in state.values() if m["model_name"] == "AnyModel"]
     assert len(models) == 1 and models[0]["state"]["selection"] == [[2, 5]]
@@ -86,7 +97,8 @@ def test_exported_html_shows_the_heatmap(tmp_path, monkeypatch):
         done = page.evaluate("() => document.querySelector('.rw-root').__rw.atlasDone()")
     assert shown["mode"] == "effect" and shown["cells"] == [[2, 5]]
     assert (shown["rows"], shown["cols"]) == eff.resid_delta.shape
-    np.testing.assert_allclose(np.array(shown["values"]).reshape(eff.resid_delta.shape),
-                               eff.resid_delta, atol=1e-6)
-    assert done is not None and all(done)           # the overview (sweep) was saved too
+    np.testing.assert_allclose(
+        np.array(shown["values"]).reshape(eff.resid_delta.shape), eff.resid_delta, atol=1e-6
+    )
+    assert done is not None and all(done)  # the overview (sweep) was saved too
     assert any("anywidget" in u for u in served) and dialogs == []

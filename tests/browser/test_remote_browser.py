@@ -50,24 +50,34 @@ def test_waiting_on_the_remote_queue_then_streaming(tmp_path):
         run_cell(pg, 0)
         wait_widget(pg)
         run_cell(pg, 1)
-        pg.wait_for_function("() => /waiting on the remote queue/.test("
-                             "document.querySelector('.rw-root .rw-status').textContent)",
-                             timeout=30_000)
+        pg.wait_for_function(
+            "() => /waiting on the remote queue/.test("
+            "document.querySelector('.rw-root .rw-status').textContent)",
+            timeout=30_000,
+        )
         done = pg.evaluate("() => document.querySelector('.rw-root').__rw.atlasDone()")
-        assert not done or not any(done)                  # nothing came back while queued
+        assert not done or not any(done)  # nothing came back while queued
         run_cell(pg, 2)
-        pg.wait_for_function("() => { const d = document.querySelector('.rw-root').__rw.atlasDone();"
-                             " return d && d.every(Boolean); }", timeout=60_000)
-        pg.wait_for_function("() => !/remote queue|running remotely/.test("
-                             "document.querySelector('.rw-root .rw-status').textContent)",
-                             timeout=30_000)
+        pg.wait_for_function(
+            "() => { const d = document.querySelector('.rw-root').__rw.atlasDone();"
+            " return d && d.every(Boolean); }",
+            timeout=60_000,
+        )
+        pg.wait_for_function(
+            "() => !/remote queue|running remotely/.test("
+            "document.querySelector('.rw-root .rw-status').textContent)",
+            timeout=30_000,
+        )
         import re
+
         prog = pg.locator(".rw-root .rw-progress").text_content()
         assert re.search(r"sweep (\d+)/\1\b", prog), prog
         run_cell(pg, 3)
-        pg.wait_for_function("() => { const m = document.querySelector('.rw-root .rw-message');"
-                             " return m && /refused the API key/.test(m.textContent); }",
-                             timeout=30_000)
-        html = pg.evaluate("() => document.querySelector('.rw-root').outerHTML")   # the widget
+        pg.wait_for_function(
+            "() => { const m = document.querySelector('.rw-root .rw-message');"
+            " return m && /refused the API key/.test(m.textContent); }",
+            timeout=30_000,
+        )
+        html = pg.evaluate("() => document.querySelector('.rw-root').outerHTML")  # the widget
         assert "refused the API key" in html
         assert "refused-key-77aa" not in html and KEY not in html

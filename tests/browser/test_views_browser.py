@@ -15,8 +15,15 @@ import re
 import numpy as np
 import pytest
 
-from .harness import (JupyterServer, cell_xy, chromium, error_text, open_widget_page,
-                      own_page_errors, wait_effect)
+from .harness import (
+    JupyterServer,
+    cell_xy,
+    chromium,
+    error_text,
+    open_widget_page,
+    own_page_errors,
+    wait_effect,
+)
 from .test_widget_browser import CELL, engine
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
@@ -41,13 +48,17 @@ def view_info(page) -> dict:
 
 def switch_view(page, name: str, ready: str = "true") -> dict:
     page.locator(VIEW_SELECT).select_option(name)
-    page.wait_for_function(f"() => {{ const v = document.querySelector('.rw-root').__rw.view();"
-                           f" return v.view === {name!r} && ({ready}); }}", timeout=30_000)
+    page.wait_for_function(
+        f"() => {{ const v = document.querySelector('.rw-root').__rw.view();"
+        f" return v.view === {name!r} && ({ready}); }}",
+        timeout=30_000,
+    )
     return view_info(page)
 
 
 def test_each_view_shows_the_engines_numbers(page):
     from residual_widgets import views
+
     sess = engine()
     page.mouse.click(*cell_xy(page, "map", 1, 2))
     wait_effect(page, [[1, 2]])
@@ -81,19 +92,22 @@ def test_arrow_keys_move_the_cursor_and_enter_pins(page):
     wait_effect(page, [[0, 0]])
     page.mouse.move(1, 1)
     page.evaluate("() => document.querySelector('.rw-root').focus()")
-    page.keyboard.press("Escape")                  # drop the cursor: arrows start at the pin
+    page.keyboard.press("Escape")  # drop the cursor: arrows start at the pin
     for key in ["ArrowUp", "ArrowUp", "ArrowRight", "ArrowRight", "ArrowRight", "ArrowDown"]:
         page.keyboard.press(key)
     page.keyboard.press("Enter")
     got = wait_effect(page, [[1, 3]])
-    np.testing.assert_allclose(np.array(got["values"]), sess.intervene((1, 3)).resid_delta.ravel(),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.array(got["values"]), sess.intervene((1, 3)).resid_delta.ravel(), rtol=1e-5, atol=1e-6
+    )
     assert error_text(page) == ""
 
 
 def test_follows_the_jupyterlab_dark_theme(page):
-    style = ("() => { const r = document.querySelector('.rw-root'); const s = getComputedStyle(r);"
-             " return [s.backgroundColor, s.color, +r.dataset.paints]; }")
+    style = (
+        "() => { const r = document.querySelector('.rw-root'); const s = getComputedStyle(r);"
+        " return [s.backgroundColor, s.color, +r.dataset.paints]; }"
+    )
     bg0, fg0, paints0 = page.evaluate(style)
     assert page.evaluate("() => document.body.dataset.jpThemeLight") == "true"
     # the real theme switch: Settings → Theme → JupyterLab Dark
@@ -101,14 +115,17 @@ def test_follows_the_jupyterlab_dark_theme(page):
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Theme$")).hover()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^JupyterLab Dark$")).click()
     page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000)
-    page.wait_for_function(f"(s) => getComputedStyle(document.querySelector('.rw-root'))"
-                           f".backgroundColor !== s", arg=bg0, timeout=30_000)
+    page.wait_for_function(
+        "(s) => getComputedStyle(document.querySelector('.rw-root')).backgroundColor !== s",
+        arg=bg0,
+        timeout=30_000,
+    )
     bg1, fg1, paints1 = page.evaluate(style)
 
     def lum(css):
-        r, g, b = [int(x) for x in css[css.index("(") + 1:css.index(")")].split(",")[:3]]
+        r, g, b = [int(x) for x in css[css.index("(") + 1 : css.index(")")].split(",")[:3]]
         return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
     assert lum(bg1) < lum(bg0) and lum(fg1) > lum(fg0), (bg0, fg0, bg1, fg1)
     assert lum(bg1) < lum(fg1)
-    assert paints1 > paints0                       # the canvases repainted with the new colors
+    assert paints1 > paints0  # the canvases repainted with the new colors

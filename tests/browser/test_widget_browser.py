@@ -13,8 +13,16 @@ import functools
 import numpy as np
 import pytest
 
-from .harness import (JupyterServer, cell_xy, chromium, current, error_text, open_widget_page,
-                      own_page_errors, wait_effect)
+from .harness import (
+    JupyterServer,
+    cell_xy,
+    chromium,
+    current,
+    error_text,
+    open_widget_page,
+    own_page_errors,
+    wait_effect,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
@@ -78,7 +86,9 @@ def test_hover_overview_repaints_map_from_atlas(page):
         page.wait_for_function(
             "(rc) => { const c = document.querySelector('.rw-root').__rw.current();"
             " return c.mode === 'atlas' && JSON.stringify(c.cells) === JSON.stringify([rc]); }",
-            arg=[r, c], timeout=5_000)
+            arg=[r, c],
+            timeout=5_000,
+        )
         shown = current(page)
         want = sess.intervene([(r, c)]).resid_delta
         np.testing.assert_allclose(np.array(shown["values"]).reshape(want.shape), want, atol=1e-5)
@@ -91,10 +101,12 @@ def test_click_computes_and_shows_the_engine_effect(page):
         page.mouse.click(*cell_xy(page, "map", r, c))
         shown = wait_effect(page, [[r, c]])
         eff = sess.intervene([(r, c)])
-        np.testing.assert_allclose(np.array(shown["values"]).reshape(eff.resid_delta.shape),
-                                   eff.resid_delta, atol=1e-6)
-        assert np.array_equal(np.array(shown["reach"], bool).reshape(eff.reachable.shape),
-                              eff.reachable)
+        np.testing.assert_allclose(
+            np.array(shown["values"]).reshape(eff.resid_delta.shape), eff.resid_delta, atol=1e-6
+        )
+        assert np.array_equal(
+            np.array(shown["reach"], bool).reshape(eff.reachable.shape), eff.reachable
+        )
         np.testing.assert_allclose(shown["strip"], eff.kl, atol=1e-6)
     page.mouse.move(1, 1)
     assert error_text(page) == ""
@@ -109,8 +121,9 @@ def test_shift_click_adds_to_the_set(page):
     page.keyboard.up("Shift")
     shown = wait_effect(page, [[1, 1], [2, 6]])
     eff = sess.intervene([(1, 1), (2, 6)])
-    np.testing.assert_allclose(np.array(shown["values"]).reshape(eff.resid_delta.shape),
-                               eff.resid_delta, atol=1e-6)
+    np.testing.assert_allclose(
+        np.array(shown["values"]).reshape(eff.resid_delta.shape), eff.resid_delta, atol=1e-6
+    )
     page.mouse.move(1, 1)
 
 
@@ -124,16 +137,20 @@ def test_hundred_rapid_clicks_end_on_the_last(page):
     page.evaluate(
         """(pts) => {
           const cv = document.querySelector('.rw-root .rw-map canvas');
-          for (const [x, y] of pts) cv.dispatchEvent(new MouseEvent('click', {clientX: x, clientY: y, bubbles: true}));
-        }""", pts)
+          for (const [x, y] of pts)
+            cv.dispatchEvent(new MouseEvent('click', {clientX: x, clientY: y, bubbles: true}));
+        }""",
+        pts,
+    )
     last = [list(targets[-1])]
     shown = wait_effect(page, last)
-    page.wait_for_timeout(1500)          # any late (stale) replies arrive now and must be dropped
+    page.wait_for_timeout(1500)  # any late (stale) replies arrive now and must be dropped
     shown = current(page)
     assert shown["mode"] == "effect" and shown["cells"] == last
     eff = sess.intervene([targets[-1]])
-    np.testing.assert_allclose(np.array(shown["values"]).reshape(eff.resid_delta.shape),
-                               eff.resid_delta, atol=1e-6)
+    np.testing.assert_allclose(
+        np.array(shown["values"]).reshape(eff.resid_delta.shape), eff.resid_delta, atol=1e-6
+    )
     assert error_text(page) == ""
     assert box is not None
     assert own_page_errors(page) == []
@@ -143,8 +160,9 @@ def test_tooltip_shows_logit_lens(page):
     page.mouse.move(*cell_xy(page, "map", 2, 3))
     tip = page.locator(".rw-root .rw-tooltip")
     tip.wait_for(state="visible", timeout=5_000)
-    page.wait_for_function("() => document.querySelector('.rw-root .rw-tooltip table')",
-                           timeout=15_000)
+    page.wait_for_function(
+        "() => document.querySelector('.rw-root .rw-tooltip table')", timeout=15_000
+    )
     text = tip.text_content()
     assert "row 2" in text and "position 3" in text and "lens clean" in text
     page.mouse.move(1, 1)
@@ -158,11 +176,16 @@ def test_restarted_kernel_is_shown_as_such(page):
     base, token = page.server_base, page.server_token
     sessions = _json.load(urllib.request.urlopen(f"{base}/api/sessions?token={token}"))
     (kid,) = {s["kernel"]["id"] for s in sessions}
-    req = urllib.request.Request(f"{base}/api/kernels/{kid}/restart?token={token}", data=b"",
-                                 method="POST", headers={"Authorization": f"token {token}"})
+    req = urllib.request.Request(
+        f"{base}/api/kernels/{kid}/restart?token={token}",
+        data=b"",
+        method="POST",
+        headers={"Authorization": f"token {token}"},
+    )
     urllib.request.urlopen(req)
     page.wait_for_function(
         "() => /kernel/i.test(document.querySelector('.rw-root .rw-message').textContent)",
-        timeout=30_000)
+        timeout=30_000,
+    )
     msg = page.locator(".rw-root .rw-message").text_content()
     assert "dead or restarted" in msg or "No reply from the kernel" in msg
