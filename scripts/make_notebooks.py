@@ -53,9 +53,50 @@ print("KL at positions before i:", eff.kl[:i])"""),
     print(f"{kind:>5} {site:>8} {cells}: changed outside the cone: "
           f"{np.count_nonzero(e.resid_delta[~e.reachable])}, inside max {e.resid_delta.max():.3g}")
     assert np.all(e.resid_delta[~e.reachable] == 0.0)"""),
-    ("code", """# the claim, checked
+    ("md", """## Twenty prompts, random cells
+
+One prompt proves little. Over 20 corpus prompts (Moby-Dick and State of the Union, 12 tokens),
+a random cell, kind and site each:"""),
+    ("code", """from residual_widgets import lecture as lec
+rng = np.random.default_rng(0)
+prompts = lec.prompt_ids(model, n=20, length=12)
+n_out, inside_max = [], []
+for ids in prompts:
+    s = rw.Session(model, ids)
+    kind = ["zero", "mean", "noise"][rng.integers(3)]
+    site = ["resid", "attn_out", "mlp_out"][rng.integers(3)]
+    cell = (int(rng.integers(0, 30)), int(rng.integers(1, 11)))
+    e = s.intervene(cell, kind=kind, site=site)
+    n_out.append(int(np.count_nonzero(e.resid_delta[~e.reachable])) + int(np.count_nonzero(e.kl[:cell[1]])))
+    inside_max.append(float(e.resid_delta[e.reachable].max()))
+print("changed cells outside the cone, per prompt:", n_out)
+print("largest change inside the cone:", lec.t_interval(np.log10(inside_max)), "(log10)")"""),
+    ("md", """## The control: a model that is *not* causal
+
+Would this measurement notice a leak? The same SmolLM2 weights, run with a bidirectional
+attention mask (`lecture.bidirectional`: every position reads every other). If the zeros above
+came from the tool rather than from causality, they would stay zero here."""),
+    ("code", """leak = []
+with lec.bidirectional(model):
+    for ids in prompts[:3]:
+        e = rw.Session(model, ids).ablate((10, 8))
+        left = e.resid_delta[11:, :8]          # above row 10 but left of position 8: outside the cone
+        leak.append((np.count_nonzero(left) / left.size, float(np.median(left)), float(e.kl[:8].max())))
+for frac, med, kl in leak:
+    print(f"bidirectional: {frac:.0%} of the cells above and left of (10, 8) changed, "
+          f"median {med:.3g}; max KL before position 8: {kl:.3g}")"""),
+    ("md", """## What this does not show
+
+* That the cone is *tight*: a cell inside it may be unchanged for a given prompt; "reachable"
+  is what the architecture allows, not what the model uses.
+* The zeros are a property of causal masking in this implementation; the bidirectional control
+  shows the measurement would detect a leak of the size a single attention layer produces."""),
+    ("code", """# the claims, checked
 assert np.all(outside == 0.0) and np.all(eff.kl[:i] == 0.0)
-assert inside.max() > 0.1"""),
+assert inside.max() > 0.1
+assert sum(n_out) == 0                                      # 20 prompts: exactly zero outside
+assert lec.t_interval(np.log10(inside_max)).lo > -2         # and a real effect inside
+assert all(frac == 1.0 and med > 1e-3 and kl > 0 for frac, med, kl in leak)  # control: a non-causal model leaks"""),
 ]
 
 NOTEBOOKS["depth_bound"] = [
@@ -185,9 +226,32 @@ first comparison, with equal shapes, is exactly zero."""),
 go.Figure(go.Bar(y=res["appended"], name="appended")).update_layout(
     title="prompt alone vs prompt + continuation: max |Δh| / max |h| per row (float rounding)",
     xaxis_title="row", yaxis_title="relative difference")"""),
-    ("code", """# the claim, checked
+    ("md", """## Twenty prompts, and the control
+
+Over 20 corpus prompts (8 tokens each, continued by their own next 6 tokens or by another
+prompt's; all 20 in one batched forward pass, `lecture.residuals`), and then the same check with a **bidirectional** attention mask
+(`lecture.bidirectional`) — a model for which a KV cache would be wrong. If the zeros came from
+the tool rather than from causal masking, the control would be zero too."""),
+    ("code", """from residual_widgets import lecture as lec
+ps = lec.prompt_ids(model, n=40, length=14)
+A = [ps[k] for k in range(20)]                                   # prefix + its own continuation
+B = [ps[k][:8] + ps[20 + k][8:14] for k in range(20)]            # prefix + another's continuation
+causal = (lec.residuals(model, A, batch=20)[:, :, :8] - lec.residuals(model, B, batch=20)[:, :, :8]).abs().amax(dim=(1, 2, 3))
+with lec.bidirectional(model):
+    bidir = (lec.residuals(model, A, batch=20)[:, :, :8] - lec.residuals(model, B, batch=20)[:, :, :8]).abs().amax(dim=(1, 2, 3))
+print("causal: max |difference| of the prefix's cells, per prompt:", causal.tolist())
+print("bidirectional control:", [round(float(x), 1) for x in bidir])"""),
+    ("md", """## What this does not show
+
+* That a real inference server's cache is bit-exact: batched kernels of a different shape round
+  differently (the "appended" comparison), which is arithmetic, not information flow.
+* The control uses the same weights with the mask changed; it shows the measurement detects
+  backward flow when the architecture allows it, not how a bidirectional model would behave."""),
+    ("code", """# the claims, checked
 assert np.all(res["other_suffix"] == 0.0)
-assert res["appended"].max() < 1e-4"""),
+assert res["appended"].max() < 1e-4
+assert causal.max() == 0.0                    # 20 prompts: bit-identical prefixes
+assert bidir.min() > 1.0                      # control: a bidirectional mask changes them"""),
 ]
 
 NOTEBOOKS["lookahead"] = [
@@ -360,11 +424,45 @@ print("row k+1 changed positions (mlp_out):", np.nonzero(mlp.resid_delta[k + 1])
 print("row k+1 changed positions (resid):  ", np.nonzero(res.resid_delta[k + 1])[0].tolist())
 mlp.figure(scale="log")"""),
     ("code", "res.figure(scale=\"log\")"),
+    ("md", """## Twenty prompts, and the hidden layer itself
+
+The claim is about the MLP's **hidden** activations. `lecture.ffn_hidden_ablation` zeroes the
+hidden vector (the input of the MLP's output projection) at `(k, i)`. Over 20 corpus prompts
+(12 tokens, a random block and position each) we count the positions of row `k + 1` that change.
+
+**The control:** the same measurement on a hypothetical MLP whose hidden layer mixes neighbouring
+positions (`hidden[j] += 0.5 · hidden[j − 1]`, clean and ablated runs alike). If the measurement
+could not see cross-position mixing, the control would also show one position."""),
+    ("code", """from residual_widgets import lecture as lec
+rng = np.random.default_rng(1)
+prompts = lec.prompt_ids(model, n=20, length=12)
+cells = [(int(rng.integers(0, 29)), int(rng.integers(1, 11))) for _ in prompts]
+hid = lec.ffn_hidden_ablation(model, prompts, cells)                 # [20, rows, positions]
+mix = lec.ffn_hidden_ablation(model, prompts, cells, mix=0.5)
+private = [np.nonzero(hid[n, k + 1])[0].tolist() == [i] for n, (k, i) in enumerate(cells)]
+mixed = [np.nonzero(mix[n, k + 1])[0].tolist() for n, (k, i) in enumerate(cells)]
+engine = []
+for ids, (k2, i2) in list(zip(prompts, cells))[:5]:                 # the engine agrees (5 prompts)
+    e = rw.Session(model, ids).ablate((k2, i2), site="mlp_out")
+    engine.append(np.nonzero(e.resid_delta[k2 + 1])[0].tolist() == [i2])
+print("hidden zeroed: only position i changes in row k+1 —", sum(private), "of 20 prompts")
+print("same through the engine's mlp_out site —", sum(engine), "of", len(engine))
+print("control (mixing hidden layer), changed positions in row k+1:", mixed[:5], "...")"""),
+    ("md", """## What this does not show
+
+* Privacy is of the hidden *state*, not of the information: what the MLP writes at `i` is read by
+  later positions one block later (the last assertion above), so an MLP's result can travel.
+* The 20-prompt check runs plain forward passes with hooks (`lecture.ffn_hidden_ablation`), an
+  implementation independent of the engine; the engine's `mlp_out` site agrees on 5 of them.
+* The mixing control is a modified model built for the check; it shows the measurement would see
+  cross-position mixing, not that any real MLP does it."""),
     ("code", """# the claim, checked
 assert np.nonzero(mlp.resid_delta[k + 1])[0].tolist() == [i]
 assert np.all(mlp.resid_delta[: k + 1] == 0.0)
 assert set(np.nonzero(res.resid_delta[k + 1])[0]) == set(range(i, sess.n_positions))
-assert mlp.resid_delta[k + 2, i + 1:].min() > 0     # one block later it has spread sideways"""),
+assert mlp.resid_delta[k + 2, i + 1:].min() > 0     # one block later it has spread sideways
+assert all(private) and all(engine)                  # 20 prompts: private, exactly
+assert all(i + 1 in m for m, (k, i) in zip(mixed, cells))   # control: a mixing hidden layer is caught"""),
 ]
 
 NOTEBOOKS["memory_vs_position"] = [

@@ -387,3 +387,93 @@ def interval_figure(x, curves: dict[str, Interval], *, title: str = "", xaxis: s
     fig.update_layout(title=title + f" (bands: {conf:.0%} interval over prompts)",
                       xaxis_title=xaxis, yaxis_title=yaxis, barmode="group")
     return fig
+
+
+# ---- controls: models where a structural claim must fail ---------------------------------------
+class bidirectional:
+    """Context manager: inside it, ``model`` attends **bidirectionally** (every position reads
+    every other; an all-True 4-D attention mask is passed to each forward). The control for the
+    causal claims: under it, cells outside the cone *do* change and appending tokens *does*
+    change earlier cells. Sessions must be created inside the block (their clean run too)::
+
+        with lec.bidirectional(model):
+            eff = rw.Session(model, prompt).ablate((n, i))     # outside the cone: not zero
+    """
+
+    def __init__(self, model):
+        from .models import load_model
+
+        self.lm = load_model(model)
+        self._handle = None
+
+    def _hook(self, mod, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if ids is None:
+            return None
+        P = ids.shape[-1]
+        kwargs = dict(kwargs)
+        kwargs["attention_mask"] = torch.ones(ids.shape[0], 1, P, P, dtype=torch.bool,
+                                              device=ids.device)
+        return args, kwargs
+
+    def __enter__(self):
+        self._handle = self.lm.hf.register_forward_pre_hook(self._hook, with_kwargs=True)
+        return self.lm
+
+    def __exit__(self, *exc):
+        self._handle.remove()
+        return False
+
+
+_DOWN_NAMES = ("down_proj", "c_proj", "fc2", "dense_4h_to_h", "fc_out", "w2")
+
+
+@torch.no_grad()
+def ffn_hidden_ablation(model, ids_list, cells, mix: float = 0.0) -> np.ndarray:
+    """Zero the MLP's *hidden* activation (the input of its output projection) of block ``k`` at
+    position ``i``, one ``(k, i)`` of ``cells`` per prompt of ``ids_list`` (equal lengths), and
+    return ``||Δh|| / ||h||`` at every residual cell ``[N, R, P]`` (two batched forwards).
+
+    ``mix > 0`` is the control: a hypothetical MLP whose hidden layer mixes neighbouring
+    positions (``hidden[j] += mix * hidden[j - 1]``, in the clean and the ablated run alike).
+    A private hidden state changes only ``(k + 1, i)`` in the row above; the mixing one also
+    changes ``(k + 1, i + 1)``."""
+    from . import metrics
+    from .models import _get, load_model
+
+    lm = load_model(model)
+    cells = [(int(k), int(i)) for k, i in cells]
+    if len(cells) != len(ids_list):
+        raise ValueError("give one (block, position) cell per prompt")
+    downs = {}
+    for k in {k for k, _ in cells} | (set(range(lm.n_layers)) if mix else set()):
+        mlp = _get(lm.hf, lm.mlp_write[k])
+        down = next((getattr(mlp, n) for n in _DOWN_NAMES if hasattr(mlp, n)), None)
+        if down is None:
+            raise ValueError(f"cannot find the output projection of {lm.mlp_write[k]} "
+                             f"(looked for {', '.join(_DOWN_NAMES)})")
+        downs[k] = down
+    ablate = {"on": False}
+
+    def pre_for(k):
+        rows = [n for n, (kk, _) in enumerate(cells) if kk == k]
+
+        def pre(mod, args):
+            h = args[0].clone()
+            if ablate["on"]:
+                for n in rows:
+                    h[n, cells[n][1]] = 0.0
+            if mix:
+                h[:, 1:] = h[:, 1:] + mix * h[:, :-1]
+            return (h,) + tuple(args[1:])
+        return pre
+
+    handles = [d.register_forward_pre_hook(pre_for(k)) for k, d in downs.items()]
+    try:
+        clean = residuals(lm, ids_list, batch=len(ids_list))
+        ablate["on"] = True
+        new = residuals(lm, ids_list, batch=len(ids_list))
+    finally:
+        for h in handles:
+            h.remove()
+    return metrics.resid_delta(new, clean).numpy()
