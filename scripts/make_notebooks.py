@@ -553,31 +553,90 @@ assert abs(far["content_other"].mean[mid]).max() < 0.1                   # the b
 ]
 
 NOTEBOOKS["patching_ioi"] = [
-    ("md", """# Activation patching, read as a cone
+    ("md", """# Activation patching, read as a cone — over 20 prompts
 
 The indirect-object task: "When Mary and John went to the store, John gave a drink to" →
-" Mary". The corrupted prompt swaps the second name, so the answer flips. Patching a cell from
-the clean run into the corrupted run and watching the logit difference recover shows *where* the
-answer-relevant information lives — and the cone shows where it can go from there."""),
+" Mary". The corrupted prompt swaps the second name ("…, Mary gave a drink to"), so the answer
+flips. Patching one cell from the clean run into the corrupted run and watching the logit
+difference recover shows *where* the answer-relevant information lives.
+
+**The skeptic:** one prompt's patching map is one sample; name frequencies, template wording and
+tokenization can make a cell look important by accident. So: 4 templates × 5 name pairs = 20
+prompt pairs, recovery normalised per pair (0 = corrupted, 1 = clean), averaged with 95%
+t-intervals, by **role** (the first name IO, the second name S1, the repeated name S2, the last
+token END) rather than absolute position. Rows 0, 5, …, 30 (the cone sweep on those cells)."""),
     ("code", SETUP + """
+from residual_widgets import lecture as lec
 model = rw.load_model("smollm2-135m")
-clean = "When Mary and John went to the store, John gave a drink to"
-corrupt = "When Mary and John went to the store, Mary gave a drink to"
-sess = rw.Session(model, corrupt, source=clean, logit_diff=(" Mary", " John"))
-atlas = sess.sweep(kind="patch")
-print("corrupted logit diff:", round(atlas.logit_diff_clean, 3))
-atlas.figure()"""),
-    ("code", """recovery = atlas.logit_diff - atlas.logit_diff_clean
-n, i = np.unravel_index(np.argmax(recovery), recovery.shape)
-print(f"best single cell: row {n}, pos {i} {sess.token_strings[i]!r}: logit diff "
-      f"{atlas.logit_diff_clean:.2f} → {atlas.logit_diff[n, i]:.2f}")
-sess.patch((int(n), int(i))).figure(scale="log")"""),
-    ("code", """S_pos = sess.token_strings.index(" Mary", 2)   # the swapped name
-early = recovery[:5, S_pos].max(); late_end = recovery[-5:, -1].max()
-print(f"patching the swapped name in early rows recovers {early:.2f}; the last position in late rows {late_end:.2f}")
-# the claim, checked: only cells at or after the swapped name matter, and patching them helps
-assert np.all(recovery[:, :S_pos] == 0.0)
-assert early > 1.0 and late_end > 1.0"""),
+templates = ["When {A} and {B} went to the store, {B} gave a drink to",
+             "When {A} and {B} got a snack at the park, {B} decided to give it to",
+             "Then, {A} and {B} had a long argument, and afterwards {B} said to",
+             "After {A} and {B} went to the office, {B} handed a report to"]
+pairs = [("Mary", "John"), ("Tom", "Anna"), ("James", "Sarah"), ("David", "Emma"), ("Paul", "Lisa")]
+rows = list(range(0, 31, 5))
+roles = ["IO", "S1", "S2", "END"]
+rec, ld_clean, ld_corrupt, same = [], [], [], []
+for t in templates:
+    for A, B in pairs:
+        clean = t.format(A=A, B=B)
+        corrupt = A.join(clean.rsplit(B, 1))                     # swap the repeated name
+        sess = rw.Session(model, corrupt, source=clean, logit_diff=(" " + A, " " + B))
+        ids_c, ids_s = sess.ids, sess.source_ids
+        s2 = next(j for j in range(len(ids_c)) if ids_c[j] != ids_s[j])
+        io = ids_s.index(sess.token_pair((" " + A, " " + B))[0])
+        s1 = ids_s.index(sess.token_pair((" " + A, " " + B))[1])
+        pos = [io, s1, s2, len(ids_c) - 1]
+        src_lp = sess.source.logits[-1].log_softmax(-1)
+        good, bad = sess.default_pair
+        lc = float(src_lp[good] - src_lp[bad])
+        # IO and S1 come before S2: their residuals are identical in both runs, so patching them
+        # writes the same values (exactly zero recovery); sweep only S2 and END
+        same.append(float((sess.clean.resid[:, :s2] - sess.source.resid[:, :s2]).abs().max()))
+        atlas = sess.sweep(kind="patch", rows=rows, positions=pos[2:], keep_maps=False)
+        l0 = atlas.logit_diff_clean                               # the corrupted run's value
+        r = np.zeros((len(rows), 4))
+        r[:, 2:] = (atlas.logit_diff[np.ix_(rows, pos[2:])] - l0) / (lc - l0)
+        rec.append(r)
+        ld_clean.append(lc); ld_corrupt.append(l0)
+rec = np.array(rec)                                               # [20 pairs, rows, roles]
+print("logit diff, clean:", lec.t_interval(ld_clean), " corrupted:", lec.t_interval(ld_corrupt))"""),
+    ("code", """iv = lec.t_interval(rec)
+import plotly.graph_objects as go
+text = [[f"{iv.mean[r, c]:.2f}<br>[{iv.lo[r, c]:.2f}, {iv.hi[r, c]:.2f}]" for c in range(4)] for r in range(len(rows))]
+go.Figure(go.Heatmap(z=iv.mean, x=roles, y=[f"row {r}" for r in rows], text=text,
+                     texttemplate="%{text}", colorscale="RdBu", zmid=0,
+                     colorbar=dict(title="recovery"))).update_layout(
+    title="mean recovery over 20 prompt pairs [95% interval]", height=520, width=620)"""),
+    ("code", """print("IO, S1: max |clean - corrupted| of every residual before S2, over 20 pairs:", max(same))
+print("recovery by row and role: mean [95% interval] over the 20 pairs")
+for a, r in enumerate(rows):
+    print(f"row {r:>2}: " + "  ".join(f"{roles[c]} {iv.mean[a, c]:+.2f} [{iv.lo[a, c]:+.2f},{iv.hi[a, c]:+.2f}]"
+                                      for c in range(4)))
+consistent = [(rows[a], roles[c]) for a in range(len(rows)) for c in range(4) if iv.lo[a, c] > 0.3]
+print("cells that matter consistently (interval above 0.3):", consistent)"""),
+    ("md", """**Reading it.** The information that decides the answer sits at the **repeated name (S2)** in
+the early and middle rows and moves to the **last position (END)** in the late rows; the
+crossover between them is where attention moves it (the cone: patching S2 low lets the later
+rows at END recompute it). IO and S1 recover exactly nothing: their residuals are identical in
+the clean and corrupted prompts (the prompts differ only from S2 on — checked, max difference
+0.0), so patching them writes the same values: a built-in control, and no sweep is spent on them.
+
+## What this does not show
+
+* Which heads move the information (patch `attn_out` per block or per head for that); a row
+  here is the whole residual.
+* Recovery of a logit difference by a single residual cell can exceed 1 or go negative; the
+  intervals are over 20 prompt pairs from 4 templates and 10 names of one tokenizer, not over
+  the space of English sentences.
+* The corrupted prompt changes the name at S2 only; other corruptions (a third name, a shuffled
+  prefix) can locate different cells."""),
+    ("code", """# the claims, checked on 95% intervals over 20 prompt pairs
+assert lec.t_interval(np.array(ld_clean) - np.array(ld_corrupt)).lo > 2     # the swap flips the answer
+assert max(same) == 0.0                                   # IO, S1: identical in both runs -> exactly 0
+S2, END = 2, 3
+assert iv.lo[0, S2] > 0.8 and iv.lo[-1, END] > 0.8        # S2 early, END late: consistently
+assert iv.hi[-1, S2] < 0.2 and iv.hi[0, END] < 0.2        # and not the other way round
+assert (rows[0], "S2") in consistent and (rows[-1], "END") in consistent"""),
 ]
 
 

@@ -240,3 +240,28 @@ def test_batched_zero_ablations_equal_single_interventions(family):
             assert np.all(out["kl"][n, k, :p] < 1e-6)
     with pytest.raises(ValueError, match="bad spec"):
         lec.zero_ablation_kl(lm, ids, [("resid", 3, 0)])
+
+
+def test_bidirectional_control_leaks_and_is_removed_afterwards():
+    lm = tiny_lm("llama")
+    ids = random_ids(8, lm.vocab_size, seed=1)
+    with lec.bidirectional(lm):
+        eff = rw.Session(lm, ids).ablate((1, 4))
+    assert np.count_nonzero(eff.resid_delta[2:, :4]) == 8          # outside the cone: changed
+    eff = rw.Session(lm, ids).ablate((1, 4))
+    assert np.all(eff.resid_delta[~eff.reachable] == 0.0)        # hook gone
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_ffn_hidden_is_private_and_the_mixing_control_is_caught(family):
+    lm = tiny_lm(family)
+    ids = [random_ids(8, lm.vocab_size, seed=s) for s in range(3)]
+    cells = [(0, 2), (1, 5), (2, 3)]
+    hid = lec.ffn_hidden_ablation(lm, ids, cells)
+    mix = lec.ffn_hidden_ablation(lm, ids, cells, mix=0.5)
+    for n, (k, i) in enumerate(cells):
+        assert np.all(hid[n, : k + 1] == 0.0)
+        assert np.nonzero(hid[n, k + 1])[0].tolist() == [i]
+        assert i + 1 in np.nonzero(mix[n, k + 1])[0].tolist()
+    with pytest.raises(ValueError, match="one"):
+        lec.ffn_hidden_ablation(lm, ids, cells[:2])
