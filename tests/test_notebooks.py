@@ -30,3 +30,18 @@ def test_every_lecture_notebook_is_present():
     want = {"quickstart", "causal_cone", "depth_bound", "kv_cache", "lookahead", "ffn_hidden",
             "memory_vs_position", "patching_ioi"}
     assert want <= {Path(n).stem for n in NOTEBOOKS}
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_states_its_limits_and_ends_with_assertions(name):
+    nb = nbformat.read(EXAMPLES / name, as_version=4)
+    md = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    assert any("What this does not show" in s for s in md), name
+    last = [c for c in nb.cells if c.cell_type == "code"][-1].source
+    assert "assert" in last, name
+
+
+def test_the_lecture_index_lists_every_notebook():
+    index = (EXAMPLES / "README.md").read_text()
+    for name in NOTEBOOKS:
+        assert f"`{Path(name).stem}`" in index, name
