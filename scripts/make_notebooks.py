@@ -645,6 +645,8 @@ def build(name: str, cells) -> nbf.NotebookNode:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src)
                 for kind, src in cells]
+    for k, cell in enumerate(nb.cells):       # stable ids: regenerating changes nothing
+        cell["id"] = f"{name}-{k}"
     return nb
 
 
