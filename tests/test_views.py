@@ -111,7 +111,7 @@ def test_position_content_keeps_a_planted_per_prompt_direction_as_content():
 
 def test_position_content_position_part_and_inputs():
     x = torch.randn(10, 2, 6, 16)
-    x[:, 1] += 5.0 * torch.randn(1, 6, 16)                      # same vector per position, all prompts
+    x[:, 1] += 5.0 * torch.randn(1, 6, 16)          # one vector per position, in every prompt
     pc = views.position_content(x, first=0, massive_dims=[])
     assert pc.energy[1, 1] > 0.8 and pc.energy[0, 1] < 0.2
     assert pc.massive_dims.tolist() == [] and pc.distance.tolist() == [1, 2, 3, 4, 5]

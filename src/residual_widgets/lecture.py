@@ -40,7 +40,7 @@ def load_prompts(source: str = "both", n: int | None = None) -> list[str]:
     (alternating, Moby-Dick first). ``n``: the first ``n`` of them (all 64 / 128 if ``None``)."""
     data = json.loads(PROMPTS_FILE.read_text())
     if source == "both":
-        out = [p for pair in zip(data["moby_dick"], data["sotu"]) for p in pair]
+        out = [p for pair in zip(data["moby_dick"], data["sotu"], strict=True) for p in pair]
     elif source in SOURCES:
         out = list(data[source])
     else:
