@@ -91,3 +91,21 @@ def test_the_self_check_refuses_an_argument_sliced_wrongly(monkeypatch):
     monkeypatch.setattr(st, "_slice_seq", unsliced)
     with pytest.raises(st.UnsupportedStepping, match="suffix error"):
         st.Stepper(lm, sess.ids, sess.clean.resid, sess.clean.logits)
+
+
+@pytest.mark.parametrize("site", ["resid", "attn_out", "mlp_out"])
+def test_cells_reaching_only_their_own_position_are_exact_elsewhere(site):
+    """A top-row residual cell, or the last block's write, reaches only its own final position:
+    everywhere else the cone sweep's KL and Δlog p are exactly 0 and the logit difference is
+    exactly the clean one (not the ~1e-6 noise of unembedding the clean residual again)."""
+    lm = tiny_lm("llama")
+    sess = rw.Session(lm, PROMPT, logit_diff=(" Mary", " John"))
+    top = sess.n_layers if site == "resid" else sess.n_layers - 1
+    atlas = sess.sweep(kind="zero", site=site, rows=[top], method="cone")
+    P = sess.n_positions
+    for i in range(P):
+        assert np.all(atlas.kl[top, i, i + 1:] == 0.0), (site, i)
+        assert np.all(atlas.logprob_delta[top, i, i + 1:] == 0.0), (site, i)
+        if i < P - 1:
+            assert atlas.logit_diff[top, i] == atlas.logit_diff_clean, (site, i)
+    assert atlas.kl[top, :, :].diagonal().min() > 0          # its own position does change

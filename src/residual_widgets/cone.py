@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import metrics
+from . import grid, metrics
 from .effects import Atlas
 from .models import _get
 from .stepper import Stepper
@@ -93,7 +93,7 @@ def cone_group(sess, stepper: Stepper, atlas: Atlas, cells, kind, site, pair, wo
         states = out
         if len(states):
             maps[:len(states), k + 1, i:] = metrics.resid_delta(states, clean[k + 1, i:]).numpy()
-    _finish(sess, atlas, [(n, i) for n, _ in live], states, maps, pair, work_budget)
+    _finish(sess, atlas, [(n, i) for n, _ in live], site, states, maps, pair, work_budget)
 
 
 def _layer_with_write(stepper, lm, site, k, states, i, new_by_batch: dict):
@@ -115,9 +115,16 @@ def _layer_with_write(stepper, lm, site, k, states, i, new_by_batch: dict):
         h.remove()
 
 
-def _finish(sess, atlas, cells, final, maps, pair, work_budget):
-    """Unembed ``final`` ``[A, q, d]`` in chunks and fill the atlas for ``cells``."""
+def _finish(sess, atlas, cells, site, final, maps, pair, work_budget):
+    """Unembed ``final`` ``[A, q, d]`` in chunks and fill the atlas for ``cells``.
+
+    Positions whose final residual lies outside a cell's cone (a top-row cell, or the last
+    block's write, reaches only its own position) are exactly clean, but unembedding them again
+    would give float noise (~1e-6) against the clean run's logits: their KL and Δlog p are set
+    to exact zeros and, when the last position is among them, the logit difference to the clean
+    value."""
     lm, i = sess.model, cells[0][1]
+    L, P = sess.n_layers, sess.n_positions
     clean_lp = sess.clean_logprobs[i:]                          # [q, V]
     neg_ent = (clean_lp.exp() * clean_lp).sum(-1)
     q, V = clean_lp.shape
@@ -129,8 +136,13 @@ def _finish(sess, atlas, cells, final, maps, pair, work_budget):
         kl = metrics.kl_from_logits_fast(clean_lp, neg_ent, logits, lse)
         old = clean_lp[torch.arange(len(nxt)), nxt]
         for b in range(logits.shape[0]):
+            cell = cells[a0 + b]
+            out = torch.as_tensor(grid.reachable_mask([cell], L, P, site)[L, i:])   # [q]
             new = logits[b, torch.arange(len(nxt)), nxt] - lse[b, :len(nxt)]
-            atlas.store(cells[a0 + b], kl=kl[b].numpy(), logprob_delta=(new - old).numpy(),
-                        resid_delta=maps[a0 + b],
-                        logit_diff=(float(logits[b, -1, pair[0]] - logits[b, -1, pair[1]])
-                                    if pair is not None else None), start=i)
+            ld = None
+            if pair is not None:
+                ld = (float(logits[b, -1, pair[0]] - logits[b, -1, pair[1]]) if out[-1]
+                      else atlas.logit_diff_clean)
+            atlas.store(cell, kl=torch.where(out, kl[b], 0.0).numpy(),
+                        logprob_delta=torch.where(out[:-1], new - old, 0.0).numpy(),
+                        resid_delta=maps[a0 + b], logit_diff=ld, start=i)
