@@ -180,7 +180,24 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
     clearBtn,
   );
 
+  // what needs a kernel: disabled on the saved page (its `page` trait), with the reason as title
+  const needKernel: [HTMLElement & { disabled: boolean }, string][] = [
+    kind.sel,
+    site.sel,
+    source,
+    good,
+    bad,
+    sweepBtn,
+    cancelBtn,
+  ].map((c) => [c, c.title || c.parentElement?.title || ""]);
+
   const sync = () => {
+    const page = model.get("page") ?? null;
+    el.classList.toggle("rw-nokernel", !!page);
+    for (const [c, title] of needKernel) {
+      c.disabled = !!page;
+      c.title = page ? page.kernel : title;
+    }
     kind.sel.value = model.get("kind");
     site.sel.value = model.get("site");
     metric.sel.value = model.get("metric");
@@ -195,8 +212,8 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
     if (document.activeElement !== good) good.value = pair[0] ?? "";
     if (document.activeElement !== bad) bad.value = pair[1] ?? "";
     const prog = model.get("progress") ?? {};
-    cancelBtn.disabled = !prog.running;
-    sweepBtn.disabled = !!prog.running;
+    cancelBtn.disabled = !!page || !prog.running;
+    sweepBtn.disabled = !!page || !!prog.running;
   };
   return { el, sync };
 }

@@ -5,6 +5,7 @@
  *   header    prompt (as text) · status
  *             (the control bar goes here: controls.ts, inserted by widget.ts)
  *   progress  sweep progress bar + its text
+ *   note      the saved page only: what it holds, what needs a kernel
  *   message   kernel errors / disconnection, in words
  *   panels    [map: output strip + downstream map + legends]  [lecture: profile | similarity]
  *             [overview: one value per source cell]
@@ -32,6 +33,8 @@ export interface Dom {
   header: { el: HTMLDivElement; prompt: HTMLSpanElement; status: HTMLSpanElement };
   progress: { el: HTMLDivElement; bar: HTMLProgressElement; text: HTMLSpanElement };
   message: HTMLDivElement;
+  /** What the saved page holds and what needs a kernel (hidden in a notebook). */
+  note: HTMLDivElement;
   panels: HTMLDivElement;
   map: LegendPanel;
   overview: LegendPanel;
@@ -45,6 +48,11 @@ export const HELP =
   "Hover a cell to preview its map from the sweep · click to intervene (pin) · shift-click or Space to add to the set · " +
   "arrows move the cursor, Enter pins, Esc drops · Shift+Enter runs the cell · hatched = unreachable (exactly 0)";
 
+/** The help line of the saved page (no kernel). */
+export const PAGE_HELP =
+  "Hover a cell of the overview (or of the map, once nothing is pinned: Clear) to see its map from the saved sweep · " +
+  "click a swept cell to pin it · arrows move the cursor, Enter pins, Esc drops · hatched = unreachable (exactly 0)";
+
 /** Build the skeleton, everything but the control bar appended to `root` (in order). */
 export function buildDom(css: string): Dom {
   const style = h("style");
@@ -57,6 +65,8 @@ export function buildDom(css: string): Dom {
   progress.el.append(progress.bar, progress.text);
   const message = h("div", "rw-message");
   message.setAttribute("role", "alert");
+  const note = h("div", "rw-page-note");
+  note.style.display = "none";
   const panels = h("div", "rw-panels");
   const map = legendPanel(panel("rw-map", "Downstream effect"));
   const overview = legendPanel(panel("rw-overview", "Overview: which cells matter"));
@@ -64,8 +74,8 @@ export function buildDom(css: string): Dom {
   panels.append(map.panel, lecture.panel, overview.panel);
   const tooltip = h("div", "rw-tooltip");
   const help = h("div", "rw-help", HELP);
-  root.append(style, header.el, progress.el, message, panels, help, tooltip);
-  return { style, root, header, progress, message, panels, map, overview, lecture, tooltip, help };
+  root.append(style, header.el, progress.el, note, message, panels, help, tooltip);
+  return { style, root, header, progress, message, note, panels, map, overview, lecture, tooltip, help };
 }
 
 function panel(cls: string, title: string): Panel {

@@ -10,6 +10,8 @@ import type { Cell } from "./heatmap";
 export interface Lens {
   clean: [string, number][];
   intervened: [string, number][] | null;
+  /** What the host says about this lens (the saved page: "not recorded …"), if anything. */
+  note?: string;
 }
 
 /** Cache key of `cell`'s lens under effect `effectId` (null: the clean run). */
@@ -48,6 +50,7 @@ export class LensCache {
     this.cache.set(key, {
       clean: msg.clean as [string, number][],
       intervened: (msg.intervened as [string, number][]) ?? null,
+      note: typeof msg.note === "string" ? msg.note : undefined,
     });
     return key;
   }

@@ -75,7 +75,8 @@ export function mapSubtitle(shown: Shown, effect: EffectData | null, atlas: Atla
   const what =
     shown.mode === "effect"
       ? `pinned ${shown.cells.map(([r, c]) => `(${r}, ${c})`).join(" ")} · ${effect?.kind} @ ${effect?.site}` +
-        (effect?.logitDiff != null ? ` · logit diff ${fmt(effect.logitDiff)}` : "")
+        (effect?.logitDiff != null ? ` · logit diff ${fmt(effect.logitDiff)}` : "") +
+        (effect?.fromSweep ? " · from the saved sweep" : "")
       : shown.mode === "atlas"
         ? `preview from sweep: (${shown.cells[0][0]}, ${shown.cells[0][1]}) · ${atlas?.kind} @ ${atlas?.site}`
         : "hover the overview or click a cell";

@@ -10,6 +10,9 @@
  *     total_kl: f32[S, P], logit_diff: f32[S, P] | null, done: bool[S, P], clean_logit_diff,
  *     method: "cone"|"batch"|"loop", slow_path: why the cone was refused ("" if it was not)}`
  *   where S = R source rows for the residual site and S = L = R-1 blocks for attn_out/mlp_out.
+ *   The saved page (`_payloads.page_atlas_payload`) may keep only some cells' maps: then
+ *   `resid_delta` is `f16[K, R, P]` and `map_index: i32[S, P]` says which map is whose (-1: none,
+ *   storage "subset"); it also carries `logprob_delta: f32|f16[S, P, P-1]` (or null).
  *
  * `currentMap` decides: an atlas preview (hovered source cell whose sweep entry is done) wins,
  * then the pinned effect, else nothing.
@@ -28,6 +31,8 @@ export interface EffectData {
   logprob: NDArray | null;
   reach: NDArray | null;
   logitDiff: number | null;
+  /** Rebuilt from the saved sweep by the saved page (offline.ts), not computed by a kernel. */
+  fromSweep: boolean;
 }
 
 export interface AtlasData {
@@ -36,9 +41,14 @@ export interface AtlasData {
   complete: boolean;
   /** null when the sweep kept summaries only (storage "summary"): maps come from clicks. */
   resid: NDArray | null;
-  /** "float32" | "float16" | "summary": how the kernel kept the maps within memory. */
+  /** `[S, P]` index into `resid` (`[K, R, P]`), -1 where no map was kept; null: `resid` is
+   * `[S, P, R, P]`. */
+  index: NDArray | null;
+  /** "float32" | "float16" | "subset" | "summary": how the maps were kept within memory. */
   storage: string;
   kl: NDArray | null;
+  /** `[S, P, P-1]` Δlog p of every source cell, when sent (the saved page), else null. */
+  logprob: NDArray | null;
   totalKl: NDArray;
   logitDiff: NDArray | null;
   done: NDArray;
@@ -61,6 +71,7 @@ export function decodeEffect(raw: Payload | null | undefined): EffectData | null
     logprob: decodeMaybe(raw.logprob_delta),
     reach: decodeMaybe(raw.reachable),
     logitDiff: num(raw.logit_diff),
+    fromSweep: raw.from_sweep === true,
   };
 }
 
@@ -71,8 +82,10 @@ export function decodeAtlas(raw: Payload | null | undefined): AtlasData | null {
     site: str(raw.site, "resid") as Site,
     complete: !!raw.complete,
     resid: decodeMaybe(raw.resid_delta),
+    index: decodeMaybe(raw.map_index),
     storage: str(raw.storage, isEncoded(raw.resid_delta) ? "float32" : "summary"),
     kl: decodeMaybe(raw.kl),
+    logprob: decodeMaybe(raw.logprob_delta),
     totalKl: decode(raw.total_kl),
     logitDiff: decodeMaybe(raw.logit_diff),
     done: decode(raw.done),
@@ -97,12 +110,19 @@ export interface Shown {
   id: string | null;
 }
 
-/** Is the atlas entry for source cell `c` finished? */
-/** Whether the atlas holds the downstream map of source cell `c` (false for a summary atlas). */
+/** Whether the atlas holds the downstream map of source cell `c` (false for a summary atlas,
+ * and for the cells of a subset atlas whose maps were not kept). */
 export function atlasHas(a: AtlasData | null, c: Cell | null): boolean {
   if (!a || !c || !a.resid) return false;
   const [S, P] = a.done.shape;
-  return c[0] >= 0 && c[0] < S && c[1] >= 0 && c[1] < P && !!a.done.data[c[0] * P + c[1]];
+  if (!(c[0] >= 0 && c[0] < S && c[1] >= 0 && c[1] < P && !!a.done.data[c[0] * P + c[1]])) return false;
+  return !a.index || a.index.data[c[0] * P + c[1]] >= 0;
+}
+
+/** The `[R, P]` downstream map of source cell `c` (a view into the atlas), or null. */
+export function atlasMap(a: AtlasData | null, c: Cell): Float32Array | Uint8Array | Int32Array | null {
+  if (!a?.resid || !atlasHas(a, c)) return null;
+  return a.index ? block2d(a.resid, [a.index.data[c[0] * a.done.shape[1] + c[1]]]) : block2d(a.resid, c);
 }
 
 function toF32(x: ArrayLike<number>): Float32Array {
@@ -127,11 +147,14 @@ export function currentMap(s: {
   cols: number;
 }): Shown {
   const { effect, atlas, preview, rows, cols } = s;
-  if (atlas?.resid && preview && atlasHas(atlas, preview)) {
-    const values = toF32(block2d(atlas.resid, preview));
+  const map = preview ? atlasMap(atlas, preview) : null;
+  if (atlas && preview && map) {
+    const values = toF32(map);
     let strip: Float32Array | null = null;
     let note = "";
     if (s.metric === "kl" && atlas.kl) strip = toF32(row1d(atlas.kl, preview)).slice();
+    else if (s.metric !== "kl" && atlas.logprob)
+      strip = stripFrom({ data: row1d(atlas.logprob, preview), shape: [] }, cols);
     else note = s.metric === "kl" ? "KL per position not in atlas" : "Δlog p: click to compute";
     return {
       mode: "atlas",
@@ -199,7 +222,7 @@ export function slowPathNote(a: AtlasData | null): string {
 /** What the progress line says about how the sweep's maps were kept within memory. */
 export function storageNote(a: AtlasData | null): string {
   if (!a || a.storage === "float32") return "";
-  return a.storage === "float16"
-    ? " · maps kept as float16 to fit memory"
-    : " · summary only (maps too large for memory): hover shows none, click computes one";
+  if (a.storage === "float16") return " · maps kept as float16 to fit memory";
+  if (a.storage === "subset") return " · maps of the most important cells only (float16)";
+  return " · summary only (maps too large for memory): hover shows none, click computes one";
 }

@@ -5,7 +5,7 @@
  */
 
 import type { Controls } from "./controls";
-import { type Dom, type Say, showing } from "./dom";
+import { type Dom, HELP, PAGE_HELP, type Say, showing } from "./dom";
 import { decodeFirstReached, decodeProfile, decodeSimilarity } from "./lecture";
 import { decodeAtlas, decodeEffect, slowPathNote, storageNote } from "./mapstate";
 import type { Local, Painter } from "./painter";
@@ -27,7 +27,17 @@ export interface SyncDeps {
 
 type Msg = { type?: string; id?: string; [k: string]: unknown };
 
-const HEADER = ["status", "remote_status", "progress", "prompt", "model_name", "kind", "source_prompt", "logit_pair"];
+const HEADER = [
+  "status",
+  "remote_status",
+  "progress",
+  "prompt",
+  "model_name",
+  "kind",
+  "source_prompt",
+  "logit_pair",
+  "page",
+];
 const REDRAW = ["metric", "scale", "overview_metric", "tokens", "n_rows", "site", "view", "view_row"];
 
 /** Load the model's current state, paint, and follow its changes; `dispose` stops following. */
@@ -44,7 +54,12 @@ export function syncModel({ m, t, dom, local, painter, req, say, controls, tip }
     progress.bar.max = Math.max(1, total);
     progress.bar.value = p.done || 0;
     const state = p.running ? "" : p.cancelled ? " (cancelled)" : "";
-    progress.text.textContent = total ? `sweep ${p.done}/${total}${state}${storageNote(local.atlas)}` : "";
+    const page = t.page();
+    const kept = page ? "" : storageNote(local.atlas); // the saved page says it in its note
+    progress.text.textContent = total ? `sweep ${p.done}/${total}${state}${kept}` : "";
+    dom.note.style.display = page ? "" : "none";
+    dom.note.textContent = page ? `Saved page, no kernel. ${page.note} ${page.kernel}` : "";
+    dom.help.textContent = page ? PAGE_HELP : HELP;
     controls.sync();
   }
   const onEffect = () => {

@@ -77,6 +77,10 @@ export function fillTooltip(
     tip.append(h("div", "rw-sub", "logit lens: asking the kernel…"));
     return;
   }
+  if (!lens.clean.length) {
+    tip.append(h("div", "rw-sub", lens.note ?? "logit lens: none"));
+    return;
+  }
   const t = h("table");
   const hr = h("tr");
   hr.append(
@@ -99,4 +103,5 @@ export function fillTooltip(
     t.append(tr);
   }
   tip.append(t);
+  if (lens.note) tip.append(h("div", "rw-sub", lens.note));
 }

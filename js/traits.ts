@@ -36,7 +36,15 @@ export type Traits = {
   view_row: number;
   profile: Payload | null;
   similarity: Payload | null;
+  /** Set only by the saved page's host (page.ts), never by the kernel: there is no kernel.
+   * `note`: what the page holds; `kernel`: what would need one (the disabled controls say it). */
+  page?: PageInfo | null;
 };
+
+export interface PageInfo {
+  note: string;
+  kernel: string;
+}
 
 export type Model = AnyModel<Traits>;
 
@@ -48,6 +56,8 @@ export interface Reads {
   view(): string;
   /** The pinned cells, as synced. */
   selection(): Cell[];
+  /** The saved page's facts (no kernel), or null in a notebook. */
+  page(): PageInfo | null;
 }
 
 export function reads(m: Model): Reads {
@@ -59,5 +69,6 @@ export function reads(m: Model): Reads {
     site: () => (m.get("site") || "resid") as Site,
     view: () => m.get("view") || "map",
     selection: () => (m.get("selection") ?? []).map((c) => [c[0], c[1]] as Cell),
+    page: () => m.get("page") ?? null,
   };
 }

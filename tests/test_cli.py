@@ -31,11 +31,31 @@ def run(*args):
                                "PYTHONPATH": ":".join(sys.path)})
 
 
-def test_ablate_writes_html_with_the_effect(model_dir, tmp_path):
+def test_ablate_writes_the_explorable_page(model_dir, tmp_path):
+    """--out: the widget page with the effect (and its logit lens) embedded, nothing fetched."""
+    from residual_widgets._export import read_page
+
     out = tmp_path / "effect.html"
     r = run("ablate", "--model", model_dir, "--prompt", PROMPT, "--cell", "1,3", "--out", out)
     assert r.returncode == 0, r.stderr
     assert "total KL" in r.stdout and "KL per position" in r.stdout
+    html = out.read_text()
+    assert "https://" not in html and "plotly" not in html.lower()
+    t = read_page(html)["traits"]
+    sess = rw.Session(rw.load_model(str(model_dir)), PROMPT)
+    eff = sess.ablate((1, 3))
+    assert t["selection"] == [[1, 3]] and t["atlas"] is None and "no sweep" in t["page"]["note"]
+    np.testing.assert_allclose(t["effect"]["resid_delta"], eff.resid_delta, rtol=1e-6)
+    assert t["tokens"] == sess.token_strings
+    assert read_page(html)["lens"]["clean"]["2,3"] == [[s, pytest.approx(p)] for s, p in
+                                                     sess.logit_lens((2, 3))]
+
+
+def test_ablate_plotly_writes_the_figure(model_dir, tmp_path):
+    out = tmp_path / "effect.html"
+    r = run("ablate", "--model", model_dir, "--prompt", PROMPT, "--cell", "1,3", "--out", out,
+            "--plotly")
+    assert r.returncode == 0, r.stderr
     html = out.read_text()
     assert "plotly" in html.lower()
     eff = rw.Session(rw.load_model(str(model_dir)), PROMPT).ablate((1, 3))
@@ -66,7 +86,16 @@ def test_sweep_summary_and_html(model_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "cells that matter most (logit diff)" in r.stdout and "clean logit diff" in r.stdout
     assert "cells" in r.stderr  # the progress bar
-    assert out.exists() and out.stat().st_size > 10_000
+    from residual_widgets._export import read_page
+
+    t = read_page(out.read_text())["traits"]
+    sess = rw.Session(rw.load_model(str(model_dir)), PROMPT)
+    atlas = sess.sweep(logit_diff=(" Mary", " John"))
+    assert t["atlas"]["storage"] == "float16" and t["logit_pair"] == [" Mary", " John"]
+    np.testing.assert_allclose(t["atlas"]["resid_delta"], atlas.resid_delta, rtol=1e-3, atol=1e-7)
+    np.testing.assert_allclose(t["atlas"]["logit_diff"], atlas.logit_diff, rtol=1e-5, atol=1e-6)
+    drop = np.abs(atlas.logit_diff - atlas.logit_diff_clean)
+    assert t["selection"] == [list(np.unravel_index(np.argmax(drop), drop.shape))]
 
 
 @pytest.mark.parametrize("args,code,msg", [
@@ -124,3 +153,15 @@ def test_remote_run_against_a_server(model_dir, tmp_path, monkeypatch, capsys):
                        "--remote", srv.url])
         err = capsys.readouterr().err
         assert rc == 1 and "refused the API key" in err and key not in err
+
+
+def test_demo_writes_the_explorable_page(model_dir, tmp_path):
+    """python -m residual_widgets.demo --out: the sweep and its most important cell, pinned."""
+    from residual_widgets import demo
+    from residual_widgets._export import read_page
+
+    out = tmp_path / "demo.html"
+    assert demo.main(["--model", str(model_dir), "--prompt", PROMPT, "--out", str(out)]) == 0
+    t = read_page(out.read_text())["traits"]
+    assert t["atlas"]["storage"] == "float16" and len(t["selection"]) == 1
+    assert t["overview_metric"] == "logit_diff" and t["page"]["note"].startswith("It holds")

@@ -425,3 +425,65 @@ def test_real_engine_views_and_figures():
     assert w.current_effect.kind == "knockout" and w.current_atlas.kind == "knockout"
     assert w.atlas["done"]["shape"] == [2, w.session.n_positions]
     w.close()
+
+
+def test_save_html_interactive_embeds_the_engines_numbers(tmp_path):
+    """save_html(interactive=True): the saved page holds the traits, the sweep's maps as float16,
+    the lecture views and the logit lens of every cell, all equal to the engine's; it inlines
+    the front end and fetches nothing."""
+    import residual_widgets as rw
+    from residual_widgets import views
+    from residual_widgets._export import read_page
+    from residual_widgets.explore import explore
+    from residual_widgets.tiny import tiny_model
+
+    hf, tok = tiny_model("gpt2", n_layers=2)
+    w = explore("When Mary and John went", model=rw.load_model(hf, tok), cell=(1, 2),
+                logit_diff=(" Mary", " John"))
+    w.send = lambda *a, **k: None
+    w.wait()
+    w.view, w.scale = "profile", "log"
+    html = w.save_html(tmp_path / "page.html", interactive=True).read_text()
+    assert "<script type='module'>" in html and "https://" not in html
+    state = read_page(html)
+    t, lens = state["traits"], state["lens"]
+    sess, atlas, eff = w.session, w.current_atlas, w.current_effect
+    assert (t["view"], t["scale"], t["selection"]) == ("profile", "log", [[1, 2]])
+    assert t["tokens"] == sess.token_strings and t["n_rows"] == sess.n_rows
+    np.testing.assert_array_equal(t["atlas"]["resid_delta"], atlas.resid_delta.astype(np.float16))
+    np.testing.assert_array_equal(t["atlas"]["kl"], atlas.kl)
+    np.testing.assert_array_equal(t["effect"]["resid_delta"], eff.resid_delta)
+    np.testing.assert_array_equal(t["similarity"]["sim"], views.similarity(sess.clean.resid)[0])
+    np.testing.assert_allclose(t["profile"]["mean"][1], views.future_profile(atlas.kl, 1).value)
+    assert lens["effect_id"] == t["effect"]["id"]
+    assert len(lens["clean"]) == sess.n_rows * sess.n_positions
+    for cell in [(0, 0), (2, 4)]:
+        key = f"{cell[0]},{cell[1]}"
+        assert lens["clean"][key] == [[s, pytest.approx(p, abs=1e-6)]
+                                      for s, p in sess.logit_lens(cell)]
+        assert lens["intervened"][key] == [[s, pytest.approx(p, abs=1e-6)]
+                                           for s, p in sess.logit_lens(cell, effect=eff)]
+    assert "all 15 swept source cells as float16" in t["page"]["note"]
+    w.close()
+
+
+def test_bundle_needs_no_jupyterlab():
+    """The bundle is plain ESM (``export default {render}``, no run-time imports, no AMD or
+    CommonJS loader), every ``--jp-*`` CSS variable has a fallback, and the JupyterLab pieces it
+    reads (the widget manager's kernel, the theme attribute) are optional; so the same file works
+    in hosts without JupyterLab (VS Code, Colab, marimo, the saved page)."""
+    import re
+
+    from residual_widgets.widget import _ESM
+
+    if not _ESM.exists():
+        pytest.skip("the front end is not built")
+    js = _ESM.read_text("utf-8")
+    assert re.search(r"export\s*\{\s*\w+ as default\s*\}\s*;?\s*$", js)
+    assert not re.search(r"(^|[;\s])import[\s{*(\"']", js)         # nothing imported at run time
+    assert "require(" not in js and "define(" not in js
+    jp_vars = re.findall(r"var\(\s*(--jp-[\w-]+)\s*([,)])", js)
+    assert jp_vars and all(sep == "," for _, sep in jp_vars), jp_vars   # each with a fallback
+    assert "widget_manager" in js and re.search(r"widget_manager\)?\??\.kernel|\?\.kernel", js)
+    for name in ("jupyterapp", "jupyterlab", "@jupyterlab", "IPython", "Jupyter."):
+        assert name not in js, name

@@ -107,3 +107,94 @@ def _pairs(top) -> list:
 
 def _float(x):
     return None if x is None else float(x)
+
+
+# ---- the saved, explorable page (``save_html(interactive=True)``) ------------------------------
+
+#: bytes the saved page may spend on arrays (before base64) unless told otherwise
+PAGE_BUDGET_BYTES = 24 * 2**20
+
+
+def page_atlas_payload(atlas, budget: int = PAGE_BUDGET_BYTES, keep=()) -> tuple[dict, str]:
+    """The ``atlas`` for the saved page, within ``budget`` bytes, and what it holds in words.
+
+    Maps go as float16 (≈ 3 significant digits). When every swept cell's map fits, they go as
+    ``[S, P, R, P]``; otherwise only the most important cells' maps (largest total KL, or
+    largest change of the logit difference; ``keep`` cells first) go, compacted to
+    ``[K, R, P]`` with ``map_index`` (int32 ``[S, P]``, -1: no map) saying which is which. The
+    per-position KL and Δlog p of every source cell (``[S, P, P]`` and ``[S, P, P-1]``) go as
+    float32, float16 when large, or not at all."""
+    S, P = atlas.done.shape
+    maps = atlas.resid_delta
+    spend = 0
+
+    def small(a, share):
+        nonlocal spend
+        if a.nbytes <= 4 * 2**20 and spend + a.nbytes <= budget * share:
+            spend += a.nbytes
+            return encode(a)
+        if a.nbytes // 2 + spend <= budget * share:
+            spend += a.nbytes // 2
+            return encode(a, half=True)
+        return None
+
+    kl = small(atlas.kl, 0.25)
+    lp = small(atlas.logprob_delta, 0.35)
+    out = {
+        "kind": atlas.kind,
+        "site": atlas.site,
+        "complete": bool(atlas.complete),
+        "method": atlas.method,
+        "slow_path": atlas.slow_path,
+        "kl": kl,
+        "logprob_delta": lp,
+        "total_kl": encode(atlas.kl.sum(-1)),
+        "logit_diff": encode_maybe(atlas.logit_diff),
+        "done": encode(atlas.done),
+        "clean_logit_diff": _float(getattr(atlas, "logit_diff_clean", None)),
+        "resid_delta": None,
+        "map_index": None,
+        "storage": "summary",
+    }
+    n_done = int(atlas.done.sum())
+    cells = "cell" if n_done == 1 else "cells"
+    if maps is None or n_done == 0:
+        return out, (f"the sweep's summary of {n_done} source {cells}; no maps were kept "
+                     "(hover shows the summary only)")
+    R = maps.shape[2]
+    per_map = R * P * 2
+    room = max(0, budget - spend)
+    if maps.size * 2 <= room:
+        out["resid_delta"] = encode(maps, half=True)
+        out["storage"] = "float16"
+        return out, (f"the downstream maps of all {n_done} swept source {cells} as float16 "
+                     "(≈ 3 significant digits)")
+    k = int(max(0, room - S * P * 4) // per_map)     # the index takes int32 [S, P]
+    order = _importance_order(atlas)
+    first = [tuple(c) for c in keep if 0 <= c[0] < S and 0 <= c[1] < P and atlas.done[tuple(c)]]
+    chosen = list(dict.fromkeys(first + order))[:k]
+    index = np.full((S, P), -1, np.int32)
+    for j, c in enumerate(chosen):
+        index[c] = j
+    sub = (maps[tuple(np.array(chosen).T)] if chosen
+           else np.zeros((0, R, P), np.float32))
+    out["resid_delta"] = encode(sub, half=True)
+    out["map_index"] = encode(index)
+    out["storage"] = "subset"
+    by = "largest change of the logit difference" if atlas.logit_diff is not None \
+        else "largest total KL"
+    return out, (f"the downstream maps of {len(chosen)} of the {n_done} swept source cells (those "
+                 f"with the {by}) as float16, to keep the page under "
+                 f"{budget / 2**20:.0f} MB; the others show their summary only")
+
+
+def _importance_order(atlas) -> list[tuple[int, int]]:
+    """Swept source cells, most important first (|Δ logit diff|, else total KL)."""
+    if atlas.logit_diff is not None and atlas.logit_diff_clean is not None:
+        score = np.abs(atlas.logit_diff - atlas.logit_diff_clean)
+    else:
+        score = atlas.kl.sum(-1)
+    score = np.where(atlas.done, np.nan_to_num(score, nan=0.0), -np.inf)
+    flat = np.argsort(-score, axis=None, kind="stable")
+    S, P = atlas.done.shape
+    return [(int(f // P), int(f % P)) for f in flat if atlas.done.flat[f]]

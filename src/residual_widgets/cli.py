@@ -7,7 +7,10 @@
         --prompt "The capital of France is" --cell 16,4
 
 Each prints a short text summary (the most affected cells and the output metric per position)
-and writes the plotly figure as a standalone HTML file. Exit codes: 0 success, 2 bad arguments
+and, with ``--out``, writes an explorable HTML page: the widget itself with the results embedded,
+no kernel, network or CDN needed (hover a swept cell for its map, switch the views, read the
+logit lens; ``sweep`` also pins its most important cell). ``--plotly`` writes the plotly figure
+instead. Exit codes: 0 success, 2 bad arguments
 (argparse's convention, also used for invalid cells, kinds or prompts), 1 anything else
 (including a failed remote run). The API key of ``--remote`` is read from ``NDIF_API_KEY`` only:
 a key on the command line would land in shell history and process lists.
@@ -56,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="residual stream, or what a block's attention/MLP writes")
     common.add_argument("--logit-diff", type=_pair, metavar="'GOOD|BAD'",
                         help="token pair for the logit difference at the last position")
-    common.add_argument("--out", help="write the plotly figure to this HTML file")
+    common.add_argument("--out", help="write an explorable HTML page (the widget, offline) here")
+    common.add_argument("--plotly", action="store_true",
+                        help="with --out: write the plotly figure instead of the widget page")
     common.add_argument("--seed", type=int, default=0, help="seed for --kind noise")
     common.add_argument("--remote", metavar="ndif|local|URL",
                         help="run on NDIF ('ndif'), through nnsight's in-process remote path "
@@ -94,7 +99,7 @@ def main(argv=None) -> int:
             print("KL per position (nats):")
             for j, (t, v) in enumerate(zip(sess.token_strings, eff.kl, strict=True)):
                 print(f"  {j:>4} {t!r:>16} {v:.4g}")
-            fig = eff.figure()
+            fig, page = eff.figure(), {"effect": eff}
         else:
             atlas = sess.sweep(kind=args.kind, site=args.site,
                                progress=None if args.no_progress else _progress)
@@ -110,7 +115,16 @@ def main(argv=None) -> int:
             for f in order[:8]:
                 n, i = np.unravel_index(f, vals.shape)
                 print(f"  row {n:>3} pos {i:>4} {sess.token_strings[i]!r:>16} {vals[n, i]:.4g}")
-            fig = atlas.figure()
+            fig, page = atlas.figure(), {"atlas": atlas}
+            if args.out and not args.plotly and atlas.done.any():
+                n, i = np.unravel_index(order[0], vals.shape)
+                page["effect"] = sess.intervene([(int(n), int(i))], kind=args.kind,
+                                                site=args.site)
+        if args.out and not args.plotly:
+            from ._export import save_page
+            save_page(args.out, sess, model_name=str(args.model), prompt=args.prompt,
+                      settings={"kind": args.kind, "site": args.site,
+                                "logit_pair": list(args.logit_diff or [])}, **page)
     except rw.RemoteError as e:           # its message never holds the key
         print(f"residual-widgets: remote error: {e}", file=sys.stderr)
         return 1
@@ -121,7 +135,8 @@ def main(argv=None) -> int:
         print(f"residual-widgets: error: {e}", file=sys.stderr)
         return 1
     if args.out:
-        fig.write_html(args.out, include_plotlyjs=True)
+        if args.plotly:
+            fig.write_html(args.out, include_plotlyjs=True)
         print(f"wrote {args.out}")
     return 0
 

@@ -201,10 +201,18 @@ class ResidualExplorer(anywidget.AnyWidget):
         heatmap, else the overview."""
         return _export.figure(self)
 
-    def save_html(self, path) -> pathlib.Path:
-        """Write the current view (and the overview, when a sweep exists) as a self-contained
-        HTML file (plotly.js embedded; opens offline). Returns the path."""
-        return _export.save_html(self, path)
+    def save_html(self, path, interactive: bool = False,
+                  max_bytes: int | None = None) -> pathlib.Path:
+        """Write a self-contained HTML file that opens offline (no kernel, no network). Returns
+        the path.
+
+        ``interactive=True``: the widget itself, explorable without a kernel — hover any swept
+        source cell for its map (the sweep's maps are embedded as float16, or only the most
+        important cells' maps when all would pass ``max_bytes``, default 24 MB; the page says
+        which), click one to pin it, switch the views, read the recorded logit lens in the
+        tooltips; what needs a kernel is greyed out. Otherwise: the plotly figures of the
+        pinned effect and the overview (plotly.js embedded)."""
+        return _export.save_html(self, path, interactive=interactive, max_bytes=max_bytes)
 
     def close(self):
         self.cancel_sweep()
