@@ -11,6 +11,7 @@ See the README for rows, positions and the causal cone.
 
 from importlib import metadata as _metadata
 
+from .attribution import Attribution
 from .effects import Atlas, Effect
 from .explore import explore
 from .grid import KINDS, SITES, reachable_mask
@@ -32,7 +33,7 @@ from .widget import ResidualExplorer
 __all__ = ["Atlas", "Effect", "KINDS", "SITES", "LoadedModel", "ResidualExplorer", "Session",
            "SweepProgress", "SweepTooLarge", "UnsupportedStepping", "explore", "load_model",
            "reachable_mask", "set_api_key", "RemoteError", "RemoteAuthError", "RemoteModelError",
-           "RemoteNetworkError", "RemoteTimeout", "RemoteCancelled"]
+           "RemoteNetworkError", "RemoteTimeout", "RemoteCancelled", "Attribution"]
 try:  # the version is written once, in pyproject.toml
     __version__ = _metadata.version("residual-widgets")
 except _metadata.PackageNotFoundError:  # running from a source tree that was never installed

@@ -297,3 +297,11 @@ class Session:
                          keep_maps=keep_maps, memory_budget=memory_budget,
                          cells_per_request=cells_per_request,
                          timeout=self.timeout if timeout is None else timeout)
+
+    # ---- attribution --------------------------------------------------------------------------
+    def attribute(self, kind: str = "zero", site: str = "resid", logit_diff=None, **kw):
+        """First-order estimate of every cell's effect from one forward + backward pass
+        (attribution patching); returns an :class:`~.attribution.Attribution`. Options:
+        :func:`.attribution.attribute`."""
+        from .attribution import attribute
+        return attribute(self, kind, site, logit_diff, **kw)
