@@ -29,8 +29,9 @@ import torch
 
 
 class FakeNDIF:
-    def __init__(self, models: dict, keys=("good-key-123",), hang: bool = False,
-                 queued_polls: int = 2):
+    def __init__(
+        self, models: dict, keys=("good-key-123",), hang: bool = False, queued_polls: int = 2
+    ):
         self.models, self.keys, self.hang, self.queued_polls = models, set(keys), hang, queued_polls
         self.jobs: dict[str, dict] = {}
         self.seen_keys: list[str] = []
@@ -51,11 +52,13 @@ class FakeNDIF:
     def _run(self, job_id: str, meta: dict, blob: bytes) -> None:
         from nnsight.schema.request import RequestModel
         from nnsight.tracing import tracer as tracer_mod
+
         job = self.jobs[job_id]
         try:
             model = self.models[meta["model_key"]]
-            tracer = RequestModel.deserialize(blob, model._remoteable_persistent_objects(),
-                                              compress=meta.get("compress", False))
+            tracer = RequestModel.deserialize(
+                blob, model._remoteable_persistent_objects(), compress=meta.get("compress", False)
+            )
             saves: dict = {}
             job["status"] = "RUNNING"
             with mock.patch.object(tracer_mod, "push", lambda frame, v: saves.update(v)):
@@ -69,6 +72,7 @@ class FakeNDIF:
             data = buf.getvalue()
             if meta.get("compress"):
                 import zstandard as zstd
+
                 data = zstd.ZstdCompressor().compress(data)
             job["result"] = data
             job["status"] = "COMPLETED"
@@ -100,16 +104,25 @@ class FakeNDIF:
                 if key not in fake.keys:
                     return self._json(401, {"detail": "Invalid API key."})
                 msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-                    b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + body)
-                parts = {p.get_param("name", header="content-disposition"): p.get_payload(decode=True)
-                         for p in msg.iter_parts()}
+                    b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + body
+                )
+                parts = {
+                    p.get_param("name", header="content-disposition"): p.get_payload(decode=True)
+                    for p in msg.iter_parts()
+                }
                 meta = json.loads(parts["data"])
                 if meta["model_key"] not in fake.models:
-                    return self._json(404, {"detail": f"Model {meta['model_key']} is not hosted "
-                                                      "on this server."})
+                    return self._json(
+                        404, {"detail": f"Model {meta['model_key']} is not hosted on this server."}
+                    )
                 job_id = uuid.uuid4().hex
-                fake.jobs[job_id] = {"status": "QUEUED", "polls": 0, "meta": meta,
-                                     "blob": parts["blob"], "description": ""}
+                fake.jobs[job_id] = {
+                    "status": "QUEUED",
+                    "polls": 0,
+                    "meta": meta,
+                    "blob": parts["blob"],
+                    "description": "",
+                }
                 self._json(200, {"id": job_id, "status": "RECEIVED", "description": "received"})
 
             def do_GET(self):
@@ -125,14 +138,21 @@ class FakeNDIF:
                     return
                 with fake.lock:
                     job["polls"] += 1
-                    if (job["status"] == "QUEUED" and not fake.hang
-                            and job["polls"] > fake.queued_polls):
+                    if (
+                        job["status"] == "QUEUED"
+                        and not fake.hang
+                        and job["polls"] > fake.queued_polls
+                    ):
                         job["status"] = "DISPATCHED"
-                        threading.Thread(target=fake._run, daemon=True,
-                                         args=(job_id, job["meta"], job["blob"])).start()
+                        threading.Thread(
+                            target=fake._run, daemon=True, args=(job_id, job["meta"], job["blob"])
+                        ).start()
                 st = job["status"]
-                out = {"id": job_id, "status": "RUNNING" if st == "DISPATCHED" else st,
-                       "description": job.get("description", "")}
+                out = {
+                    "id": job_id,
+                    "status": "RUNNING" if st == "DISPATCHED" else st,
+                    "description": job.get("description", ""),
+                }
                 if st == "COMPLETED":
                     out["data"] = f"{fake.url}/result/{job_id}"
                 self._json(200, out)

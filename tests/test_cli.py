@@ -25,10 +25,13 @@ def model_dir(tmp_path_factory):
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "residual_widgets.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300,
-                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
-                               "PYTHONPATH": ":".join(sys.path)})
+    return subprocess.run(
+        [sys.executable, "-m", "residual_widgets.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
+    )
 
 
 def test_ablate_writes_the_explorable_page(model_dir, tmp_path):
@@ -47,14 +50,25 @@ def test_ablate_writes_the_explorable_page(model_dir, tmp_path):
     assert t["selection"] == [[1, 3]] and t["atlas"] is None and "no sweep" in t["page"]["note"]
     np.testing.assert_allclose(t["effect"]["resid_delta"], eff.resid_delta, rtol=1e-6)
     assert t["tokens"] == sess.token_strings
-    assert read_page(html)["lens"]["clean"]["2,3"] == [[s, pytest.approx(p)] for s, p in
-                                                     sess.logit_lens((2, 3))]
+    assert read_page(html)["lens"]["clean"]["2,3"] == [
+        [s, pytest.approx(p)] for s, p in sess.logit_lens((2, 3))
+    ]
 
 
 def test_ablate_plotly_writes_the_figure(model_dir, tmp_path):
     out = tmp_path / "effect.html"
-    r = run("ablate", "--model", model_dir, "--prompt", PROMPT, "--cell", "1,3", "--out", out,
-            "--plotly")
+    r = run(
+        "ablate",
+        "--model",
+        model_dir,
+        "--prompt",
+        PROMPT,
+        "--cell",
+        "1,3",
+        "--out",
+        out,
+        "--plotly",
+    )
     assert r.returncode == 0, r.stderr
     html = out.read_text()
     assert "plotly" in html.lower()
@@ -71,6 +85,7 @@ def _first_heatmap_z(html: str):
     blob = json.loads(m.group(1))
     if isinstance(blob, dict):  # plotly 6+ encodes arrays as typed buffers
         import base64
+
         arr = np.frombuffer(base64.b64decode(blob["bdata"]), dtype=blob["dtype"])
         shape = blob.get("shape")
         if isinstance(shape, str):
@@ -81,8 +96,17 @@ def _first_heatmap_z(html: str):
 
 def test_sweep_summary_and_html(model_dir, tmp_path):
     out = tmp_path / "sweep.html"
-    r = run("sweep", "--model", model_dir, "--prompt", PROMPT, "--logit-diff", " Mary| John",
-            "--out", out)
+    r = run(
+        "sweep",
+        "--model",
+        model_dir,
+        "--prompt",
+        PROMPT,
+        "--logit-diff",
+        " Mary| John",
+        "--out",
+        out,
+    )
     assert r.returncode == 0, r.stderr
     assert "cells that matter most (logit diff)" in r.stdout and "clean logit diff" in r.stdout
     assert "cells" in r.stderr  # the progress bar
@@ -98,14 +122,17 @@ def test_sweep_summary_and_html(model_dir, tmp_path):
     assert t["selection"] == [list(np.unravel_index(np.argmax(drop), drop.shape))]
 
 
-@pytest.mark.parametrize("args,code,msg", [
-    (["ablate", "--prompt", PROMPT, "--cell", "9,0"], 2, "row 9 out of range"),
-    (["ablate", "--prompt", PROMPT, "--cell", "a,b"], 2, "ROW,POSITION"),
-    (["ablate", "--prompt", PROMPT, "--cell", "1,1", "--kind", "blur"], 2, "invalid choice"),
-    (["ablate", "--prompt", PROMPT, "--cell", "1,1", "--kind", "patch"], 2, "needs a source"),
-    (["sweep", "--prompt", ""], 2, "empty"),
-    (["ablate", "--prompt", PROMPT], 2, "--cell"),
-])
+@pytest.mark.parametrize(
+    "args,code,msg",
+    [
+        (["ablate", "--prompt", PROMPT, "--cell", "9,0"], 2, "row 9 out of range"),
+        (["ablate", "--prompt", PROMPT, "--cell", "a,b"], 2, "ROW,POSITION"),
+        (["ablate", "--prompt", PROMPT, "--cell", "1,1", "--kind", "blur"], 2, "invalid choice"),
+        (["ablate", "--prompt", PROMPT, "--cell", "1,1", "--kind", "patch"], 2, "needs a source"),
+        (["sweep", "--prompt", ""], 2, "empty"),
+        (["ablate", "--prompt", PROMPT], 2, "--cell"),
+    ],
+)
 def test_bad_arguments(model_dir, args, code, msg, capsys):
     # in-process (the subprocess path is covered above): same main(), same exit codes
     try:
@@ -117,8 +144,10 @@ def test_bad_arguments(model_dir, args, code, msg, capsys):
 
 
 def test_help_reads_well(capsys):
-    for argv, want in ((["--help"], ["ablate", "sweep", "ROW,POSITION"]),
-                       (["ablate", "--help"], ["ROW,POS", "--logit-diff", "--kind"])):
+    for argv, want in (
+        (["--help"], ["ablate", "sweep", "ROW,POSITION"]),
+        (["ablate", "--help"], ["ROW,POS", "--logit-diff", "--kind"]),
+    ):
         with pytest.raises(SystemExit) as e:
             cli.main(argv)
         assert e.value.code == 0
@@ -134,6 +163,7 @@ def test_remote_run_against_a_server(model_dir, tmp_path, monkeypatch, capsys):
     from residual_widgets import remote as rm
 
     from fake_ndif import FakeNDIF
+
     key = "cli-" + secrets.token_hex(8)
     local = rw.load_model(str(model_dir))
     with FakeNDIF({}, keys=[key]) as srv:
@@ -142,15 +172,39 @@ def test_remote_run_against_a_server(model_dir, tmp_path, monkeypatch, capsys):
         srv.models[rm.model_key_for(skeleton)] = local.nn
         monkeypatch.setenv("NDIF_API_KEY", key)
         out = tmp_path / "remote.html"
-        rc = cli.main(["ablate", "--model", str(model_dir), "--prompt", PROMPT, "--cell", "1,3",
-                       "--remote", srv.url, "--out", str(out)])
+        rc = cli.main(
+            [
+                "ablate",
+                "--model",
+                str(model_dir),
+                "--prompt",
+                PROMPT,
+                "--cell",
+                "1,3",
+                "--remote",
+                srv.url,
+                "--out",
+                str(out),
+            ]
+        )
         text = capsys.readouterr().out
         assert rc == 0 and out.exists()
         want = rw.Session(local, PROMPT).intervene([(1, 3)])
         assert f"total KL {want.total_kl:.4g} nats" in text
         monkeypatch.setenv("NDIF_API_KEY", "bad-" + key)
-        rc = cli.main(["ablate", "--model", str(model_dir), "--prompt", PROMPT, "--cell", "1,3",
-                       "--remote", srv.url])
+        rc = cli.main(
+            [
+                "ablate",
+                "--model",
+                str(model_dir),
+                "--prompt",
+                PROMPT,
+                "--cell",
+                "1,3",
+                "--remote",
+                srv.url,
+            ]
+        )
         err = capsys.readouterr().err
         assert rc == 1 and "refused the API key" in err and key not in err
 

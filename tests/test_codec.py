@@ -9,15 +9,18 @@ import pytest
 from residual_widgets import _codec
 
 
-@pytest.mark.parametrize("arr", [
-    np.arange(24, dtype=np.float32).reshape(2, 3, 4),
-    np.array([np.nan, np.inf, -np.inf, -0.0, 1e-30], dtype=np.float32),
-    np.zeros((0, 3), dtype=np.float32),
-    np.array(3.5, dtype=np.float32),
-    np.array([[True, False], [False, True]]),
-    np.arange(5, dtype=np.uint8),
-    np.arange(-3, 3, dtype=np.int64),
-])
+@pytest.mark.parametrize(
+    "arr",
+    [
+        np.arange(24, dtype=np.float32).reshape(2, 3, 4),
+        np.array([np.nan, np.inf, -np.inf, -0.0, 1e-30], dtype=np.float32),
+        np.zeros((0, 3), dtype=np.float32),
+        np.array(3.5, dtype=np.float32),
+        np.array([[True, False], [False, True]]),
+        np.arange(5, dtype=np.uint8),
+        np.arange(-3, 3, dtype=np.int64),
+    ],
+)
 def test_round_trip_exact(arr):
     d = _codec.encode(arr)
     assert isinstance(d["buffer"], memoryview)
@@ -76,4 +79,3 @@ def test_buffers_leave_the_json():
     assert paths == [["atlas", "resid_delta", "buffer"]]
     assert len(buffers[0]) == 3 * 4 * 3 * 4 * 4
     assert len(json.dumps(clean)) < 200
-

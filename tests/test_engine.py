@@ -15,9 +15,16 @@ from residual_widgets.tiny import random_ids
 
 from helpers import PROMPT, SOURCE
 
-KIND_SITE = [("zero", "resid"), ("mean", "resid"), ("noise", "resid"), ("patch", "resid"),
-             ("zero", "attn_out"), ("noise", "mlp_out"), ("patch", "attn_out"),
-             ("mean", "mlp_out")]
+KIND_SITE = [
+    ("zero", "resid"),
+    ("mean", "resid"),
+    ("noise", "resid"),
+    ("patch", "resid"),
+    ("zero", "attn_out"),
+    ("noise", "mlp_out"),
+    ("patch", "attn_out"),
+    ("mean", "mlp_out"),
+]
 
 
 def test_rows_match_transformers_hidden_states(lm):
@@ -41,8 +48,8 @@ def test_effect_shapes_and_dtypes(gpt2):
     assert eff.kl.shape == (P,) and eff.kl.dtype == np.float32
     assert eff.logprob_delta.shape == (P - 1,) and eff.logprob_delta.dtype == np.float32
     assert isinstance(eff.logit_diff, float) and isinstance(eff.logit_diff_clean, float)
-    assert eff.resid_delta[1, 3] == pytest.approx(1.0)        # zeroing: ||0 - h|| / ||h|| = 1
-    assert eff.resid_delta[2:, 3:].min() > 0                  # the cone is really affected
+    assert eff.resid_delta[1, 3] == pytest.approx(1.0)  # zeroing: ||0 - h|| / ||h|| = 1
+    assert eff.resid_delta[2:, 3:].min() > 0  # the cone is really affected
 
 
 @pytest.mark.parametrize("kind,site", KIND_SITE)
@@ -91,7 +98,7 @@ def test_metric_definitions_match_direct_computation(gpt2):
         t[0, 2] = 0
         return (t, *out[1:]) if isinstance(out, tuple) else t
 
-    hk = gpt2.blocks[0].register_forward_hook(out_hook)   # output of block 0 = row 1
+    hk = gpt2.blocks[0].register_forward_hook(out_hook)  # output of block 0 = row 1
     try:
         with torch.no_grad():
             new = gpt2.hf(torch.tensor([sess.ids]), output_hidden_states=True)
@@ -104,8 +111,9 @@ def test_metric_definitions_match_direct_computation(gpt2):
     lpd = new_lp[torch.arange(len(nxt)), nxt] - clean_lp[torch.arange(len(nxt)), nxt]
     np.testing.assert_allclose(eff.logprob_delta, lpd.numpy(), atol=1e-6)
     good, bad = sess.default_pair
-    assert eff.logit_diff == pytest.approx(float(new.logits[0, -1, good] - new.logits[0, -1, bad]),
-                                           abs=1e-5)
+    assert eff.logit_diff == pytest.approx(
+        float(new.logits[0, -1, good] - new.logits[0, -1, bad]), abs=1e-5
+    )
     rd = (new.hidden_states[2][0] - h[2]).norm(dim=-1) / h[2].norm(dim=-1)
     np.testing.assert_allclose(eff.resid_delta[2], rd.numpy(), rtol=1e-5, atol=1e-7)
 
@@ -121,13 +129,19 @@ def test_sweep_equals_loop_of_single_interventions(lm, kind, site):
     if lm.hf.config.model_type != "gpt2":  # every cell for GPT-2; corners + a sample elsewhere
         rng = np.random.default_rng(0)
         pick = rng.choice(len(cells), 8, replace=False)
-        cells = sorted({cells[0], cells[-1], (0, sess.n_positions - 1), (S - 1, 0),
-                        *[cells[j] for j in pick]})
+        cells = sorted(
+            {cells[0], cells[-1], (0, sess.n_positions - 1), (S - 1, 0), *[cells[j] for j in pick]}
+        )
     for n, i in cells:
         if True:
             eff = sess.intervene((n, i), kind=kind, site=site)
-            np.testing.assert_allclose(cone.resid_delta[n, i], eff.resid_delta, atol=2e-5,
-                                       rtol=1e-4, err_msg=f"cell {(n, i)}")
+            np.testing.assert_allclose(
+                cone.resid_delta[n, i],
+                eff.resid_delta,
+                atol=2e-5,
+                rtol=1e-4,
+                err_msg=f"cell {(n, i)}",
+            )
             np.testing.assert_allclose(cone.kl[n, i], eff.kl, atol=2e-5)
             np.testing.assert_allclose(cone.logprob_delta[n, i], eff.logprob_delta, atol=2e-5)
             assert cone.logit_diff[n, i] == pytest.approx(eff.logit_diff, abs=2e-5)
@@ -176,6 +190,7 @@ def test_set_value_and_token_id_prompts(gpt2):
 
 def test_progress_cancel_and_memory_guard(gpt2):
     import threading
+
     sess = rw.Session(gpt2, PROMPT)
     seen = []
     atlas = sess.sweep(progress=lambda p: seen.append((p.done, p.total, p.position)))
@@ -201,6 +216,7 @@ def test_memory_guard_chooses_float16_then_summary(gpt2):
     """Under a budget the float32 maps exceed, the sweep keeps float16 maps; under a smaller one,
     summaries only; under a tiny one it refuses. The choice is recorded in ``atlas.storage``."""
     from residual_widgets.sweep import estimate_bytes
+
     sess = rw.Session(gpt2, PROMPT)
     S, R, P = sess.n_rows, sess.n_rows, sess.n_positions
     full = sess.sweep()
@@ -216,8 +232,9 @@ def test_memory_guard_chooses_float16_then_summary(gpt2):
         sess.sweep(memory_budget=estimate_bytes(S, R, P, keep_maps=False) - 1)
 
 
-@pytest.mark.parametrize("kind,site", [("zero", "resid"), ("patch", "attn_out"),
-                                       ("noise", "mlp_out"), ("mean", "resid")])
+@pytest.mark.parametrize(
+    "kind,site", [("zero", "resid"), ("patch", "attn_out"), ("noise", "mlp_out"), ("mean", "resid")]
+)
 def test_batch_sweep_matches_cone_and_is_exact_outside_the_cone(gpt2, kind, site):
     """Many cells per trace (the remote sweep path) agrees with the cone sweep, and its cells
     outside each source's cone are exactly zero."""
@@ -234,11 +251,12 @@ def test_batch_sweep_matches_cone_and_is_exact_outside_the_cone(gpt2, kind, site
         for i in range(P):
             outside = ~reachable_mask([(n, i)], sess.n_layers, P, site)
             assert (batch.resid_delta[n, i][outside] == 0).all(), (n, i)
-    assert (batch.kl[:, 1:, 0] == 0).all()             # position 0 is before every source i >= 1
+    assert (batch.kl[:, 1:, 0] == 0).all()  # position 0 is before every source i >= 1
 
 
 def test_batch_sweep_streams_and_cancels(gpt2):
     import threading
+
     sess = rw.Session(gpt2, PROMPT)
     cancel, seen = threading.Event(), []
 
@@ -281,7 +299,7 @@ def test_figures_carry_the_numbers(gpt2):
     ofig = atlas.figure()
     z = np.asarray(ofig.data[0].z, dtype=np.float64)
     np.testing.assert_allclose(z[0, 0], atlas.logit_diff[0, 0], rtol=1e-6)
-    assert np.isnan(z[3, 3])                                     # not swept: not drawn
+    assert np.isnan(z[3, 3])  # not swept: not drawn
     assert "row" in eff.summary()
 
 
@@ -303,7 +321,7 @@ def server_without_our_package(monkeypatch):
     import nnsight.ndif
     from cloudpickle.cloudpickle import _PICKLE_BY_VALUE_MODULES
 
-    nnsight.ndif.pull_env()              # then un-register us: as if pip-installed, not editable
+    nnsight.ndif.pull_env()  # then un-register us: as if pip-installed, not editable
     monkeypatch.setattr(nnsight.ndif, "_PULLED_ENV", True)
     for name in [m for m in _PICKLE_BY_VALUE_MODULES if m.split(".")[0] == "residual_widgets"]:
         _PICKLE_BY_VALUE_MODULES.discard(name)
@@ -328,8 +346,7 @@ def test_remote_local_path_is_bit_identical(gpt2, server_without_our_package):
     """nnsight's remote serialization path, run in-process with this package unimportable while
     deserializing, gives the same bits as local: single interventions and both sweep methods."""
     local = rw.Session(gpt2, PROMPT, source=SOURCE, logit_diff=(" Mary", " John"))
-    remote = rw.Session(gpt2, PROMPT, source=SOURCE, logit_diff=(" Mary", " John"),
-                        remote="local")
+    remote = rw.Session(gpt2, PROMPT, source=SOURCE, logit_diff=(" Mary", " John"), remote="local")
     assert torch.equal(local.clean.resid, remote.clean.resid)
     for kind, site in (("zero", "resid"), ("patch", "attn_out"), ("noise", "mlp_out")):
         a = local.intervene([(1, 2), (2, 5)], kind=kind, site=site)
@@ -345,7 +362,7 @@ def test_remote_local_path_is_bit_identical(gpt2, server_without_our_package):
     ra = remote.sweep(rows=[0, 2], positions=[1, 4], method="loop")
     la = local.sweep(rows=[0, 2], positions=[1, 4], method="loop")
     assert ra.method == "loop" and np.array_equal(ra.kl, la.kl)
-    assert len(server_without_our_package) > 10          # every trace went the remote way
+    assert len(server_without_our_package) > 10  # every trace went the remote way
     with pytest.raises(ValueError, match="runs locally"):
         remote.sweep(method="cone")
 
@@ -354,6 +371,7 @@ def test_sessions_sharing_a_model_across_threads(gpt2):
     """A widget's background thread and the notebook's main thread may use one model at once
     (two explore() calls): traces must not interleave, results must not change."""
     import threading
+
     a = rw.Session(gpt2, PROMPT)
     want = a.sweep(method="loop")
     got, errors = {}, []
@@ -380,10 +398,11 @@ def test_cone_sweep_in_lock_slices_gives_the_same_atlas(gpt2, monkeypatch):
     """Long prompts hold the model lock for a bounded slice of cone work at a time (so a click
     waits little); slicing a position's rows changes no number and reports progress per slice."""
     from residual_widgets import cone
+
     sess = rw.Session(gpt2, PROMPT, logit_diff=(" Mary", " John"))
     whole = sess.sweep()
     assert cone.row_chunks([0, 1, 2, 3], 3, 5, limit=15) == [[0], [1], [2, 3]]
-    monkeypatch.setattr(cone, "LOCK_SLICE", 1)          # one row per slice
+    monkeypatch.setattr(cone, "LOCK_SLICE", 1)  # one row per slice
     seen = []
     sliced = sess.sweep(progress=lambda p: seen.append(p.done))
     assert len(seen) == sess.n_rows * sess.n_positions and sliced.complete

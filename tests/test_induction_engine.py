@@ -26,13 +26,13 @@ def test_ablating_the_first_repeat_changes_the_prediction_one_repeat_later():
     for ids, a, m in _sequences(8):
         sess = rw.Session(model, ids)
         k = m // 2
-        target = a + m + k                      # predicts x[k+1] in the second repeat
-        eff = sess.ablate((0, a + k + 1))       # x[k+1]'s first occurrence, m - 1 tokens earlier
-        ctrl = sess.ablate((0, 0))              # a prefix token nothing copies from
+        target = a + m + k  # predicts x[k+1] in the second repeat
+        eff = sess.ablate((0, a + k + 1))  # x[k+1]'s first occurrence, m - 1 tokens earlier
+        ctrl = sess.ablate((0, 0))  # a prefix token nothing copies from
         drops.append(eff.logprob_delta[target])
         controls.append(ctrl.logprob_delta[target])
         assert np.all(eff.logprob_delta[: a + k + 1] == 0.0)
-    assert np.mean(drops) < -2.0, drops                     # log p of the copy falls by > 2 nats
+    assert np.mean(drops) < -2.0, drops  # log p of the copy falls by > 2 nats
     assert abs(np.mean(controls)) < 0.25 * abs(np.mean(drops)), (drops, controls)
 
 

@@ -19,17 +19,20 @@ def still_usable(sess):
     assert eff.resid_delta[1, 2] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("cells,exc,match", [
-    ((9, 0), ValueError, r"row 9 out of range.*0\.\.3"),
-    ((0, 99), ValueError, r"position 99 out of range.*0\.\.13"),
-    ((-1, 0), ValueError, r"negative index.*not wrapped"),
-    ((0, -2), ValueError, r"negative index"),
-    ([(1, 2), (1, 2)], ValueError, r"duplicate cells \[\(1, 2\)\]"),
-    ([], ValueError, r"no cells"),
-    ("1,2", TypeError, r"\(row, position\)"),
-    ([(1.5, 2)], TypeError, r"pair of ints"),
-    ([(1, 2, 3)], TypeError, r"pair of ints"),
-])
+@pytest.mark.parametrize(
+    "cells,exc,match",
+    [
+        ((9, 0), ValueError, r"row 9 out of range.*0\.\.3"),
+        ((0, 99), ValueError, r"position 99 out of range.*0\.\.13"),
+        ((-1, 0), ValueError, r"negative index.*not wrapped"),
+        ((0, -2), ValueError, r"negative index"),
+        ([(1, 2), (1, 2)], ValueError, r"duplicate cells \[\(1, 2\)\]"),
+        ([], ValueError, r"no cells"),
+        ("1,2", TypeError, r"\(row, position\)"),
+        ([(1.5, 2)], TypeError, r"pair of ints"),
+        ([(1, 2, 3)], TypeError, r"pair of ints"),
+    ],
+)
 def test_bad_cells(sess, cells, exc, match):
     with pytest.raises(exc, match=match):
         sess.ablate(cells)
@@ -42,10 +45,13 @@ def test_block_range_for_write_sites(sess):
     still_usable(sess)
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(kind="blur"), r"unknown kind 'blur'.*zero, mean, noise, patch"),
-    (dict(site="resid_mid"), r"unknown site 'resid_mid'.*resid, attn_out, mlp_out"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(kind="blur"), r"unknown kind 'blur'.*zero, mean, noise, patch"),
+        (dict(site="resid_mid"), r"unknown site 'resid_mid'.*resid, attn_out, mlp_out"),
+    ],
+)
 def test_unknown_kind_or_site(sess, kw, match):
     with pytest.raises(ValueError, match=match):
         sess.intervene((1, 1), **kw)
@@ -101,20 +107,30 @@ def test_non_causal_and_unsupported_models():
     from transformers import BertConfig, BertForMaskedLM
 
     from residual_widgets.tiny import build_tokenizer
+
     tok = build_tokenizer()
-    bert = BertForMaskedLM(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
-                                      num_attention_heads=2, intermediate_size=64))
+    bert = BertForMaskedLM(
+        BertConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+        )
+    )
     with pytest.raises(ValueError, match="not a causal LM"):
         rw.load_model(bert, tok)
     with pytest.raises(TypeError, match="expects a transformers causal LM"):
         rw.load_model(42)
     with pytest.raises(ValueError, match="unknown.*smollm2-135m"):
         from residual_widgets.bundled import load_bundled
+
         load_bundled("nope")
 
 
 def test_model_without_tokenizer_asks_for_one():
     from residual_widgets.tiny import tiny_model
+
     hf, _ = tiny_model("gpt2", n_layers=1)
     with pytest.raises(ValueError, match="tokenizer="):
         rw.load_model(hf)

@@ -23,6 +23,7 @@ def test_full_knockout_equals_deleting_the_token(family):
         # A sliding window counts tokens, not position ids, so deleting a token would shift the
         # window: compare with a window wider than the prompt.
         from residual_widgets.tiny import tiny_model
+
         lm = rw.load_model(*tiny_model("gemma3", sliding_window=32))
     else:
         lm = tiny_lm(family)
@@ -32,13 +33,14 @@ def test_full_knockout_equals_deleting_the_token(family):
     eff = sess.intervene((0, i), kind="knockout")
     keep = [j for j in range(len(ids)) if j != i]
     with torch.no_grad():
-        ref = lm.hf(torch.tensor([[ids[j] for j in keep]]),
-                    position_ids=torch.tensor([keep])).logits[0]
+        ref = lm.hf(
+            torch.tensor([[ids[j] for j in keep]]), position_ids=torch.tensor([keep])
+        ).logits[0]
     new_logits = lm.unembed(eff.resid[-1])
     later = [k for k, j in enumerate(keep) if j > i]
-    torch.testing.assert_close(new_logits[i + 1:], ref[later], atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(new_logits[i + 1 :], ref[later], atol=2e-5, rtol=1e-4)
     assert eff.kl[i] == 0.0 and torch.equal(eff.resid[:, i], sess.clean.resid[:, i])
-    assert eff.kl[i + 1:].min() > 0
+    assert eff.kl[i + 1 :].min() > 0
 
 
 def test_knockout_cone_and_partial_rows():
@@ -57,7 +59,7 @@ def test_knockout_cone_and_partial_rows():
     low = sess.intervene((0, 3), kind="knockout")
     assert low.kl.sum() > 0 and not np.array_equal(low.kl, eff.kl)
     with pytest.raises(ValueError, match=r"0\.\.2"):
-        sess.intervene((3, 3), kind="knockout")   # no block above the last row
+        sess.intervene((3, 3), kind="knockout")  # no block above the last row
     with pytest.raises(ValueError, match="site='resid'"):
         sess.intervene((1, 3), kind="knockout", site="mlp_out")
 
@@ -69,4 +71,4 @@ def test_knockout_sweep_matches_singles():
     assert atlas.done.shape == (lm.n_layers, 6) and atlas.complete
     eff = sess.intervene((1, 2), kind="knockout")
     np.testing.assert_array_equal(atlas.kl[1, 2], eff.kl)
-    assert np.all(atlas.kl[:, 5] == 0.0)   # nothing reads the last position
+    assert np.all(atlas.kl[:, 5] == 0.0)  # nothing reads the last position

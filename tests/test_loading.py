@@ -14,8 +14,12 @@ PARTS = {
     "gpt2": ("transformer.h", "transformer.ln_f", "attn", "mlp"),
     "neox": ("gpt_neox.layers", "gpt_neox.final_layer_norm", "attention", "mlp"),
     "llama": ("model.layers", "model.norm", "self_attn", "mlp"),
-    "gemma2": ("model.layers", "model.norm", "post_attention_layernorm",
-               "post_feedforward_layernorm"),
+    "gemma2": (
+        "model.layers",
+        "model.norm",
+        "post_attention_layernorm",
+        "post_feedforward_layernorm",
+    ),
 }
 
 
@@ -32,8 +36,9 @@ def test_parts_found(family):
 def test_unembed_reproduces_model_logits(family):
     lm = tiny_lm(family)
     sess = rw.Session(lm, PROMPT)
-    torch.testing.assert_close(lm.unembed(sess.clean.resid[-1]), sess.clean.logits,
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        lm.unembed(sess.clean.resid[-1]), sess.clean.logits, atol=1e-5, rtol=1e-5
+    )
 
 
 def test_gemma_softcap_is_applied():
@@ -54,6 +59,7 @@ def test_load_from_path_and_from_nnsight(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from nnsight.modeling.transformers import TransformersModel
+
         nn = TransformersModel(hf, tokenizer=tok, task="text-generation")
     by_nn = rw.load_model(nn)
     assert by_nn.hf is hf and by_nn.tokenizer is tok
@@ -71,6 +77,7 @@ def test_device_and_device_map_pass_through(tmp_path, monkeypatch):
     hf.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     from transformers import AutoModelForCausalLM
+
     real, seen = AutoModelForCausalLM.from_pretrained, []
 
     def spy(*a, **kw):
@@ -90,4 +97,7 @@ def test_device_and_device_map_pass_through(tmp_path, monkeypatch):
     sim = rw.load_model(moved, remote="local")
     assert sim.remote == "local" and moved.remote is None
     assert sim.hf is moved.hf and sim.lock is moved.lock
-    assert rw.Session(sim, PROMPT).remote == "local" and rw.Session(sim, PROMPT, remote=None).remote is None
+    assert (
+        rw.Session(sim, PROMPT).remote == "local"
+        and rw.Session(sim, PROMPT, remote=None).remote is None
+    )

@@ -17,18 +17,36 @@ NOTEBOOKS = sorted(p.name for p in EXAMPLES.glob("*.ipynb"))
 def test_notebook_executes(name, tmp_path):
     nb = nbformat.read(EXAMPLES / name, as_version=4)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    client = NotebookClient(nb, timeout=900, kernel_name="python3", store_widget_state=True,
-                            resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(
+        nb,
+        timeout=900,
+        kernel_name="python3",
+        store_widget_state=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
     client.execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
+    errors = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
     assert not errors
     nbformat.write(nb, tmp_path / name)
 
 
 def test_every_lecture_notebook_is_present():
-    want = {"quickstart", "causal_cone", "depth_bound", "kv_cache", "lookahead", "ffn_hidden",
-            "memory_vs_position", "patching_ioi"}
+    want = {
+        "quickstart",
+        "causal_cone",
+        "depth_bound",
+        "kv_cache",
+        "lookahead",
+        "ffn_hidden",
+        "memory_vs_position",
+        "patching_ioi",
+    }
     assert want <= {Path(n).stem for n in NOTEBOOKS}
 
 

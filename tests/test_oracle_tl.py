@@ -87,7 +87,8 @@ def _setup(family: str):
     hf_copy.config.architectures = [type(hf).__name__]
     try:
         bridge = tl_bridge.TransformerBridge.boot_transformers(
-            TL_NAMES[family], hf_model=hf_copy, tokenizer=_tl_tokenizer(tok))
+            TL_NAMES[family], hf_model=hf_copy, tokenizer=_tl_tokenizer(tok)
+        )
     except Exception as e:  # noqa: BLE001 - reported precisely below
         return None, f"{type(e).__name__}: {e}"
     bridge.eval()
@@ -97,8 +98,10 @@ def _setup(family: str):
 def _get(family: str):
     got, err = _setup(family)
     if got is None:
-        msg = (f"TransformerLens {family} bridge (boot_transformers({TL_NAMES[family]!r}, "
-               f"hf_model=..., tokenizer=...)) failed offline: {err}")
+        msg = (
+            f"TransformerLens {family} bridge (boot_transformers({TL_NAMES[family]!r}, "
+            f"hf_model=..., tokenizer=...)) failed offline: {err}"
+        )
         if family in REQUIRED:
             pytest.fail(msg)
         pytest.skip(msg)
@@ -152,8 +155,14 @@ def test_sweep_matches_transformerlens(family, kind):
         if kind == "zero":
             _, src_cache = bridge.run_with_cache(torch.tensor([prompt]))
             cache = ActivationCache(
-                {f"blocks.{k}.hook_resid_pre": torch.zeros_like(src_cache[f"blocks.{k}.hook_resid_pre"])
-                 for k in range(L)}, bridge)
+                {
+                    f"blocks.{k}.hook_resid_pre": torch.zeros_like(
+                        src_cache[f"blocks.{k}.hook_resid_pre"]
+                    )
+                    for k in range(L)
+                },
+                bridge,
+            )
         else:
             _, cache = bridge.run_with_cache(torch.tensor([source]))
     tl_kl, tl_ld = _tl_sweep(bridge, prompt, cache, good, bad)
@@ -163,16 +172,21 @@ def test_sweep_matches_transformerlens(family, kind):
     lm = rw.load_model(hf, tok)
     sess = rw.Session(lm, prompt, source=source if kind == "patch" else None)
     for method in ("cone", "loop"):
-        atlas = sess.sweep(kind=kind, site="resid", logit_diff=(good, bad), rows=range(L),
-                           method=method)
+        atlas = sess.sweep(
+            kind=kind, site="resid", logit_diff=(good, bad), rows=range(L), method=method
+        )
         ours_kl = atlas.total_kl[:L].astype(np.float64)
         ours_ld = atlas.logit_diff[:L].astype(np.float64)
         kl_err = np.abs(ours_kl - tl_kl).max()
         ld_err = np.abs(ours_ld - tl_ld).max()
-        assert kl_err < TOL, (f"{family} {kind} {method}: total KL differs from TL by {kl_err:.3g} "
-                              f"at cell {np.unravel_index(np.abs(ours_kl - tl_kl).argmax(), tl_kl.shape)}")
-        assert ld_err < TOL, (f"{family} {kind} {method}: logit diff differs from TL by {ld_err:.3g} "
-                              f"at cell {np.unravel_index(np.abs(ours_ld - tl_ld).argmax(), tl_ld.shape)}")
+        assert kl_err < TOL, (
+            f"{family} {kind} {method}: total KL differs from TL by {kl_err:.3g} "
+            f"at cell {np.unravel_index(np.abs(ours_kl - tl_kl).argmax(), tl_kl.shape)}"
+        )
+        assert ld_err < TOL, (
+            f"{family} {kind} {method}: logit diff differs from TL by {ld_err:.3g} "
+            f"at cell {np.unravel_index(np.abs(ours_ld - tl_ld).argmax(), tl_ld.shape)}"
+        )
 
 
 @pytest.mark.parametrize("kind", ["zero", "patch"])
@@ -190,10 +204,12 @@ def test_top_row_matches_transformerlens(family, kind):
         _, src_cache = bridge.run_with_cache(torch.tensor([source]), names_filter=name)
         tl_kl, tl_ld = [], []
         for i in range(N_TOK):
+
             def write(act, hook, i=i):
                 act = act.clone()
                 act[:, i] = 0.0 if kind == "zero" else src_cache[name][:, i]
                 return act
+
             new = bridge.run_with_hooks(toks, fwd_hooks=[(name, write)])
             tl_kl.append(float(total_kl(base, new)))
             tl_ld.append(float(last_logit_diff(new, good, bad)))

@@ -11,8 +11,11 @@ from residual_widgets.tiny import random_ids
 from helpers import tiny_lm
 
 FAMS = ["gpt2", "neox", "llama", "gemma3", "mistral", "phi3"]
-SETTINGS = settings(max_examples=25, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @st.composite
@@ -58,8 +61,9 @@ def test_cone_sweep_agrees_with_single_interventions(sc):
     for r in rows:
         for p in positions:
             eff = sess.intervene((r, p), kind=kind, site=site)
-            np.testing.assert_allclose(atlas.resid_delta[r, p], eff.resid_delta, atol=2e-5,
-                                       rtol=1e-4)
+            np.testing.assert_allclose(
+                atlas.resid_delta[r, p], eff.resid_delta, atol=2e-5, rtol=1e-4
+            )
             np.testing.assert_allclose(atlas.kl[r, p], eff.kl, atol=2e-5)
             reach = reachable_mask([(r, p)], n_layers, len(ids), site)
             assert np.all(atlas.resid_delta[r, p][~reach] == 0.0)

@@ -61,9 +61,10 @@ def test_remote_session_matches_local_bit_for_bit(server):
     for f in ("resid_delta", "kl", "logprob_delta", "logit_diff"):
         assert np.array_equal(getattr(ra, f), getattr(la, f)), f
     n_req = -(-ra.done.size // 9)
-    assert [d for d, st in seen if st == ""] == [min(9 * k, ra.done.size)
-                                                         for k in range(1, n_req + 1)]
-    assert any(st == "QUEUED" for _, st in seen)          # the widget shows "waiting on queue"
+    assert [d for d, st in seen if st == ""] == [
+        min(9 * k, ra.done.size) for k in range(1, n_req + 1)
+    ]
+    assert any(st == "QUEUED" for _, st in seen)  # the widget shows "waiting on queue"
     assert set(server.seen_keys) == {KEY}
 
 
@@ -85,16 +86,16 @@ def test_refused_key_never_appears_in_the_error_and_local_work_goes_on(server):
     text = "".join(str(e) for e in (info.value, info.value.__cause__, info.value.__context__))
     assert BAD not in text and "Invalid API key" in str(info.value)
     assert info.value.__cause__ is None
-    assert server.seen_keys == [BAD]                      # it did reach the server, as a header
-    local = rw.Session(tiny_lm("gpt2"), PROMPT)          # same model, local: unaffected
+    assert server.seen_keys == [BAD]  # it did reach the server, as a header
+    local = rw.Session(tiny_lm("gpt2"), PROMPT)  # same model, local: unaffected
     assert local.ablate((1, 2)).total_kl > 0
-    rw.set_api_key(KEY)                                   # fixed key: remote works again
+    rw.set_api_key(KEY)  # fixed key: remote works again
     assert rw.Session(tiny_lm("gpt2"), PROMPT, remote=server.url).ablate((1, 2)).total_kl > 0
 
 
 def test_unknown_remote_model(server):
     rw.set_api_key(KEY)
-    other = tiny_lm("llama")                              # not hosted by this server
+    other = tiny_lm("llama")  # not hosted by this server
     with pytest.raises(rw.RemoteModelError, match="does not host"):
         rw.Session(other, PROMPT, remote=server.url)
 
@@ -134,7 +135,7 @@ def test_cancel_while_queued_returns_a_partial_atlas(server):
 
     def progress(p):
         if p.done >= 4:
-            server.hang = True                            # the next request stays queued
+            server.hang = True  # the next request stays queued
         if p.status == "QUEUED" and p.done >= 4:
             cancel.set()
 
@@ -167,10 +168,11 @@ def test_remote_session_fetches_block_writes_only_when_needed(server):
     local = rw.Session(tiny_lm("gpt2"), PROMPT)
     assert len(server.jobs) == 1 and sess.clean.writes is None
     assert np.array_equal(sess.ablate((1, 2)).kl, local.ablate((1, 2)).kl)
-    assert len(server.jobs) == 2 and sess.clean.writes is None       # resid: no writes needed
+    assert len(server.jobs) == 2 and sess.clean.writes is None  # resid: no writes needed
     a = sess.ablate((1, 2), kind="mean", site="attn_out")
-    assert len(server.jobs) == 4 and sess.clean.writes is not None   # fetch writes + the run
-    assert np.array_equal(a.resid_delta,
-                          local.ablate((1, 2), kind="mean", site="attn_out").resid_delta)
+    assert len(server.jobs) == 4 and sess.clean.writes is not None  # fetch writes + the run
+    assert np.array_equal(
+        a.resid_delta, local.ablate((1, 2), kind="mean", site="attn_out").resid_delta
+    )
     sess.ablate((0, 3), kind="mean", site="mlp_out")
-    assert len(server.jobs) == 5                                      # writes kept
+    assert len(server.jobs) == 5  # writes kept

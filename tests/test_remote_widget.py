@@ -38,7 +38,7 @@ def test_widget_on_a_remote_model_says_when_it_waits(monkeypatch):
         assert w.remote_status == ""
         local = rw.Session(lm, PROMPT).sweep(method="batch")
         assert (w.current_atlas.kl == local.kl).all()
-        srv.hang, w.session.timeout = True, 0.3           # a queue that never moves
+        srv.hang, w.session.timeout = True, 0.3  # a queue that never moves
         w.select((2, 2))
         assert "did not finish within 0.3 s" in w.error
         srv.hang, w.session.timeout = False, None
@@ -86,8 +86,13 @@ def test_saved_notebook_never_contains_the_key(tmp_path, monkeypatch):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(src.format(tests=str(TESTS))) for src in NOTEBOOK]
     nb.cells[-1].metadata["tags"] = ["raises-exception"]
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", store_widget_state=True,
-                            resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        store_widget_state=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
     client.execute()
     path = tmp_path / "remote.ipynb"
     nbformat.write(nb, path)
@@ -97,7 +102,7 @@ def test_saved_notebook_never_contains_the_key(tmp_path, monkeypatch):
     assert "refused the API key" in text and "RemoteAuthError" in text
     assert "widget error: the server refused the API key" in text
     assert good not in text and bad not in text
-    assert good[5:] not in text and bad[5:] not in text        # not even without its prefix
+    assert good[5:] not in text and bad[5:] not in text  # not even without its prefix
 
 
 def test_weightless_skeleton_runs_everything_on_the_server(monkeypatch, tmp_path):
@@ -106,11 +111,12 @@ def test_weightless_skeleton_runs_everything_on_the_server(monkeypatch, tmp_path
     back from the server, equal to a local run; the tooltip's logit lens is computed on the
     server and equals the local one."""
     from residual_widgets.tiny import tiny_model
+
     hf, tok = tiny_model("gpt2", n_layers=3)
     hf.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     key = "k-" + secrets.token_hex(8)
-    server_lm = rw.load_model(str(tmp_path))                     # the server's real weights
+    server_lm = rw.load_model(str(tmp_path))  # the server's real weights
     with FakeNDIF({}, keys=[key]) as srv:
         rw.set_api_key(key)
         remote_lm = rw.load_model(str(tmp_path), tok, remote=srv.url)
@@ -133,6 +139,7 @@ def test_weightless_skeleton_runs_everything_on_the_server(monkeypatch, tmp_path
         want_int = local.logit_lens((1, 2), effect=local.ablate((1, 2)))
         assert [t for t, _ in lens[0]["clean"]] == [t for t, _ in want_clean]
         assert [t for t, _ in lens[0]["intervened"]] == [t for t, _ in want_int]
-        np.testing.assert_allclose([v for _, v in lens[0]["clean"]],
-                                   [v for _, v in want_clean], rtol=1e-5)
-        assert w.session._lens_cache                      # clean lens cached: one request
+        np.testing.assert_allclose(
+            [v for _, v in lens[0]["clean"]], [v for _, v in want_clean], rtol=1e-5
+        )
+        assert w.session._lens_cache  # clean lens cached: one request

@@ -23,7 +23,7 @@ def test_every_family_sweeps_on_the_cone_path(family):
     lm = tiny_lm(family)
     sess = rw.Session(lm, PROMPT)
     with warnings.catch_warnings():
-        warnings.simplefilter("error", SlowPathWarning)   # a fallback fails this test
+        warnings.simplefilter("error", SlowPathWarning)  # a fallback fails this test
         atlas = sess.sweep(kind="zero")
     assert atlas.method == "cone" and atlas.slow_path == ""
     assert atlas.complete and atlas.done.all()
@@ -47,7 +47,7 @@ def test_a_refused_cone_is_loud_in_the_atlas_the_payload_and_a_warning(monkeypat
     payload = atlas_payload(atlas)
     assert payload["method"] == "loop" and payload["slow_path"] == atlas.slow_path
     with pytest.raises(st.UnsupportedStepping, match="frobnicate"):
-        sess.sweep(kind="zero", method="cone")             # asked for the cone: still raises
+        sess.sweep(kind="zero", method="cone")  # asked for the cone: still raises
 
 
 def test_arguments_are_found_by_what_they_are_not_their_names():
@@ -59,9 +59,15 @@ def test_arguments_are_found_by_what_they_are_not_their_names():
     P = 6
     s = st.Stepper.__new__(st.Stepper)
     s.P = P
-    named = {"h": torch.zeros(1, P, 8), "kv_store": DynamicCache(),
-             "causal_bias": torch.zeros(1, 1, P, P), "rope": (torch.zeros(1, P, 4),) * 2,
-             "where": torch.arange(P)[None], "use_cache": True, "flag": "x"}
+    named = {
+        "h": torch.zeros(1, P, 8),
+        "kv_store": DynamicCache(),
+        "causal_bias": torch.zeros(1, 1, P, P),
+        "rope": (torch.zeros(1, P, 4),) * 2,
+        "where": torch.arange(P)[None],
+        "use_cache": True,
+        "flag": "x",
+    }
     spec = s._classify(named, {})
     assert spec["hidden"] == "h" and spec["cache"] == "kv_store"
     assert spec["mask"][0] == "causal_bias"
@@ -81,12 +87,18 @@ def test_the_self_check_refuses_an_argument_sliced_wrongly(monkeypatch):
     suffix: the suffix check must refuse the model rather than return wrong numbers."""
     lm = tiny_lm("llama")
     sess = rw.Session(lm, PROMPT)
-    assert st.Stepper(lm, sess.ids, sess.clean.resid, sess.clean.logits).kv   # sane as built
+    assert st.Stepper(lm, sess.ids, sess.clean.resid, sess.clean.logits).kv  # sane as built
 
     def unsliced(name, val, start, P):
-        return val[:, : P - start] if isinstance(val, torch.Tensor) and val.ndim >= 2 else (
-            type(val)(unsliced(name, v, start, P) for v in val)
-            if isinstance(val, (tuple, list)) else val)
+        return (
+            val[:, : P - start]
+            if isinstance(val, torch.Tensor) and val.ndim >= 2
+            else (
+                type(val)(unsliced(name, v, start, P) for v in val)
+                if isinstance(val, (tuple, list))
+                else val
+            )
+        )
 
     monkeypatch.setattr(st, "_slice_seq", unsliced)
     with pytest.raises(st.UnsupportedStepping, match="suffix error"):
@@ -104,8 +116,8 @@ def test_cells_reaching_only_their_own_position_are_exact_elsewhere(site):
     atlas = sess.sweep(kind="zero", site=site, rows=[top], method="cone")
     P = sess.n_positions
     for i in range(P):
-        assert np.all(atlas.kl[top, i, i + 1:] == 0.0), (site, i)
-        assert np.all(atlas.logprob_delta[top, i, i + 1:] == 0.0), (site, i)
+        assert np.all(atlas.kl[top, i, i + 1 :] == 0.0), (site, i)
+        assert np.all(atlas.logprob_delta[top, i, i + 1 :] == 0.0), (site, i)
         if i < P - 1:
             assert atlas.logit_diff[top, i] == atlas.logit_diff_clean, (site, i)
-    assert atlas.kl[top, :, :].diagonal().min() > 0          # its own position does change
+    assert atlas.kl[top, :, :].diagonal().min() > 0  # its own position does change

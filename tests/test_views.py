@@ -35,8 +35,8 @@ def test_first_reached_with_full_attention():
 
 def test_future_profile_by_distance():
     kl = np.zeros((2, 4, 4), np.float32)
-    kl[0, 1, 1], kl[0, 1, 3] = 2.0, 1.0      # cell (0, 1): next token 2.0, 2 ahead 1.0
-    kl[0, 2, 2], kl[0, 2, 3] = 4.0, 3.0      # cell (0, 2): next token 4.0, 1 ahead 3.0
+    kl[0, 1, 1], kl[0, 1, 3] = 2.0, 1.0  # cell (0, 1): next token 2.0, 2 ahead 1.0
+    kl[0, 2, 2], kl[0, 2, 3] = 4.0, 3.0  # cell (0, 2): next token 4.0, 1 ahead 3.0
     prof = views.future_profile(kl, 0, agg="mean")
     assert prof.value[0] == pytest.approx((0 + 2 + 4 + 0) / 4)
     assert prof.value[1] == pytest.approx((0 + 0 + 3) / 3)
@@ -52,7 +52,7 @@ def test_future_profile_by_distance():
 
 def test_similarity_matrix_and_by_distance():
     resid = torch.randn(3, 5, 8)
-    resid[1] = torch.ones(5, 8)            # one row where all positions are the same direction
+    resid[1] = torch.ones(5, 8)  # one row where all positions are the same direction
     sim, by_d = views.similarity(resid)
     assert sim.shape == (3, 5, 5) and by_d.shape == (3, 5)
     np.testing.assert_allclose(np.diagonal(sim, axis1=1, axis2=2), 1.0, atol=1e-6)
@@ -77,45 +77,45 @@ def _planted(N=24, R=3, P=12, d=32, seed=0):
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn(N, R, P, d, generator=g)
     u = torch.zeros(d)
-    u[5] = 1.0                                   # a constant direction in one "massive" dimension
-    v = torch.randn(N, 1, 1, d, generator=g)     # a per-prompt direction shared by its positions
+    u[5] = 1.0  # a constant direction in one "massive" dimension
+    v = torch.randn(N, 1, 1, d, generator=g)  # a per-prompt direction shared by its positions
     x = noise.clone()
-    x[:, 1] += 40.0 * u                          # row 1: planted constant direction
-    x[:, 2] += 2.0 * v[:, 0]                     # row 2: planted per-prompt content
+    x[:, 1] += 40.0 * u  # row 1: planted constant direction
+    x[:, 2] += 2.0 * v[:, 0]  # row 2: planted per-prompt content
     return x
 
 
 def test_position_content_attributes_a_planted_constant_to_the_shared_part():
     pc = views.position_content(_planted())
-    assert pc.massive_dims.tolist() == [5]                       # found, and only it
+    assert pc.massive_dims.tolist() == [5]  # found, and only it
     assert pc.massive_abs[1, 0] > 30 and pc.median_abs[1] < 1.5
     np.testing.assert_allclose(pc.energy.sum(-1), 1.0, atol=1e-5)  # parts are orthogonal
-    assert pc.energy[1, 0] > 0.9 and pc.energy[0, 0] < 0.05      # the constant is shared
-    assert pc.energy_no_massive[1, 0] < 0.05                     # and lives in the massive dim
+    assert pc.energy[1, 0] > 0.9 and pc.energy[0, 0] < 0.05  # the constant is shared
+    assert pc.energy_no_massive[1, 0] < 0.05  # and lives in the massive dim
     far = {k: pc.far(k).mean(0) for k in pc.KINDS}
-    assert far["raw"][1] > 0.9                                   # the naive similarity...
+    assert far["raw"][1] > 0.9  # the naive similarity...
     for k in ("no_massive", "centred", "content", "content_other"):
-        assert abs(far[k][1]) < 0.05, k                          # ...is gone once removed
+        assert abs(far[k][1]) < 0.05, k  # ...is gone once removed
     assert abs(pc.excess()[:, 1].mean()) < 0.03
-    assert abs(far["raw"][0]) < 0.05                             # pure noise row: nothing
+    assert abs(far["raw"][0]) < 0.05  # pure noise row: nothing
 
 
 def test_position_content_keeps_a_planted_per_prompt_direction_as_content():
     pc = views.position_content(_planted())
     far = {k: pc.far(k).mean(0) for k in pc.KINDS}
-    assert far["content"][2] > 0.6                               # persists within a prompt
-    assert abs(far["content_other"][2]) < 0.1                    # but not across prompts
+    assert far["content"][2] > 0.6  # persists within a prompt
+    assert abs(far["content_other"][2]) < 0.1  # but not across prompts
     assert pc.excess()[:, 2].mean() > 0.6
-    assert pc.energy[2, 2] > 0.9                                 # it is content, not shared
+    assert pc.energy[2, 2] > 0.9  # it is content, not shared
 
 
 def test_position_content_position_part_and_inputs():
     x = torch.randn(10, 2, 6, 16)
-    x[:, 1] += 5.0 * torch.randn(1, 6, 16)          # one vector per position, in every prompt
+    x[:, 1] += 5.0 * torch.randn(1, 6, 16)  # one vector per position, in every prompt
     pc = views.position_content(x, first=0, massive_dims=[])
     assert pc.energy[1, 1] > 0.8 and pc.energy[0, 1] < 0.2
     assert pc.massive_dims.tolist() == [] and pc.distance.tolist() == [1, 2, 3, 4, 5]
-    assert abs(pc.far("content", 1).mean(0)[1]) < 0.1          # position part removed
+    assert abs(pc.far("content", 1).mean(0)[1]) < 0.1  # position part removed
     assert views.position_content(x, max_distance=2).sim["raw"].shape == (10, 2, 2)
     fig = pc.figure(row=1)
     assert len(fig.data) > 5
@@ -124,6 +124,7 @@ def test_position_content_position_part_and_inputs():
 
 
 # ---- lecture helpers -----------------------------------------------------------------------------
+
 
 def test_prompt_corpus_is_shipped_and_fixed():
     both = lec.load_prompts()
@@ -152,8 +153,7 @@ def test_batched_residuals_equal_the_session_clean_run(family):
     X = lec.residuals(lm, ids, batch=2)
     assert X.shape == (3, lm.n_layers + 1, 9, lm.d_model)
     for n in range(3):
-        torch.testing.assert_close(X[n], rw.Session(lm, ids[n]).clean.resid, atol=1e-5,
-                                   rtol=1e-5)
+        torch.testing.assert_close(X[n], rw.Session(lm, ids[n]).clean.resid, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="equal token lengths"):
         lec.residuals(lm, [ids[0], ids[1][:5]])
 
@@ -164,7 +164,7 @@ def test_t_interval_matches_known_quantiles_and_covers():
     assert lec.t_quantile(0.975, 1000) == pytest.approx(1.962, abs=1e-3)
     g = np.random.default_rng(0)
     hits = sum(lec.t_interval(g.normal(1.0, 2.0, 20)).excludes(1.0) for _ in range(400))
-    assert 5 <= hits <= 40                                  # ≈ 5% of 400 miss the true mean
+    assert 5 <= hits <= 40  # ≈ 5% of 400 miss the true mean
     iv = lec.t_interval(np.ones((5, 3)) + np.arange(5)[:, None])
     assert np.allclose(iv.mean, 3.0) and np.all(iv.lo < 3) and np.all(iv.hi > 3)
     b = lec.bootstrap_interval(g.normal(0, 1, 50))
@@ -204,8 +204,8 @@ def test_write_effects_reads_later_only_through_attention():
     assert w["attn_out"].shape == (L, 10) and w["resid0"].shape == (1, 10)
     for site in ("attn_out", "mlp_out"):
         assert np.all(w[site][:, :4] == 0.0) and np.all(w[site][:, 4] > 0)
-        assert np.all(w[site][:-1, 5:] > 0)             # read later through attention...
-        assert np.all(w[site][-1, 5:] < 1e-5)           # ...except the last block's (rounding)
+        assert np.all(w[site][:-1, 5:] > 0)  # read later through attention...
+        assert np.all(w[site][-1, 5:] < 1e-5)  # ...except the last block's (rounding)
         one = sess.ablate((1, 4), site=site).kl
         np.testing.assert_allclose(w[site][1], one, rtol=1e-3, atol=5e-6)
 
@@ -217,7 +217,7 @@ def test_knockout_in_chosen_blocks_only():
     every = lec.knockout_blocks(sess, 3, range(L))
     ref = sess.intervene((0, 3), kind="knockout")
     np.testing.assert_allclose(every["kl"], ref.kl, rtol=1e-3, atol=1e-6)
-    assert np.all(every["kl"][:4] == 0.0)                       # position 3 itself intact
+    assert np.all(every["kl"][:4] == 0.0)  # position 3 itself intact
     last = lec.knockout_blocks(sess, 3, [L - 1])
     torch.testing.assert_close(last["resid"][:L], sess.clean.resid[:L], atol=1e-5, rtol=1e-5)
     assert np.all(last["kl"][:4] == 0.0) and last["kl"][4:].max() > 0
@@ -235,8 +235,9 @@ def test_batched_zero_ablations_equal_single_interventions(family):
         for k, (site, r, p) in enumerate(specs):
             eff = sess.ablate((r, p), site=site)
             np.testing.assert_allclose(out["kl"][n, k], eff.kl, rtol=1e-3, atol=1e-5)
-            np.testing.assert_allclose(out["logprob_delta"][n, k], eff.logprob_delta,
-                                       rtol=1e-3, atol=1e-5)
+            np.testing.assert_allclose(
+                out["logprob_delta"][n, k], eff.logprob_delta, rtol=1e-3, atol=1e-5
+            )
             assert np.all(out["kl"][n, k, :p] < 1e-6)
     with pytest.raises(ValueError, match="bad spec"):
         lec.zero_ablation_kl(lm, ids, [("resid", 3, 0)])
@@ -247,9 +248,9 @@ def test_bidirectional_control_leaks_and_is_removed_afterwards():
     ids = random_ids(8, lm.vocab_size, seed=1)
     with lec.bidirectional(lm):
         eff = rw.Session(lm, ids).ablate((1, 4))
-    assert np.count_nonzero(eff.resid_delta[2:, :4]) == 8          # outside the cone: changed
+    assert np.count_nonzero(eff.resid_delta[2:, :4]) == 8  # outside the cone: changed
     eff = rw.Session(lm, ids).ablate((1, 4))
-    assert np.all(eff.resid_delta[~eff.reachable] == 0.0)        # hook gone
+    assert np.all(eff.resid_delta[~eff.reachable] == 0.0)  # hook gone
 
 
 @pytest.mark.parametrize("family", ["gpt2", "llama"])

@@ -30,6 +30,7 @@ class FakeEffect:
 
     def figure(self, metric="kl", scale="linear"):
         import plotly.graph_objects as go
+
         return go.Figure(go.Heatmap(z=self.resid_delta))
 
 
@@ -46,6 +47,7 @@ class FakeAtlas:
 
     def figure(self, scale="linear"):
         import plotly.graph_objects as go
+
         return go.Figure(go.Heatmap(z=self.kl.sum(-1)))
 
 
@@ -130,7 +132,9 @@ def test_intervene_reply_carries_id_and_binary_arrays(widget):
     e = w.effect
     assert e["id"] == "c:1" and e["cells"] == [[2, 3]] and w.selection == [[2, 3]]
     assert isinstance(e["resid_delta"]["buffer"], memoryview)
-    np.testing.assert_array_equal(_codec.decode(e["resid_delta"]), np.full((3, 4), 2003, np.float32))
+    np.testing.assert_array_equal(
+        _codec.decode(e["resid_delta"]), np.full((3, 4), 2003, np.float32)
+    )
     assert _codec.decode(e["reachable"]).dtype == bool
     assert e["logit_diff"] == 1.5 and e["clean_logit_diff"] == 2.0
     assert w.error == ""
@@ -148,7 +152,7 @@ def test_state_has_no_json_number_lists(widget):
 
 def test_click_storm_ends_on_last_click_and_skips_stale_work(widget):
     w = widget
-    w.session.gate.clear()                   # the engine is busy with the first click
+    w.session.gate.clear()  # the engine is busy with the first click
     for k in range(100):
         w._on_custom_msg(w, {"type": "intervene", "id": f"c:{k}", "cells": [[k % 3, k % 4]]})
     time.sleep(0.05)
@@ -156,7 +160,7 @@ def test_click_storm_ends_on_last_click_and_skips_stale_work(widget):
     w.wait(sweep=False)
     assert len(msgs(w, "ack")) == 100
     assert w.effect["id"] == "c:99" and w.selection == [[99 % 3, 99 % 4]]
-    assert len(w.session.calls) <= 3        # the worker only ran the latest pending request
+    assert len(w.session.calls) <= 3  # the worker only ran the latest pending request
     assert w.error == ""
 
 
@@ -170,7 +174,7 @@ def test_errors_come_back_in_words_with_the_request_id(widget):
     assert w.effect is None
     w._on_custom_msg(w, {"type": "intervene", "id": "c:2", "cells": [[1, 0]]})
     w.wait(sweep=False)
-    assert w.error == "" and w.effect["id"] == "c:2"   # still usable; error cleared
+    assert w.error == "" and w.effect["id"] == "c:2"  # still usable; error cleared
     w._on_custom_msg(w, {"type": "bogus", "id": "c:3"})
     assert "unknown request type" in msgs(w, "error")[-1]["message"]
     w._on_custom_msg(w, {"type": "intervene", "id": "c:4", "cells": []})
@@ -196,8 +200,10 @@ def test_sweep_fills_progressively_from_a_thread(widget):
     w.session.step_s = 0.05
     w.atlas_push_interval = 0.0
     seen = []
-    w.observe(lambda ch: seen.append((threading.current_thread().name, ch["new"]["done"])),
-              names=["progress"])
+    w.observe(
+        lambda ch: seen.append((threading.current_thread().name, ch["new"]["done"])),
+        names=["progress"],
+    )
     w._on_custom_msg(w, {"type": "sweep", "id": "c:7"})
     w.wait()
     assert w.progress == {"done": 12, "total": 12, "running": False, "cancelled": False}
@@ -234,7 +240,7 @@ def test_settings_changes_recompute_and_resweep(widget):
     w.wait()
     assert w.effect["kind"] == "mean" and w.effect["id"].startswith("py:")
     assert w.atlas["kind"] == "mean"
-    w.site = "mlp_out"          # row 2 does not exist as a block of a 2-layer model: selection dropped
+    w.site = "mlp_out"  # row 2 does not exist as a block of a 2-layer model: selection dropped
     w.wait()
     assert w.effect is None and w.atlas["site"] == "mlp_out" and w.atlas["done"]["shape"] == [2, 4]
     w.kind = "nonsense"
@@ -255,7 +261,7 @@ def test_the_widget_offers_every_kind_but_set(widget):
 
     assert WIDGET_KINDS == ("zero", "mean", "noise", "patch", "resample", "knockout")
     assert set(grid.KINDS) - set(WIDGET_KINDS) == {"set"}
-    widget.kind = "set"                     # needs a vector per cell: not a widget choice
+    widget.kind = "set"  # needs a vector per cell: not a widget choice
     assert "unknown kind 'set'" in widget.error
 
 
@@ -344,22 +350,27 @@ def test_real_engine_tiny_model():
     # under a smaller memory budget the widget's sweep keeps float16 maps, then none, and the
     # atlas trait says so (the front end shows it next to the progress bar)
     from residual_widgets.sweep import estimate_bytes
+
     S, R, P = 3, 3, 8
-    for budget, storage in ((estimate_bytes(S, R, P) - 1, "float16"),
-                            (estimate_bytes(S, R, P, map_bytes=2) - 1, "summary")):
+    for budget, storage in (
+        (estimate_bytes(S, R, P) - 1, "float16"),
+        (estimate_bytes(S, R, P, map_bytes=2) - 1, "summary"),
+    ):
         w.memory_budget = budget
         w.start_sweep()
         w.wait()
         assert w.atlas["storage"] == storage and w.current_atlas.storage == storage
         assert (w.atlas["resid_delta"] is None) == (storage == "summary")
-        np.testing.assert_array_equal(_codec.decode(w.atlas["total_kl"]),
-                                      w.current_atlas.kl.sum(-1))
+        np.testing.assert_array_equal(
+            _codec.decode(w.atlas["total_kl"]), w.current_atlas.kl.sum(-1)
+        )
     w.close()
 
 
 # ---- lecture views --------------------------------------------------------------------------
 def test_effect_carries_first_reached_rows(widget):
     from residual_widgets import views
+
     w = widget
     w.select((1, 2))
     got = _codec.decode(w.effect["first_reached"])
@@ -369,17 +380,20 @@ def test_effect_carries_first_reached_rows(widget):
 
 def test_profile_view_sends_engine_profile_per_row(widget):
     from residual_widgets import views
+
     w = widget
     w.start_sweep()
     w.wait()
-    assert w.profile is None                      # only computed once the view is shown
+    assert w.profile is None  # only computed once the view is shown
     w.view = "profile"
     assert w.profile["mean"]["shape"] == [3, 4] and w.profile["max"]["dtype"] == "float32"
     mean, mx = _codec.decode(w.profile["mean"]), _codec.decode(w.profile["max"])
     for n in range(3):
         np.testing.assert_array_equal(mean[n], views.future_profile(w.current_atlas.kl, n).value)
-        np.testing.assert_array_equal(mx[n], views.future_profile(w.current_atlas.kl, n, "max").value)
-    w.kind = "mean"                               # a new sweep replaces the profile
+        np.testing.assert_array_equal(
+            mx[n], views.future_profile(w.current_atlas.kl, n, "max").value
+        )
+    w.kind = "mean"  # a new sweep replaces the profile
     w.wait()
     assert w.profile is not None and w.current_atlas.kind == "mean"
 
@@ -438,8 +452,12 @@ def test_save_html_interactive_embeds_the_engines_numbers(tmp_path):
     from residual_widgets.tiny import tiny_model
 
     hf, tok = tiny_model("gpt2", n_layers=2)
-    w = explore("When Mary and John went", model=rw.load_model(hf, tok), cell=(1, 2),
-                logit_diff=(" Mary", " John"))
+    w = explore(
+        "When Mary and John went",
+        model=rw.load_model(hf, tok),
+        cell=(1, 2),
+        logit_diff=(" Mary", " John"),
+    )
     w.send = lambda *a, **k: None
     w.wait()
     w.view, w.scale = "profile", "log"
@@ -459,10 +477,12 @@ def test_save_html_interactive_embeds_the_engines_numbers(tmp_path):
     assert len(lens["clean"]) == sess.n_rows * sess.n_positions
     for cell in [(0, 0), (2, 4)]:
         key = f"{cell[0]},{cell[1]}"
-        assert lens["clean"][key] == [[s, pytest.approx(p, abs=1e-6)]
-                                      for s, p in sess.logit_lens(cell)]
-        assert lens["intervened"][key] == [[s, pytest.approx(p, abs=1e-6)]
-                                           for s, p in sess.logit_lens(cell, effect=eff)]
+        assert lens["clean"][key] == [
+            [s, pytest.approx(p, abs=1e-6)] for s, p in sess.logit_lens(cell)
+        ]
+        assert lens["intervened"][key] == [
+            [s, pytest.approx(p, abs=1e-6)] for s, p in sess.logit_lens(cell, effect=eff)
+        ]
     assert "all 15 swept source cells as float16" in t["page"]["note"]
     w.close()
 
@@ -480,10 +500,10 @@ def test_bundle_needs_no_jupyterlab():
         pytest.skip("the front end is not built")
     js = _ESM.read_text("utf-8")
     assert re.search(r"export\s*\{\s*\w+ as default\s*\}\s*;?\s*$", js)
-    assert not re.search(r"(^|[;\s])import[\s{*(\"']", js)         # nothing imported at run time
+    assert not re.search(r"(^|[;\s])import[\s{*(\"']", js)  # nothing imported at run time
     assert "require(" not in js and "define(" not in js
     jp_vars = re.findall(r"var\(\s*(--jp-[\w-]+)\s*([,)])", js)
-    assert jp_vars and all(sep == "," for _, sep in jp_vars), jp_vars   # each with a fallback
+    assert jp_vars and all(sep == "," for _, sep in jp_vars), jp_vars  # each with a fallback
     assert "widget_manager" in js and re.search(r"widget_manager\)?\??\.kernel|\?\.kernel", js)
     for name in ("jupyterapp", "jupyterlab", "@jupyterlab", "IPython", "Jupyter."):
         assert name not in js, name

@@ -30,10 +30,29 @@ from .stepper import UnsupportedStepping
 from .sweep import SweepProgress, SweepTooLarge
 from .widget import ResidualExplorer
 
-__all__ = ["Atlas", "Effect", "KINDS", "SITES", "LoadedModel", "ResidualExplorer", "Session",
-           "SweepProgress", "SweepTooLarge", "UnsupportedStepping", "explore", "load_model",
-           "reachable_mask", "set_api_key", "RemoteError", "RemoteAuthError", "RemoteModelError",
-           "RemoteNetworkError", "RemoteTimeout", "RemoteCancelled", "Attribution"]
+__all__ = [
+    "Atlas",
+    "Effect",
+    "KINDS",
+    "SITES",
+    "LoadedModel",
+    "ResidualExplorer",
+    "Session",
+    "SweepProgress",
+    "SweepTooLarge",
+    "UnsupportedStepping",
+    "explore",
+    "load_model",
+    "reachable_mask",
+    "set_api_key",
+    "RemoteError",
+    "RemoteAuthError",
+    "RemoteModelError",
+    "RemoteNetworkError",
+    "RemoteTimeout",
+    "RemoteCancelled",
+    "Attribution",
+]
 try:  # the version is written once, in pyproject.toml
     __version__ = _metadata.version("residual-widgets")
 except _metadata.PackageNotFoundError:  # running from a source tree that was never installed

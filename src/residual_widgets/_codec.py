@@ -49,7 +49,11 @@ def encode(a: Any, *, half: bool = False) -> dict:
     else:
         raise TypeError(f"cannot encode arrays of dtype {arr.dtype} for the front end")
     wire = arr.astype(np.dtype(_WIRE[dtype]), order="C", copy=False)
-    return {"dtype": dtype, "shape": [int(s) for s in wire.shape], "buffer": memoryview(wire.tobytes())}
+    return {
+        "dtype": dtype,
+        "shape": [int(s) for s in wire.shape],
+        "buffer": memoryview(wire.tobytes()),
+    }
 
 
 def encode_maybe(a: Any, **kw) -> dict | None:

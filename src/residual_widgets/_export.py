@@ -50,9 +50,16 @@ def save_html(w, path, interactive: bool = False, max_bytes: int | None = None) 
         with w._lock:
             eff, atlas = w.current_effect, w.current_atlas
         state = page_state(
-            w.session, effect=eff, atlas=atlas, effect_id=(w.effect or {}).get("id"),
-            model_name=w.model_name, prompt=w.prompt, source_prompt=w.source_prompt,
-            settings={k: getattr(w, k) for k in SETTINGS}, max_bytes=max_bytes)
+            w.session,
+            effect=eff,
+            atlas=atlas,
+            effect_id=(w.effect or {}).get("id"),
+            model_name=w.model_name,
+            prompt=w.prompt,
+            source_prompt=w.source_prompt,
+            settings={k: getattr(w, k) for k in SETTINGS},
+            max_bytes=max_bytes,
+        )
         return write_page(path, state)
     figs = []
     if w.current_effect is not None:
@@ -69,8 +76,10 @@ def save_html(w, path, interactive: bool = False, max_bytes: int | None = None) 
 def html_page(figs) -> str:
     """Plotly figures as one HTML page that loads plotly.js once (embedded in the first)."""
     parts = [f.to_html(full_html=False, include_plotlyjs=(k == 0)) for k, f in enumerate(figs)]
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>residual-widgets"
-            "</title></head><body>" + "\n".join(parts) + "</body></html>")
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>residual-widgets"
+        "</title></head><body>" + "\n".join(parts) + "</body></html>"
+    )
 
 
 def _row(w, default: int) -> int:
@@ -83,6 +92,7 @@ def lecture_view_figure(w):
     import plotly.graph_objects as go
 
     from .figures import axis_labels, profile_figure
+
     eff, atlas = w.current_effect, w.current_atlas
     if w.view == "first_reached":
         if eff is None:
@@ -90,26 +100,49 @@ def lecture_view_figure(w):
         fig = eff.figure(metric=w.metric, scale=w.scale)
         first = views.first_reached(eff.resid_delta)
         pos = [p for p in range(len(first)) if first[p] >= 0]
-        fig.add_trace(go.Scatter(x=pos, y=[int(first[p]) for p in pos], mode="markers",
-                                 marker=dict(symbol="square-open", size=14, color="red"),
-                                 name="first reached"), row=2, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=pos,
+                y=[int(first[p]) for p in pos],
+                mode="markers",
+                marker=dict(symbol="square-open", size=14, color="red"),
+                name="first reached",
+            ),
+            row=2,
+            col=1,
+        )
         return fig
     if w.view == "profile":
         if atlas is None:
             raise ValueError("the profile view needs a sweep: widget.start_sweep()")
         row = _row(w, eff.cells[0][0] if eff is not None else 0)
         prof = {agg: row_profile(atlas, row, agg) for agg in ("mean", "max")}
-        fig = profile_figure(prof["mean"].distance, {a: p.value for a, p in prof.items()},
-                             title=f"effect of row {row} on the prediction d tokens ahead")
+        fig = profile_figure(
+            prof["mean"].distance,
+            {a: p.value for a, p in prof.items()},
+            title=f"effect of row {row} on the prediction d tokens ahead",
+        )
         fig.add_annotation(x=0, y=float(prof["mean"].value[0]), text="next token", showarrow=True)
         return fig
     row = _row(w, eff.cells[0][0] if eff is not None and eff.site == "resid" else w.n_rows - 1)
     sim, _ = views.similarity(w.session.clean.resid)
     lab = axis_labels(w.tokens)
-    fig = go.Figure(go.Heatmap(z=sim[row], x=lab, y=lab, zmin=-1, zmax=1, colorscale="RdBu",
-                               colorbar=dict(title="cosine")))
-    fig.update_layout(title=f"cross-position cosine similarity of the residual at row {row}",
-                      xaxis_title="position i", yaxis_title="position j")
+    fig = go.Figure(
+        go.Heatmap(
+            z=sim[row],
+            x=lab,
+            y=lab,
+            zmin=-1,
+            zmax=1,
+            colorscale="RdBu",
+            colorbar=dict(title="cosine"),
+        )
+    )
+    fig.update_layout(
+        title=f"cross-position cosine similarity of the residual at row {row}",
+        xaxis_title="position i",
+        yaxis_title="position j",
+    )
     return fig
 
 
@@ -122,9 +155,18 @@ SETTINGS = ("kind", "site", "metric", "scale", "overview_metric", "logit_pair", 
 LENS_MAX_CELLS = 4096
 
 
-def page_state(session, *, effect=None, atlas=None, effect_id=None, model_name: str = "",
-               prompt: str | None = None, source_prompt: str = "", settings: dict | None = None,
-               max_bytes: int | None = None) -> dict:
+def page_state(
+    session,
+    *,
+    effect=None,
+    atlas=None,
+    effect_id=None,
+    model_name: str = "",
+    prompt: str | None = None,
+    source_prompt: str = "",
+    settings: dict | None = None,
+    max_bytes: int | None = None,
+) -> dict:
     """Everything the saved page shows, as JSON-able data (arrays still as ``memoryview``s):
     ``{"traits": {...the widget's synced traits...}, "lens": {...}}``. ``traits["page"]`` tells
     the front end that there is no kernel, and what the page holds (in words)."""
@@ -146,9 +188,10 @@ def page_state(session, *, effect=None, atlas=None, effect_id=None, model_name: 
         "site": site,
         "metric": st.get("metric", "kl"),
         "scale": st.get("scale", "linear"),
-        "overview_metric": st.get("overview_metric",
-                                  "logit_diff" if atlas is not None and atlas.logit_diff
-                                  is not None else "total_kl"),
+        "overview_metric": st.get(
+            "overview_metric",
+            "logit_diff" if atlas is not None and atlas.logit_diff is not None else "total_kl",
+        ),
         "logit_pair": [str(x) for x in pair],
         "selection": [[int(r), int(p)] for r, p in effect.cells] if effect is not None else [],
         "effect": None if effect is None else _payloads.effect_payload(effect, effect_id),
@@ -166,31 +209,45 @@ def page_state(session, *, effect=None, atlas=None, effect_id=None, model_name: 
         keep = [tuple(c) for c in effect.cells] if effect is not None else []
         traits["atlas"], words = _payloads.page_atlas_payload(atlas, budget=budget, keep=keep)
         done = int(atlas.done.sum())
-        traits["progress"] = {"done": done, "total": int(atlas.done.size), "running": False,
-                              "cancelled": not atlas.complete}
+        traits["progress"] = {
+            "done": done,
+            "total": int(atlas.done.size),
+            "running": False,
+            "cancelled": not atlas.complete,
+        }
         traits["profile"] = _payloads.profile_payload(atlas)
         notes.append(f"It holds {words}.")
     else:
         notes.append("It holds no sweep: only the pinned cell's map.")
-    sim_bytes = session.n_rows * session.n_positions ** 2 * 4
-    if getattr(session.model, "device", None) is not None and \
-            session.model.device.type != "meta" and sim_bytes <= budget // 4:
+    sim_bytes = session.n_rows * session.n_positions**2 * 4
+    if (
+        getattr(session.model, "device", None) is not None
+        and session.model.device.type != "meta"
+        and sim_bytes <= budget // 4
+    ):
         traits["similarity"] = _payloads.similarity_payload(session)
     lens = lens_table(session, effect, effect_id)
-    notes.append("The tooltips show the logit lens recorded for every cell" +
-                 (" (clean, and under the pinned intervention)." if effect is not None else
-                  " (clean run).") if lens["clean"] else
-                 "No logit lens was recorded (remote model, or too many cells).")
+    notes.append(
+        "The tooltips show the logit lens recorded for every cell"
+        + (
+            " (clean, and under the pinned intervention)."
+            if effect is not None
+            else " (clean run)."
+        )
+        if lens["clean"]
+        else "No logit lens was recorded (remote model, or too many cells)."
+    )
     traits["page"] = {
         "note": " ".join(notes),
         "kernel": "Needs a kernel: new interventions, sets of cells, sweeps, other kinds, sites, "
-                  "prompts and token pairs (open the notebook to run them).",
+        "prompts and token pairs (open the notebook to run them).",
     }
     return {"format": "residual-widgets page", "version": 1, "traits": traits, "lens": lens}
 
 
-def lens_table(session, effect=None, effect_id=None, k: int = 5,
-               max_cells: int = LENS_MAX_CELLS) -> dict:
+def lens_table(
+    session, effect=None, effect_id=None, k: int = 5, max_cells: int = LENS_MAX_CELLS
+) -> dict:
     """The logit lens (top ``k`` tokens and probabilities) of every residual cell, clean and
     under ``effect``: ``{"k", "clean": {"r,p": [[token, prob], …]}, "effect_id",
     "intervened": {...}}``; empty for a remote model or more than ``max_cells`` cells."""
@@ -231,7 +288,8 @@ def page_html(state: dict) -> str:
     if not js_path.exists():
         raise FileNotFoundError(
             "the front end is not built (static/page.js missing): run `npm install && npm run "
-            "build` in the repository, or reinstall the package")
+            "build` in the repository, or reinstall the package"
+        )
     js = js_path.read_text("utf-8")
     # nothing in the inlined script or data may end the <script> element early
     js = js.replace("</script", "<\\/script").replace("<!--", "<\\x21--")
@@ -239,14 +297,16 @@ def page_html(state: dict) -> str:
     data = data.replace("</", "<\\/").replace("<!--", "<\\u0021--")
     t = state["traits"]
     title = html.escape(f"residual-widgets · {t['model_name']} · {t['prompt']}"[:200])
-    return ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>{title}</title>"
-            "<style>body{margin:12px;background:#fff;color:#1f1f1f;"
-            "font-family:system-ui,sans-serif}</style></head><body>"
-            "<div id='rw-page'><noscript>This page needs JavaScript.</noscript></div>"
-            f"<script type='application/json' id='rw-state'>{data}</script>"
-            f"<script type='module'>{js}</script></body></html>\n")
+    return (
+        "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{title}</title>"
+        "<style>body{margin:12px;background:#fff;color:#1f1f1f;"
+        "font-family:system-ui,sans-serif}</style></head><body>"
+        "<div id='rw-page'><noscript>This page needs JavaScript.</noscript></div>"
+        f"<script type='application/json' id='rw-state'>{data}</script>"
+        f"<script type='module'>{js}</script></body></html>\n"
+    )
 
 
 def write_page(path, state: dict) -> pathlib.Path:
@@ -267,8 +327,11 @@ def _jsonable(x):
     None (JSON has none)."""
     if isinstance(x, dict):
         if "buffer" in x and "dtype" in x and "shape" in x:
-            return {"dtype": x["dtype"], "shape": list(x["shape"]),
-                    "b64": base64.b64encode(bytes(x["buffer"])).decode("ascii")}
+            return {
+                "dtype": x["dtype"],
+                "shape": list(x["shape"]),
+                "b64": base64.b64encode(bytes(x["buffer"])).decode("ascii"),
+            }
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]
@@ -287,13 +350,14 @@ def read_page(html_text: str) -> dict:
     from ._codec import decode
 
     start = html_text.index("id='rw-state'>") + len("id='rw-state'>")
-    data = json.loads(html_text[start:html_text.index("</script>", start)])
+    data = json.loads(html_text[start : html_text.index("</script>", start)])
 
     def back(x):
         if isinstance(x, dict):
             if "b64" in x and "dtype" in x:
-                return decode({"dtype": x["dtype"], "shape": x["shape"],
-                               "buffer": base64.b64decode(x["b64"])})
+                return decode(
+                    {"dtype": x["dtype"], "shape": x["shape"], "buffer": base64.b64decode(x["b64"])}
+                )
             return {k: back(v) for k, v in x.items()}
         if isinstance(x, list):
             return [back(v) for v in x]

@@ -21,8 +21,9 @@ class LatestJobs:
         self._busy = False
         self._stopped = False
         self._cv = threading.Condition()
-        self._thread = threading.Thread(target=self._main, name="residual-widgets-jobs",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._main, name="residual-widgets-jobs", daemon=True
+        )
         self._thread.start()
 
     def submit(self, typ: str, payload) -> None:
@@ -45,8 +46,9 @@ class LatestJobs:
                 self._cv.wait_for(lambda: self._pending or self._stopped)
                 if self._stopped:
                     return
-                typ = next((k for k in self._priority if k in self._pending),
-                           next(iter(self._pending)))
+                typ = next(
+                    (k for k in self._priority if k in self._pending), next(iter(self._pending))
+                )
                 payload = self._pending.pop(typ)
                 self._busy = True
             try:

@@ -54,7 +54,7 @@ def atlas_payload(atlas) -> dict:
     maps, kl = atlas.resid_delta, atlas.kl
     storage = getattr(atlas, "storage", "float32")
     if maps is not None and maps.size * 2 > SEND_LIMIT_BYTES:
-        maps, storage = None, "summary"          # too big for the comm: summaries + clicks
+        maps, storage = None, "summary"  # too big for the comm: summaries + clicks
     half = maps is not None and (maps.dtype == np.float16 or wants_half(maps.shape))
     return {
         "kind": atlas.kind,
@@ -97,8 +97,14 @@ def similarity_payload(session) -> dict:
 def lens_reply(request_id, key, cell, clean, intervened) -> dict:
     """The ``lens`` reply: top tokens ``[[token, prob], …]`` of one cell, clean and under the
     pinned effect (``None`` without one)."""
-    return {"type": "lens", "id": request_id, "key": key, "cell": list(cell),
-            "clean": _pairs(clean), "intervened": None if intervened is None else _pairs(intervened)}
+    return {
+        "type": "lens",
+        "id": request_id,
+        "key": key,
+        "cell": list(cell),
+        "clean": _pairs(clean),
+        "intervened": None if intervened is None else _pairs(intervened),
+    }
 
 
 def _pairs(top) -> list:
@@ -159,33 +165,41 @@ def page_atlas_payload(atlas, budget: int = PAGE_BUDGET_BYTES, keep=()) -> tuple
     n_done = int(atlas.done.sum())
     cells = "cell" if n_done == 1 else "cells"
     if maps is None or n_done == 0:
-        return out, (f"the sweep's summary of {n_done} source {cells}; no maps were kept "
-                     "(hover shows the summary only)")
+        return out, (
+            f"the sweep's summary of {n_done} source {cells}; no maps were kept "
+            "(hover shows the summary only)"
+        )
     R = maps.shape[2]
     per_map = R * P * 2
     room = max(0, budget - spend)
     if maps.size * 2 <= room:
         out["resid_delta"] = encode(maps, half=True)
         out["storage"] = "float16"
-        return out, (f"the downstream maps of all {n_done} swept source {cells} as float16 "
-                     "(≈ 3 significant digits)")
-    k = int(max(0, room - S * P * 4) // per_map)     # the index takes int32 [S, P]
+        return out, (
+            f"the downstream maps of all {n_done} swept source {cells} as float16 "
+            "(≈ 3 significant digits)"
+        )
+    k = int(max(0, room - S * P * 4) // per_map)  # the index takes int32 [S, P]
     order = _importance_order(atlas)
     first = [tuple(c) for c in keep if 0 <= c[0] < S and 0 <= c[1] < P and atlas.done[tuple(c)]]
     chosen = list(dict.fromkeys(first + order))[:k]
     index = np.full((S, P), -1, np.int32)
     for j, c in enumerate(chosen):
         index[c] = j
-    sub = (maps[tuple(np.array(chosen).T)] if chosen
-           else np.zeros((0, R, P), np.float32))
+    sub = maps[tuple(np.array(chosen).T)] if chosen else np.zeros((0, R, P), np.float32)
     out["resid_delta"] = encode(sub, half=True)
     out["map_index"] = encode(index)
     out["storage"] = "subset"
-    by = "largest change of the logit difference" if atlas.logit_diff is not None \
+    by = (
+        "largest change of the logit difference"
+        if atlas.logit_diff is not None
         else "largest total KL"
-    return out, (f"the downstream maps of {len(chosen)} of the {n_done} swept source cells (those "
-                 f"with the {by}) as float16, to keep the page under "
-                 f"{budget / 2**20:.0f} MB; the others show their summary only")
+    )
+    return out, (
+        f"the downstream maps of {len(chosen)} of the {n_done} swept source cells (those "
+        f"with the {by}) as float16, to keep the page under "
+        f"{budget / 2**20:.0f} MB; the others show their summary only"
+    )
 
 
 def _importance_order(atlas) -> list[tuple[int, int]]:

@@ -34,14 +34,23 @@ def cells_per_request(R: int, P: int, d: int, V: int, budget: int, cap: int = 64
     return int(max(1, min(cap, budget // per_cell - 1)))
 
 
-def batched_effects(sess, cells, kind: str, site: str, pair, *, timeout: float | None = None,
-                    on_status=None, cancel=None) -> dict:
+def batched_effects(
+    sess,
+    cells,
+    kind: str,
+    site: str,
+    pair,
+    *,
+    timeout: float | None = None,
+    on_status=None,
+    cancel=None,
+) -> dict:
     """Intervene on each of ``cells`` separately, all in one trace (run as ``sess.remote``
     says). Returns torch tensors: ``deltas`` ``[B, R, P]``, ``kl`` ``[B, P]``, ``lpd``
     ``[B, P - 1]``, ``ld`` ``[B]`` (zeros without a token pair)."""
     lm = sess.model
     L, P, B = lm.n_layers, sess.n_positions, len(cells)
-    values = sess.values_for(cells, kind, site)                     # [B, d]
+    values = sess.values_for(cells, kind, site)  # [B, d]
     by_loc: dict = defaultdict(list)
     for b, ((r, p), v) in enumerate(zip(cells, values, strict=True)):
         by_loc[(site, r)].append((b + 1, p, v))
@@ -51,9 +60,11 @@ def batched_effects(sess, cells, kind: str, site: str, pair, *, timeout: float |
     at = torch.arange(P - 1, device=lm.input_device)
     good, bad = pair if pair is not None else (0, 0)
     blocks = [lm.envoy(f"{lm.blocks_path}.{k}") for k in range(L)]
-    writers = [(s, k, lm.envoy(lm.write_path(s, k)))       # in execution order
-               for (s, k) in sorted(by_loc, key=lambda sk: (sk[1], sk[0] != "attn_out"))
-               if s != "resid"]
+    writers = [
+        (s, k, lm.envoy(lm.write_path(s, k)))  # in execution order
+        for (s, k) in sorted(by_loc, key=lambda sk: (sk[1], sk[0] != "attn_out"))
+        if s != "resid"
+    ]
     root = lm.nn
     pending = rm.trace_kwargs(lm, sess.remote)
     with pending.guard():
@@ -78,8 +89,9 @@ def batched_effects(sess, cells, kind: str, site: str, pair, *, timeout: float |
                 hf = h.float()
                 num = (hf[1:] - hf[0:1]).norm(dim=-1)
                 den = hf[0:1].norm(dim=-1).expand_as(num)
-                deltas.append(torch.where(den > 0, num / torch.where(den > 0, den,
-                                                                     torch.ones_like(den)), num))
+                deltas.append(
+                    torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)), num)
+                )
             logits = root.output.logits.float()
             lp = torch.log_softmax(logits, dim=-1)
             kl = (lp[0:1].exp() * (lp[0:1] - lp[1:])).sum(-1).clamp_min(0.0).save()
@@ -88,5 +100,9 @@ def batched_effects(sess, cells, kind: str, site: str, pair, *, timeout: float |
         res = pending.result(timeout=timeout, on_status=on_status, cancel=cancel)
     if res is not None:
         deltas, kl, lpd, ld = res["deltas"], res["kl"], res["lpd"], res["ld"]
-    return {"deltas": torch.stack(list(deltas), dim=1).cpu(), "kl": kl.cpu(), "lpd": lpd.cpu(),
-            "ld": ld.cpu()}
+    return {
+        "deltas": torch.stack(list(deltas), dim=1).cpu(),
+        "kl": kl.cpu(),
+        "lpd": lpd.cpu(),
+        "ld": ld.cpu(),
+    }

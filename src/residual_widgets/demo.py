@@ -26,8 +26,11 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--prompt", default=PROMPT)
     ap.add_argument("--out", default="demo.html")
-    ap.add_argument("--plotly", action="store_true",
-                    help="write the plotly figures of the overview and the map instead")
+    ap.add_argument(
+        "--plotly",
+        action="store_true",
+        help="write the plotly figures of the overview and the map instead",
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -44,19 +47,30 @@ def main(argv=None) -> int:
     drop = atlas.logit_diff_clean - atlas.logit_diff
     n, i = np.unravel_index(np.argmax(drop), drop.shape)
     eff = sess.ablate((int(n), int(i)))
-    print(f"model {model} loaded in {t1 - t0:.1f} s; sweep of {atlas.done.sum()} cells in "
-          f"{t2 - t1:.1f} s ({atlas.method})")
-    print(f"clean logit diff {atlas.logit_diff_clean:.3f}; ablating ({n}, {i}) "
-          f"{sess.token_strings[i]!r} moves it most, to {atlas.logit_diff[n, i]:.3f}")
+    print(
+        f"model {model} loaded in {t1 - t0:.1f} s; sweep of {atlas.done.sum()} cells in "
+        f"{t2 - t1:.1f} s ({atlas.method})"
+    )
+    print(
+        f"clean logit diff {atlas.logit_diff_clean:.3f}; ablating ({n}, {i}) "
+        f"{sess.token_strings[i]!r} moves it most, to {atlas.logit_diff[n, i]:.3f}"
+    )
     if args.plotly:
         with open(args.out, "w") as f:
             f.write(atlas.figure().to_html(full_html=True, include_plotlyjs=True))
             f.write(eff.figure().to_html(full_html=False, include_plotlyjs=False))
     else:
         from ._export import save_page
-        save_page(args.out, sess, effect=eff, atlas=atlas, prompt=args.prompt,
-                  model_name=args.model,
-                  settings={"kind": "zero", "site": "resid", "logit_pair": list(pair)})
+
+        save_page(
+            args.out,
+            sess,
+            effect=eff,
+            atlas=atlas,
+            prompt=args.prompt,
+            model_name=args.model,
+            settings={"kind": "zero", "site": "resid", "logit_pair": list(pair)},
+        )
     print(f"wrote {args.out} ({os.path.getsize(args.out) / 2**20:.2f} MB)")
     return 0
 

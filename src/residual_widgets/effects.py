@@ -37,7 +37,7 @@ class Effect:
     tokens: list[str]
     logit_diff: float | None = None
     logit_diff_clean: float | None = None
-    resid: Any = field(default=None, repr=False)   # torch [R, P, d] intervened residuals
+    resid: Any = field(default=None, repr=False)  # torch [R, P, d] intervened residuals
 
     @property
     def total_kl(self) -> float:
@@ -46,20 +46,30 @@ class Effect:
     def figure(self, metric: str = "kl", scale: str = "linear"):
         """Plotly figure: the downstream map with the cone outlined, the output metric on top."""
         strip = self.kl if metric == "kl" else np.append(self.logprob_delta, np.nan)
-        return figures.effect_figure(self.resid_delta, self.tokens, cells=self.cells,
-                                     site=self.site, reachable=self.reachable, strip=strip,
-                                     strip_name="KL (nats)" if metric == "kl" else "Δ log p",
-                                     title=f"{self.kind} ablation at {self.site} {self.cells}",
-                                     scale=scale)
+        return figures.effect_figure(
+            self.resid_delta,
+            self.tokens,
+            cells=self.cells,
+            site=self.site,
+            reachable=self.reachable,
+            strip=strip,
+            strip_name="KL (nats)" if metric == "kl" else "Δ log p",
+            title=f"{self.kind} ablation at {self.site} {self.cells}",
+            scale=scale,
+        )
 
     def summary(self, top: int = 5) -> str:
         """A few lines of text: the most affected cells and the output metric."""
         flat = np.argsort(self.resid_delta, axis=None)[::-1][:top]
-        lines = [f"{self.kind} at {self.site} cells {self.cells}: total KL {self.total_kl:.4g} nats"]
+        lines = [
+            f"{self.kind} at {self.site} cells {self.cells}: total KL {self.total_kl:.4g} nats"
+        ]
         for f in flat:
             r, p = np.unravel_index(f, self.resid_delta.shape)
-            lines.append(f"  row {r:>3} pos {p:>4} {self.tokens[p]!r:>14}  "
-                         f"||Δh||/||h|| = {self.resid_delta[r, p]:.4g}")
+            lines.append(
+                f"  row {r:>3} pos {p:>4} {self.tokens[p]!r:>14}  "
+                f"||Δh||/||h|| = {self.resid_delta[r, p]:.4g}"
+            )
         if self.logit_diff is not None:
             lines.append(f"  logit diff {self.logit_diff_clean:.4g} → {self.logit_diff:.4g}")
         return "\n".join(lines)
@@ -92,15 +102,16 @@ class Atlas:
     logit_diff_clean: float | None = None
     complete: bool = False
     method: str = ""
-    slow_path: str = ""        # the reason an "auto" sweep fell back to one forward per cell
-    storage: str = "float32"   # how the maps are kept: "float32", "float16" or "summary" (none)
+    slow_path: str = ""  # the reason an "auto" sweep fell back to one forward per cell
+    storage: str = "float32"  # how the maps are kept: "float32", "float16" or "summary" (none)
 
     @property
     def total_kl(self) -> np.ndarray:
         return self.kl.sum(-1)
 
-    def store(self, cell, *, kl, logprob_delta, resid_delta=None, logit_diff=None,
-              start: int = 0) -> None:
+    def store(
+        self, cell, *, kl, logprob_delta, resid_delta=None, logit_diff=None, start: int = 0
+    ) -> None:
         """File source cell ``(n, i)``'s results and mark it done. ``kl`` and ``logprob_delta``
         may cover positions ``start..`` only (the rest are exactly zero: outside the cone);
         ``resid_delta`` ``[R, P]`` is dropped when the atlas keeps no maps."""
@@ -115,8 +126,13 @@ class Atlas:
 
     def store_effect(self, cell, eff) -> None:
         """File an :class:`Effect` computed for source cell ``cell``."""
-        self.store(cell, kl=eff.kl, logprob_delta=eff.logprob_delta,
-                   resid_delta=eff.resid_delta, logit_diff=eff.logit_diff)
+        self.store(
+            cell,
+            kl=eff.kl,
+            logprob_delta=eff.logprob_delta,
+            resid_delta=eff.resid_delta,
+            logit_diff=eff.logit_diff,
+        )
 
     def store_unchanged(self, cell) -> None:
         """A cell whose intervention writes the clean value: no effect anywhere (all zeros, the
@@ -139,6 +155,11 @@ class Atlas:
         """Plotly heatmap of the overview: which source cells matter."""
         vals, name = self.summary_values()
         vals = np.where(self.done, vals, np.nan)
-        return figures.overview_figure(vals, self.tokens, site=self.site, name=name,
-                                       title=f"{self.kind} sweep over {self.site}: {name}",
-                                       scale=scale)
+        return figures.overview_figure(
+            vals,
+            self.tokens,
+            site=self.site,
+            name=name,
+            title=f"{self.kind} sweep over {self.site}: {name}",
+            scale=scale,
+        )

@@ -28,8 +28,18 @@ def _load(model, remote=None):
     return load_model(model, remote=remote)
 
 
-def explore(prompt, model=None, source=None, kind: str = "zero", site: str = "resid",
-            logit_diff=None, *, cell=(0, 0), sweep: bool = True, **session_kw) -> ResidualExplorer:
+def explore(
+    prompt,
+    model=None,
+    source=None,
+    kind: str = "zero",
+    site: str = "resid",
+    logit_diff=None,
+    *,
+    cell=(0, 0),
+    sweep: bool = True,
+    **session_kw,
+) -> ResidualExplorer:
     """Open the residual-stream explorer for ``prompt``.
 
     ``model``: anything :func:`load_model` accepts (``None`` → the bundled SmolLM2-135M);
@@ -48,11 +58,16 @@ def explore(prompt, model=None, source=None, kind: str = "zero", site: str = "re
         return Session(lm, p, source=s, **session_kw)
 
     sess = factory(prompt, source)
-    w = ResidualExplorer(sess, prompt=prompt if isinstance(prompt, str) else None, kind=kind,
-                         site=site, logit_diff=logit_diff,
-                         source=source if isinstance(source, str) else None,
-                         model_name=getattr(lm, "name", "") or type(getattr(lm, "hf", lm)).__name__,
-                         session_factory=factory)
+    w = ResidualExplorer(
+        sess,
+        prompt=prompt if isinstance(prompt, str) else None,
+        kind=kind,
+        site=site,
+        logit_diff=logit_diff,
+        source=source if isinstance(source, str) else None,
+        model_name=getattr(lm, "name", "") or type(getattr(lm, "hf", lm)).__name__,
+        session_factory=factory,
+    )
     if cell is not None:
         w.select(cell)
     if sweep:

@@ -82,10 +82,12 @@ def normalize_cells(cells, n_rows: int, n_positions: int, site: str = "resid") -
         if r < 0 or p < 0:
             raise ValueError(
                 f"negative index in cell {tuple(c)}: indices are not wrapped; use {what}s "
-                f"0..{n_rows - 1} and positions 0..{n_positions - 1}")
+                f"0..{n_rows - 1} and positions 0..{n_positions - 1}"
+            )
         if r >= n_rows:
-            raise ValueError(f"{what} {r} out of range for site {site!r}: valid {what}s are "
-                             f"0..{n_rows - 1}")
+            raise ValueError(
+                f"{what} {r} out of range for site {site!r}: valid {what}s are 0..{n_rows - 1}"
+            )
         if p >= n_positions:
             raise ValueError(f"position {p} out of range: valid positions are 0..{n_positions - 1}")
         out.append((r, p))
@@ -102,8 +104,9 @@ def entry_row(row: int, site: str) -> int:
     return row if site == "resid" else row + 1
 
 
-def reachable_mask(cells: Sequence[Cell], n_layers: int, n_positions: int,
-                   site: str = "resid", kind: str = "zero") -> np.ndarray:
+def reachable_mask(
+    cells: Sequence[Cell], n_layers: int, n_positions: int, site: str = "resid", kind: str = "zero"
+) -> np.ndarray:
     """Bool ``[L + 1, P]``: residual cells an intervention on ``cells`` can possibly change.
 
     For a resid cell ``(n, i)``: the cell itself and rows ``> n`` at positions ``≥ i``.
@@ -115,11 +118,11 @@ def reachable_mask(cells: Sequence[Cell], n_layers: int, n_positions: int,
     mask = np.zeros((n_layers + 1, n_positions), dtype=bool)
     for r, p in cells:
         if kind == "knockout":
-            mask[r + 1:, p + 1:] = True
+            mask[r + 1 :, p + 1 :] = True
             continue
         e = entry_row(r, site)
         mask[e, p] = True
-        mask[e + 1:, p:] = True
+        mask[e + 1 :, p:] = True
     return mask
 
 

@@ -32,9 +32,18 @@ def noise_for(seed: int, site: str, row: int, pos: int, d: int) -> torch.Tensor:
     return torch.randn(d, generator=g)
 
 
-def replacement_values(kind: str, site: str, cells: list[Cell], clean: torch.Tensor, *,
-                       source: torch.Tensor | None = None, mean: torch.Tensor | None = None,
-                       sigma: float = 0.0, seed: int = 0, value=None) -> torch.Tensor:
+def replacement_values(
+    kind: str,
+    site: str,
+    cells: list[Cell],
+    clean: torch.Tensor,
+    *,
+    source: torch.Tensor | None = None,
+    mean: torch.Tensor | None = None,
+    sigma: float = 0.0,
+    seed: int = 0,
+    value=None,
+) -> torch.Tensor:
     """The vectors to write, ``[n_cells, d_model]`` float32.
 
     ``clean`` and ``source`` are the site's activations ``[rows, P, d]`` in the clean and source
@@ -52,8 +61,9 @@ def replacement_values(kind: str, site: str, cells: list[Cell], clean: torch.Ten
         return clean[rows, pos] + sigma * noise.to(clean.dtype)
     if kind in ("patch", "resample"):
         if source is None:
-            raise ValueError(f"kind={kind!r} needs a source prompt: "
-                             "Session(model, prompt, source=other_prompt)")
+            raise ValueError(
+                f"kind={kind!r} needs a source prompt: Session(model, prompt, source=other_prompt)"
+            )
         return source[rows, pos].clone()
     if kind == "set":
         if value is None:
@@ -62,8 +72,9 @@ def replacement_values(kind: str, site: str, cells: list[Cell], clean: torch.Ten
         if v.shape == (d,):
             v = v.expand(len(cells), d)
         if v.shape != (len(cells), d):
-            raise ValueError(f"value has shape {tuple(v.shape)}; expected ({d},) or "
-                             f"({len(cells)}, {d})")
+            raise ValueError(
+                f"value has shape {tuple(v.shape)}; expected ({d},) or ({len(cells)}, {d})"
+            )
         if not torch.isfinite(v).all():
             raise ValueError("the patch value contains NaN or infinity; pass finite numbers")
         return v.clone()

@@ -35,7 +35,7 @@ def knockout_run(sess, cells: list[grid.Cell]) -> RunRecord:
         hide = [i for n, i in cells if n <= k]
         h = stepper.layer(k, h, start, hide_keys=hide)
         keep = ~reach[k + 1, start:]
-        h[0, keep] = clean[k + 1, start:][keep]          # unreachable: exactly clean
+        h[0, keep] = clean[k + 1, start:][keep]  # unreachable: exactly clean
         resid[k + 1, start:] = h[0]
     logits = sess.clean.logits.clone()
     out_reach = reach[L]

@@ -52,8 +52,9 @@ def load_prompts(source: str = "both", n: int | None = None) -> list[str]:
     return out
 
 
-def prompt_ids(model, n: int = 32, length: int = 24, source: str = "both",
-               bos: bool = False) -> list[list[int]]:
+def prompt_ids(
+    model, n: int = 32, length: int = 24, source: str = "both", bos: bool = False
+) -> list[list[int]]:
     """``n`` corpus prompts tokenized by ``model``'s tokenizer and cut to ``length`` tokens each
     (every prompt is long enough for ``length`` ≤ 26 with a BPE tokenizer); ``bos`` prepends
     the tokenizer's BOS token (counted in ``length``)."""
@@ -115,7 +116,7 @@ def residuals(model, ids_list, batch: int = 16) -> torch.Tensor:
     try:
         for s in range(0, len(ids_list), batch):
             rows.clear()
-            x = torch.tensor([list(ids) for ids in ids_list[s:s + batch]], device=lm.input_device)
+            x = torch.tensor([list(ids) for ids in ids_list[s : s + batch]], device=lm.input_device)
             with lm.lock:
                 lm.hf(input_ids=x, use_cache=False)
             out.append(torch.stack(rows, dim=1))
@@ -151,18 +152,18 @@ def t_quantile(p: float, df: int) -> float:
     if df < 1:
         raise ValueError("need at least 2 samples for an interval")
     z = _norm_ppf(p)
-    g1 = (z ** 3 + z) / 4
-    g2 = (5 * z ** 5 + 16 * z ** 3 + 3 * z) / 96
-    g3 = (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / 384
-    g4 = (79 * z ** 9 + 776 * z ** 7 + 1482 * z ** 5 - 1920 * z ** 3 - 945 * z) / 92160
-    return z + g1 / df + g2 / df ** 2 + g3 / df ** 3 + g4 / df ** 4
+    g1 = (z**3 + z) / 4
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
+    return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
 
 
 def _norm_ppf(p: float) -> float:
     if not 0 < p < 1:
         raise ValueError(f"p must be in (0, 1), got {p}")
     lo, hi = -10.0, 10.0
-    for _ in range(100):                      # bisection on the exact normal CDF
+    for _ in range(100):  # bisection on the exact normal CDF
         mid = (lo + hi) / 2
         if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < p:
             lo = mid
@@ -181,16 +182,22 @@ def t_interval(samples, axis: int = 0, conf: float = 0.95) -> Interval:
     return Interval(mean=mean, lo=mean - h, hi=mean + h, n=n, conf=conf)
 
 
-def bootstrap_interval(samples, stat=np.mean, n_boot: int = 2000, conf: float = 0.95,
-                       seed: int = 0) -> Interval:
+def bootstrap_interval(
+    samples, stat=np.mean, n_boot: int = 2000, conf: float = 0.95, seed: int = 0
+) -> Interval:
     """Percentile bootstrap interval of ``stat`` over the first axis (prompts)."""
     x = np.asarray(samples, dtype=np.float64)
     n = x.shape[0]
     g = np.random.default_rng(seed)
     boots = np.stack([stat(x[g.integers(0, n, n)], axis=0) for _ in range(n_boot)])
     a = (1 - conf) / 2
-    return Interval(mean=stat(x, axis=0), lo=np.quantile(boots, a, axis=0),
-                    hi=np.quantile(boots, 1 - a, axis=0), n=n, conf=conf)
+    return Interval(
+        mean=stat(x, axis=0),
+        lo=np.quantile(boots, a, axis=0),
+        hi=np.quantile(boots, 1 - a, axis=0),
+        n=n,
+        conf=conf,
+    )
 
 
 # ---- models where the claim should not hold ------------------------------------------------
@@ -211,8 +218,9 @@ def untrained_twin(name: str = "induction-2l", seed: int = 0):
 
 
 # ---- what a block writes at i, read later ----------------------------------------------------
-def write_effects(sess, position: int, sites=("attn_out", "mlp_out"), blocks=None,
-                  row0: bool = True) -> dict[str, np.ndarray]:
+def write_effects(
+    sess, position: int, sites=("attn_out", "mlp_out"), blocks=None, row0: bool = True
+) -> dict[str, np.ndarray]:
     """Zero what block ``k`` writes at ``position`` (for each of ``blocks``, each site) and the
     token itself (row 0); KL of the next-token distribution at every position.
 
@@ -232,8 +240,9 @@ def write_effects(sess, position: int, sites=("attn_out", "mlp_out"), blocks=Non
     return out
 
 
-def lookahead_terms(kl: np.ndarray, position: int, window: int | None = None,
-                    skip: int = 0) -> dict[str, np.ndarray]:
+def lookahead_terms(
+    kl: np.ndarray, position: int, window: int | None = None, skip: int = 0
+) -> dict[str, np.ndarray]:
     """Split ``kl`` ``[..., P]`` (effects of intervening at ``position``) into
 
     * ``next``: the next-token term, ``kl[..., i]`` (the prediction position ``i`` makes);
@@ -247,7 +256,7 @@ def lookahead_terms(kl: np.ndarray, position: int, window: int | None = None,
     window = P - 1 - i if window is None else int(window)
     if i + window >= P:
         raise ValueError(f"window {window} after position {i} runs past the prompt ({P})")
-    far = kl[..., i + 1 + skip:i + 1 + window]
+    far = kl[..., i + 1 + skip : i + 1 + window]
     nxt = kl[..., i]
     fs = far.sum(-1)
     tot = fs + nxt
@@ -280,7 +289,7 @@ def zero_ablation_kl(model, ids_list, specs, chunk: int = 64) -> dict[str, np.nd
         raise ValueError(f"prompts must have equal token lengths, got {sorted(lengths)}")
     P = lengths.pop()
     S = len(specs)
-    group = max(1, chunk // (S + 1))                   # prompts per forward pass
+    group = max(1, chunk // (S + 1))  # prompts per forward pass
     edits: dict[tuple[str, int], list[tuple[int, int]]] = {}
 
     def zero(h, key):
@@ -291,11 +300,13 @@ def zero_ablation_kl(model, ids_list, specs, chunk: int = 64) -> dict[str, np.nd
         def f(mod, args, kwargs):
             h = args[0] if args else next(v for n, v in kwargs.items() if "hidden" in n)
             zero(h, ("resid", k))
+
         return f
 
     def out_hook(site, k):
         def f(mod, args, out):
             zero(out[0] if isinstance(out, (tuple, list)) else out, (site, k))
+
         return f
 
     handles = []
@@ -303,19 +314,19 @@ def zero_ablation_kl(model, ids_list, specs, chunk: int = 64) -> dict[str, np.nd
         if site == "resid":
             handles.append(lm.blocks[k].register_forward_pre_hook(pre_hook(k), with_kwargs=True))
         else:
-            handles.append(_get(lm.hf, lm.write_path(site, k)).register_forward_hook(
-                out_hook(site, k)))
+            handles.append(
+                _get(lm.hf, lm.write_path(site, k)).register_forward_hook(out_hook(site, k))
+            )
     kls, dlps = [], []
     pos = torch.arange(P - 1)
     try:
         for g0 in range(0, len(ids_list), group):
-            prompts = [list(x) for x in ids_list[g0:g0 + group]]
+            prompts = [list(x) for x in ids_list[g0 : g0 + group]]
             edits.clear()
             for n in range(len(prompts)):
                 for k, (s, r, p) in enumerate(specs):
                     edits.setdefault((s, r), []).append((n * (S + 1) + 1 + k, p))
-            x = torch.tensor([ids for ids in prompts for _ in range(S + 1)],
-                             device=lm.input_device)
+            x = torch.tensor([ids for ids in prompts for _ in range(S + 1)], device=lm.input_device)
             with lm.lock:
                 logits = lm.hf(input_ids=x, use_cache=False).logits.float().cpu()
             lp = torch.log_softmax(logits, -1).view(len(prompts), S + 1, P, -1)
@@ -323,8 +334,12 @@ def zero_ablation_kl(model, ids_list, specs, chunk: int = 64) -> dict[str, np.nd
             kls.append(metrics.kl_from_logprobs(clean, new))
             nxt = torch.tensor(prompts)[:, 1:]
             idx = nxt[:, None, :, None]
-            dlps.append((new[:, :, pos].gather(-1, idx.expand(-1, S, -1, 1))
-                         - clean[:, :, pos].gather(-1, idx))[..., 0])
+            dlps.append(
+                (
+                    new[:, :, pos].gather(-1, idx.expand(-1, S, -1, 1))
+                    - clean[:, :, pos].gather(-1, idx)
+                )[..., 0]
+            )
     finally:
         for h in handles:
             h.remove()
@@ -349,19 +364,28 @@ def knockout_blocks(sess, position: int, blocks) -> dict[str, np.ndarray]:
     with sess.lock:
         for k in range(k0, L):
             h = stepper.layer(k, h, i, hide_keys=[i] if k in blocks else [])
-            h[0, 0] = clean[k + 1, i]            # position i itself: exactly clean
+            h[0, 0] = clean[k + 1, i]  # position i itself: exactly clean
             resid[k + 1, i:] = h[0]
         logits = sess.clean.logits.clone()
-        logits[i + 1:] = sess.model.unembed(resid[L, i + 1:]).float()
+        logits[i + 1 :] = sess.model.unembed(resid[L, i + 1 :]).float()
     lp = torch.log_softmax(logits, -1)
-    return {"kl": metrics.kl_from_logprobs(sess.clean_logprobs, lp).numpy(),
-            "logprob_delta": metrics.logprob_delta(sess.clean_logprobs, lp, sess.ids).numpy(),
-            "resid": resid}
+    return {
+        "kl": metrics.kl_from_logprobs(sess.clean_logprobs, lp).numpy(),
+        "logprob_delta": metrics.logprob_delta(sess.clean_logprobs, lp, sess.ids).numpy(),
+        "resid": resid,
+    }
 
 
 # ---- figures ---------------------------------------------------------------------------------
-def interval_figure(x, curves: dict[str, Interval], *, title: str = "", xaxis: str = "",
-                    yaxis: str = "", kind: str = "line"):
+def interval_figure(
+    x,
+    curves: dict[str, Interval],
+    *,
+    title: str = "",
+    xaxis: str = "",
+    yaxis: str = "",
+    kind: str = "line",
+):
     """Plotly curves (``kind="line"``, with shaded bands) or bars (``kind="bar"``, with error
     bars) of several :class:`Interval` s over ``x``."""
     import plotly.graph_objects as go
@@ -373,19 +397,37 @@ def interval_figure(x, curves: dict[str, Interval], *, title: str = "", xaxis: s
         col = palette[c % len(palette)]
         m, lo, hi = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (iv.mean, iv.lo, iv.hi))
         if kind == "bar":
-            fig.add_trace(go.Bar(x=x, y=m, name=name, marker_color=col,
-                                 error_y=dict(type="data", symmetric=False, array=hi - m,
-                                              arrayminus=m - lo)))
+            fig.add_trace(
+                go.Bar(
+                    x=x,
+                    y=m,
+                    name=name,
+                    marker_color=col,
+                    error_y=dict(type="data", symmetric=False, array=hi - m, arrayminus=m - lo),
+                )
+            )
             continue
-        rgba = "rgba({},{},{},0.18)".format(*(int(col[k:k + 2], 16) for k in (1, 3, 5)))
-        fig.add_trace(go.Scatter(x=x + x[::-1], y=list(hi) + list(lo[::-1]), fill="toself",
-                                 fillcolor=rgba, line=dict(width=0), hoverinfo="skip",
-                                 showlegend=False, name=name + " band"))
-        fig.add_trace(go.Scatter(x=x, y=m, mode="lines+markers", name=name,
-                                 line=dict(color=col)))
+        rgba = "rgba({},{},{},0.18)".format(*(int(col[k : k + 2], 16) for k in (1, 3, 5)))
+        fig.add_trace(
+            go.Scatter(
+                x=x + x[::-1],
+                y=list(hi) + list(lo[::-1]),
+                fill="toself",
+                fillcolor=rgba,
+                line=dict(width=0),
+                hoverinfo="skip",
+                showlegend=False,
+                name=name + " band",
+            )
+        )
+        fig.add_trace(go.Scatter(x=x, y=m, mode="lines+markers", name=name, line=dict(color=col)))
     conf = next(iter(curves.values())).conf if curves else 0.95
-    fig.update_layout(title=title + f" (bands: {conf:.0%} interval over prompts)",
-                      xaxis_title=xaxis, yaxis_title=yaxis, barmode="group")
+    fig.update_layout(
+        title=title + f" (bands: {conf:.0%} interval over prompts)",
+        xaxis_title=xaxis,
+        yaxis_title=yaxis,
+        barmode="group",
+    )
     return fig
 
 
@@ -412,8 +454,9 @@ class bidirectional:
             return None
         P = ids.shape[-1]
         kwargs = dict(kwargs)
-        kwargs["attention_mask"] = torch.ones(ids.shape[0], 1, P, P, dtype=torch.bool,
-                                              device=ids.device)
+        kwargs["attention_mask"] = torch.ones(
+            ids.shape[0], 1, P, P, dtype=torch.bool, device=ids.device
+        )
         return args, kwargs
 
     def __enter__(self):
@@ -450,8 +493,10 @@ def ffn_hidden_ablation(model, ids_list, cells, mix: float = 0.0) -> np.ndarray:
         mlp = _get(lm.hf, lm.mlp_write[k])
         down = next((getattr(mlp, n) for n in _DOWN_NAMES if hasattr(mlp, n)), None)
         if down is None:
-            raise ValueError(f"cannot find the output projection of {lm.mlp_write[k]} "
-                             f"(looked for {', '.join(_DOWN_NAMES)})")
+            raise ValueError(
+                f"cannot find the output projection of {lm.mlp_write[k]} "
+                f"(looked for {', '.join(_DOWN_NAMES)})"
+            )
         downs[k] = down
     ablate = {"on": False}
 
@@ -466,6 +511,7 @@ def ffn_hidden_ablation(model, ids_list, cells, mix: float = 0.0) -> np.ndarray:
             if mix:
                 h[:, 1:] = h[:, 1:] + mix * h[:, :-1]
             return (h,) + tuple(args[1:])
+
         return pre
 
     handles = [d.register_forward_pre_hook(pre_for(k)) for k, d in downs.items()]

@@ -43,9 +43,12 @@ def logit_diff(lp_last: torch.Tensor, pair: tuple[int, int]) -> torch.Tensor:
     return lp_last[..., pair[0]] - lp_last[..., pair[1]]
 
 
-def kl_from_logits_fast(clean_lp: torch.Tensor, clean_neg_entropy: torch.Tensor,
-                        new_logits: torch.Tensor, new_lse: torch.Tensor | None = None
-                        ) -> torch.Tensor:
+def kl_from_logits_fast(
+    clean_lp: torch.Tensor,
+    clean_neg_entropy: torch.Tensor,
+    new_logits: torch.Tensor,
+    new_lse: torch.Tensor | None = None,
+) -> torch.Tensor:
     """KL(clean || new) without materialising ``log_softmax(new_logits)``.
 
     ``KL = Σ p log p − Σ p · z + logsumexp(z)`` with ``p`` the clean distribution and ``z`` the new

@@ -46,15 +46,15 @@ class LoadedModel:
     blocks_path: str
     final_norm_path: str
     unembed_path: str
-    attn_write: list[str]            # per block: path of the module writing the attention output
-    mlp_write: list[str]             # per block: path of the module writing the MLP output
+    attn_write: list[str]  # per block: path of the module writing the attention output
+    mlp_write: list[str]  # per block: path of the module writing the MLP output
     logit_softcap: float | None
     n_layers: int
     d_model: int
     vocab_size: int
     n_ctx: int | None
     name: str = ""
-    remote: Any = None               # default for sessions: None, "local", True or a host URL
+    remote: Any = None  # default for sessions: None, "local", True or a host URL
     # One forward pass at a time per model: nnsight cannot interleave two traces of the same
     # model from different threads (a widget's worker and the notebook's main thread, say).
     lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
@@ -105,12 +105,15 @@ class LoadedModel:
         return logits
 
     def __repr__(self) -> str:
-        return (f"LoadedModel({self.name or type(self.hf).__name__}: L={self.n_layers}, "
-                f"d_model={self.d_model}, vocab={self.vocab_size})")
+        return (
+            f"LoadedModel({self.name or type(self.hf).__name__}: L={self.n_layers}, "
+            f"d_model={self.d_model}, vocab={self.vocab_size})"
+        )
 
 
-def load_model(model, tokenizer=None, *, dtype=torch.float32, device=None, device_map=None,
-               remote=None) -> LoadedModel:
+def load_model(
+    model, tokenizer=None, *, dtype=torch.float32, device=None, device_map=None, remote=None
+) -> LoadedModel:
     """Load or wrap a causal LM for the engine. See the module docstring for what is accepted.
 
     ``device``: move the model there (``"cuda"``, ``"cuda:1"``…); ``device_map``: passed to
@@ -123,16 +126,20 @@ def load_model(model, tokenizer=None, *, dtype=torch.float32, device=None, devic
     if isinstance(model, LoadedModel):
         if remote is not None and remote != model.remote:
             import dataclasses
+
             model = dataclasses.replace(model, remote=remote)  # same weights, lock, tokenizer
         return model
     name = ""
     if isinstance(model, str):
         from . import bundled
         from .remote import is_remote
+
         if is_remote(remote):
             if model in bundled.BUNDLED:
-                raise ValueError(f"{model!r} is bundled with residual-widgets and runs locally; "
-                                 "drop remote=, or name a model the remote server hosts")
+                raise ValueError(
+                    f"{model!r} is bundled with residual-widgets and runs locally; "
+                    "drop remote=, or name a model the remote server hosts"
+                )
             return _load_remote(model, tokenizer, remote)
         name = model
         if model in bundled.BUNDLED:
@@ -146,19 +153,23 @@ def load_model(model, tokenizer=None, *, dtype=torch.float32, device=None, devic
     elif isinstance(model, torch.nn.Module):
         hf = model
     else:
-        raise TypeError(f"load_model expects a transformers causal LM, a model name or path, an "
-                        f"nnsight model or a LoadedModel, got {type(model).__name__}")
+        raise TypeError(
+            f"load_model expects a transformers causal LM, a model name or path, an "
+            f"nnsight model or a LoadedModel, got {type(model).__name__}"
+        )
     if tokenizer is None:
         tokenizer = _tokenizer_for(hf)
     if device is not None:
         hf = hf.to(device)
     hf.eval()
-    return _wrap(hf, tokenizer, name or getattr(hf, "name_or_path", "") or type(hf).__name__,
-                 remote=remote)
+    return _wrap(
+        hf, tokenizer, name or getattr(hf, "name_or_path", "") or type(hf).__name__, remote=remote
+    )
 
 
 def _from_pretrained(name: str, dtype, device_map=None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
     kw = {"device_map": device_map} if device_map is not None else {}
     try:
         hf = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kw)
@@ -172,9 +183,11 @@ def _load_remote(name: str, tokenizer, remote) -> LoadedModel:
     from nnsight import LanguageModel
 
     from . import remote as rm
+
     try:
-        if tokenizer is None:                # as for a local load: the model's own tokenizer
+        if tokenizer is None:  # as for a local load: the model's own tokenizer
             from transformers import AutoTokenizer
+
             tokenizer = AutoTokenizer.from_pretrained(name)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -185,17 +198,22 @@ def _load_remote(name: str, tokenizer, remote) -> LoadedModel:
             raise rm.RemoteNetworkError(
                 f"could not fetch the config and tokenizer of {name!r} from the Hugging Face hub "
                 f"({rm.redact(str(e))[:300]}); remote models need the hub to build their "
-                "skeleton") from None
-        raise rm.RemoteModelError(f"{name!r} is not a model nnsight can load for remote use: "
-                                  f"{rm.redact(str(e))[:300]}") from None
+                "skeleton"
+            ) from None
+        raise rm.RemoteModelError(
+            f"{name!r} is not a model nnsight can load for remote use: {rm.redact(str(e))[:300]}"
+        ) from None
     return _wrap(nn._module, nn.tokenizer, name, nn=nn, remote=remote)
 
 
 def _tokenizer_for(hf):
-    src = getattr(hf, "name_or_path", "") or getattr(getattr(hf, "config", None), "_name_or_path", "")
+    src = getattr(hf, "name_or_path", "") or getattr(
+        getattr(hf, "config", None), "_name_or_path", ""
+    )
     if src:
         try:
             from transformers import AutoTokenizer
+
             return AutoTokenizer.from_pretrained(src)
         except Exception:  # noqa: BLE001 - reported below with the fix
             pass
@@ -204,6 +222,7 @@ def _tokenizer_for(hf):
 
 def _is_nnsight(obj) -> bool:
     from nnsight.intervention.envoy import Envoy
+
     return isinstance(obj, Envoy) and isinstance(getattr(obj, "_module", None), torch.nn.Module)
 
 
@@ -219,24 +238,38 @@ def _wrap(hf, tokenizer, name: str, nn=None, remote=None) -> LoadedModel:
     if cfg is None:
         raise TypeError("the model has no transformers config; expected a transformers causal LM")
     if getattr(cfg, "is_encoder_decoder", False):
-        raise ValueError(f"{type(hf).__name__} is an encoder-decoder model; residual-widgets needs "
-                         "a decoder-only causal LM (a *ForCausalLM / *LMHeadModel class)")
+        raise ValueError(
+            f"{type(hf).__name__} is an encoder-decoder model; residual-widgets needs "
+            "a decoder-only causal LM (a *ForCausalLM / *LMHeadModel class)"
+        )
     cls = type(hf).__name__
     if not (cls.endswith("ForCausalLM") or cls.endswith("LMHeadModel")):
-        raise ValueError(f"{cls} is not a causal LM: looked for a *ForCausalLM or *LMHeadModel "
-                         "class (masked-LM and classification heads see the future)")
+        raise ValueError(
+            f"{cls} is not a causal LM: looked for a *ForCausalLM or *LMHeadModel "
+            "class (masked-LM and classification heads see the future)"
+        )
     n_layers = _n_layers(cfg)
     names = dict(hf.named_modules())
-    blocks_path = next((p for p, m in names.items()
-                        if isinstance(m, torch.nn.ModuleList) and len(m) == n_layers), None)
+    blocks_path = next(
+        (p for p, m in names.items() if isinstance(m, torch.nn.ModuleList) and len(m) == n_layers),
+        None,
+    )
     if blocks_path is None:
         raise ValueError(f"{cls}: looked for a ModuleList of {n_layers} blocks and found none")
     base = blocks_path.rsplit(".", 1)[0] if "." in blocks_path else ""
-    final_norm_path = next((f"{base}.{n}" if base else n for n in _FINAL_NORM_NAMES
-                            if (f"{base}.{n}" if base else n) in names), None)
+    final_norm_path = next(
+        (
+            f"{base}.{n}" if base else n
+            for n in _FINAL_NORM_NAMES
+            if (f"{base}.{n}" if base else n) in names
+        ),
+        None,
+    )
     if final_norm_path is None:
-        raise ValueError(f"{cls}: looked for a final norm named one of {_FINAL_NORM_NAMES} "
-                         f"next to {blocks_path!r} and found none")
+        raise ValueError(
+            f"{cls}: looked for a final norm named one of {_FINAL_NORM_NAMES} "
+            f"next to {blocks_path!r} and found none"
+        )
     out_emb = hf.get_output_embeddings()
     unembed_path = next((p for p, m in names.items() if m is out_emb and p), None)
     if unembed_path is None:
@@ -246,17 +279,28 @@ def _wrap(hf, tokenizer, name: str, nn=None, remote=None) -> LoadedModel:
         bp = f"{blocks_path}.{k}"
         kids = {n for n, _ in names[bp].named_children()}
         gemma_style = "pre_feedforward_layernorm" in kids and "post_feedforward_layernorm" in kids
-        attn = "post_attention_layernorm" if gemma_style else next((n for n in _ATTN_NAMES if n in kids), None)
-        mlp = "post_feedforward_layernorm" if gemma_style else next((n for n in _MLP_NAMES if n in kids), None)
+        attn = (
+            "post_attention_layernorm"
+            if gemma_style
+            else next((n for n in _ATTN_NAMES if n in kids), None)
+        )
+        mlp = (
+            "post_feedforward_layernorm"
+            if gemma_style
+            else next((n for n in _MLP_NAMES if n in kids), None)
+        )
         if attn is None or mlp is None:
-            raise ValueError(f"{cls}: block {k} has children {sorted(kids)}; looked for an attention "
-                             f"module named one of {_ATTN_NAMES} and an MLP named one of {_MLP_NAMES}")
+            raise ValueError(
+                f"{cls}: block {k} has children {sorted(kids)}; looked for an attention "
+                f"module named one of {_ATTN_NAMES} and an MLP named one of {_MLP_NAMES}"
+            )
         attn_write.append(f"{bp}.{attn}")
         mlp_write.append(f"{bp}.{mlp}")
     if nn is None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from nnsight.modeling.transformers import TransformersModel
+
             nn = TransformersModel(hf, tokenizer=tokenizer, task="text-generation")
     emb = hf.get_input_embeddings()
     n_ctx = None
@@ -264,13 +308,24 @@ def _wrap(hf, tokenizer, name: str, nn=None, remote=None) -> LoadedModel:
         if getattr(cfg, attr, None):
             n_ctx = int(getattr(cfg, attr))
             break
-    lm = LoadedModel(hf=hf, nn=nn, tokenizer=tokenizer, blocks_path=blocks_path,
-                     final_norm_path=final_norm_path, unembed_path=unembed_path,
-                     attn_write=attn_write, mlp_write=mlp_write,
-                     logit_softcap=getattr(cfg, "final_logit_softcapping", None),
-                     n_layers=n_layers, d_model=emb.weight.shape[1],
-                     vocab_size=out_emb.weight.shape[0], n_ctx=n_ctx, name=name, remote=remote)
-    if lm.device.type != "meta":       # a remote skeleton has no weights to run here
+    lm = LoadedModel(
+        hf=hf,
+        nn=nn,
+        tokenizer=tokenizer,
+        blocks_path=blocks_path,
+        final_norm_path=final_norm_path,
+        unembed_path=unembed_path,
+        attn_write=attn_write,
+        mlp_write=mlp_write,
+        logit_softcap=getattr(cfg, "final_logit_softcapping", None),
+        n_layers=n_layers,
+        d_model=emb.weight.shape[1],
+        vocab_size=out_emb.weight.shape[0],
+        n_ctx=n_ctx,
+        name=name,
+        remote=remote,
+    )
+    if lm.device.type != "meta":  # a remote skeleton has no weights to run here
         _check_causal(lm)
     return lm
 
@@ -291,5 +346,7 @@ def _check_causal(lm: LoadedModel) -> None:
     b[0, 2] = v // 7 if v // 7 != a[0, 2] else v // 11
     la, lb = lm.hf(a).logits, lm.hf(b).logits
     if not torch.allclose(la[0, :2], lb[0, :2], rtol=1e-5, atol=1e-5):
-        raise ValueError(f"{type(lm.hf).__name__} is not causal: changing the last token changed "
-                         "earlier predictions; residual-widgets needs a causal (decoder-only) LM")
+        raise ValueError(
+            f"{type(lm.hf).__name__} is not causal: changing the last token changed "
+            "earlier predictions; residual-widgets needs a causal (decoder-only) LM"
+        )

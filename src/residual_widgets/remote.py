@@ -31,8 +31,8 @@ import time
 from collections.abc import Callable
 
 _KEY: str | None = None
-DEFAULT_TIMEOUT = 600.0      # seconds a remote request may take, queue included
-POLL_INTERVAL = 0.5          # seconds between status polls
+DEFAULT_TIMEOUT = 600.0  # seconds a remote request may take, queue included
+POLL_INTERVAL = 0.5  # seconds between status polls
 #: activation memory one batched sweep request may use on the server (sizes ``cells_per_request``:
 #: 8 GiB is 33 cells per request for Llama-3.1-70B on 24 tokens); each request also queues, so
 #: fewer, larger requests finish sooner
@@ -79,6 +79,7 @@ def api_key() -> str | None:
     if os.environ.get("NDIF_API_KEY"):
         return os.environ["NDIF_API_KEY"]
     from nnsight import CONFIG
+
     return CONFIG.API.APIKEY or None
 
 
@@ -93,6 +94,7 @@ def redact(text: str) -> str:
 def _config_key():
     try:
         from nnsight import CONFIG
+
         return CONFIG.API.APIKEY
     except Exception:  # noqa: BLE001 - redaction must never fail
         return None
@@ -105,6 +107,7 @@ def is_remote(remote) -> bool:
 
 def host_for(remote) -> str:
     from nnsight import CONFIG
+
     return remote if isinstance(remote, str) and remote != "local" else CONFIG.API.HOST
 
 
@@ -136,8 +139,9 @@ class _Pending:
         here (its saves are already in the caller's variables)."""
         if self.backend is None:
             return None
-        return wait(self, timeout=timeout, on_status=on_status, cancel=cancel,
-                    model_name=self.model_name)
+        return wait(
+            self, timeout=timeout, on_status=on_status, cancel=cancel, model_name=self.model_name
+        )
 
 
 def trace_kwargs(lm, remote) -> _Pending:
@@ -148,11 +152,14 @@ def trace_kwargs(lm, remote) -> _Pending:
         return _Pending({"remote": "local"}, remote=remote, model_name=lm.name)
     key = api_key()
     if not key:
-        raise RemoteAuthError("no NDIF API key: call rw.set_api_key(...) or set NDIF_API_KEY "
-                              "(get a key at https://login.ndif.us)")
+        raise RemoteAuthError(
+            "no NDIF API key: call rw.set_api_key(...) or set NDIF_API_KEY "
+            "(get a key at https://login.ndif.us)"
+        )
     from nnsight.intervention.backends.remote import RemoteBackend
+
     backend = RemoteBackend(model_key_for(lm), host=host_for(remote), api_key=key, blocking=False)
-    backend.display.enabled = False    # statuses go to on_status (and the widget), not stdout
+    backend.display.enabled = False  # statuses go to on_status (and the widget), not stdout
     return _Pending({"backend": backend}, backend, remote=remote, model_name=lm.name)
 
 
@@ -164,6 +171,7 @@ def model_key_for(lm) -> str:
         import json
 
         from nnsight.modeling.mixins.remotable import to_import_path
+
         cls = lm.nn._remoteable_class() if hasattr(lm.nn, "_remoteable_class") else type(lm.nn)
         return f"{to_import_path(cls)}:" + json.dumps({"repo_id": lm.name, "revision": "main"})
 
@@ -186,22 +194,39 @@ def classify(e: BaseException, model_name: str = "") -> RemoteError:
     low = text.lower()
     name = f" {model_name!r}" if model_name else ""
     if re.search(r"\b401\b|\b403\b|api key|api-key|unauthori|forbidden", low):
-        return RemoteAuthError(f"the server refused the API key ({text}); check it with "
-                               "rw.set_api_key(...) or NDIF_API_KEY")
-    if re.search(r"not (found|hosted|deployed|supported|available)|unknown model|no model|"
-                 r"repositorynotfound|\b404\b", low):
-        return RemoteModelError(f"the server does not host the model{name} ({text}); see "
-                                "https://nnsight.net/status for the models NDIF serves")
-    if re.search(r"connect|network|resolve|unreachable|refused|ssl|socket|websocket|"
-                 r"name or service|timed out|readtimeout|remoteprotocol", low):
-        return RemoteNetworkError(f"could not reach the remote server ({text}); check the "
-                                  "network and the host, then retry")
+        return RemoteAuthError(
+            f"the server refused the API key ({text}); check it with "
+            "rw.set_api_key(...) or NDIF_API_KEY"
+        )
+    if re.search(
+        r"not (found|hosted|deployed|supported|available)|unknown model|no model|"
+        r"repositorynotfound|\b404\b",
+        low,
+    ):
+        return RemoteModelError(
+            f"the server does not host the model{name} ({text}); see "
+            "https://nnsight.net/status for the models NDIF serves"
+        )
+    if re.search(
+        r"connect|network|resolve|unreachable|refused|ssl|socket|websocket|"
+        r"name or service|timed out|readtimeout|remoteprotocol",
+        low,
+    ):
+        return RemoteNetworkError(
+            f"could not reach the remote server ({text}); check the "
+            "network and the host, then retry"
+        )
     return RemoteError(f"the remote run failed: {text}")
 
 
-def wait(pending: _Pending, *, timeout: float | None = None,
-         on_status: Callable[[str], None] | None = None,
-         cancel: threading.Event | None = None, model_name: str = "") -> dict:
+def wait(
+    pending: _Pending,
+    *,
+    timeout: float | None = None,
+    on_status: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
+    model_name: str = "",
+) -> dict:
     """Poll a submitted non-blocking request until its saves arrive; returns ``{name: value}``."""
     backend = pending.backend
     timeout = DEFAULT_TIMEOUT if timeout is None else timeout
@@ -213,26 +238,33 @@ def wait(pending: _Pending, *, timeout: float | None = None,
         if cancel is not None and cancel.is_set():
             raise RemoteCancelled("cancelled while waiting on the remote server")
         if time.monotonic() - start > timeout:
-            raise RemoteTimeout(f"the remote request did not finish within {timeout:g} s (last "
-                                f"status: {last or 'none'}); the queue may be long — retry, or "
-                                "pass a larger timeout")
+            raise RemoteTimeout(
+                f"the remote request did not finish within {timeout:g} s (last "
+                f"status: {last or 'none'}); the queue may be long — retry, or "
+                "pass a larger timeout"
+            )
         with translated(model_name):
             result = backend()
         status = _status_name(backend.status) if backend.status is not None else None
         if status and status != last and on_status is not None:
             on_status(status)
         last = status or last
-        if result is not None:            # values computed on the server may carry autograd
+        if result is not None:  # values computed on the server may carry autograd
             return {k: _detach(v) for k, v in result.items()}
         time.sleep(POLL_INTERVAL)
 
 
 #: what the widget says for each status of nnsight's remote protocol
-STATUS_WORDS = {"RECEIVED": "sent to the remote server", "QUEUED": "waiting on the remote queue",
-                "PROVISIONING": "waiting on the remote queue (model loading)",
-                "DEPLOYING": "waiting on the remote queue (model loading)",
-                "DISPATCHED": "waiting on the remote queue", "RUNNING": "running remotely",
-                "COMPLETED": "", "ERROR": "remote error"}
+STATUS_WORDS = {
+    "RECEIVED": "sent to the remote server",
+    "QUEUED": "waiting on the remote queue",
+    "PROVISIONING": "waiting on the remote queue (model loading)",
+    "DEPLOYING": "waiting on the remote queue (model loading)",
+    "DISPATCHED": "waiting on the remote queue",
+    "RUNNING": "running remotely",
+    "COMPLETED": "",
+    "ERROR": "remote error",
+}
 
 
 def describe_status(status: str) -> str:

@@ -46,9 +46,17 @@ class RunRecord:
     writes: dict[str, torch.Tensor] | None = None
 
 
-def traced_run(lm: LoadedModel, ids: list[int], edits: list[Edit] = (),
-               save_writes: bool = False, remote=None, *, timeout: float | None = None,
-               on_status=None, cancel=None) -> RunRecord:
+def traced_run(
+    lm: LoadedModel,
+    ids: list[int],
+    edits: list[Edit] = (),
+    save_writes: bool = False,
+    remote=None,
+    *,
+    timeout: float | None = None,
+    on_status=None,
+    cancel=None,
+) -> RunRecord:
     """Run ``ids`` (a list of token ids) through the model with ``edits`` applied.
 
     ``remote``: ``None`` runs here; ``"local"`` runs nnsight's full remote serialization path
@@ -65,8 +73,12 @@ def traced_run(lm: LoadedModel, ids: list[int], edits: list[Edit] = (),
     L = lm.n_layers
     input_ids = torch.tensor([list(ids)], device=lm.input_device)
     blocks = [lm.envoy(f"{lm.blocks_path}.{k}") for k in range(L)]
-    writers = [(site, k, lm.envoy(lm.write_path(site, k))) for k in range(L)
-               for site in ("attn_out", "mlp_out") if save_writes or (site, k) in by_loc]
+    writers = [
+        (site, k, lm.envoy(lm.write_path(site, k)))
+        for k in range(L)
+        for site in ("attn_out", "mlp_out")
+        if save_writes or (site, k) in by_loc
+    ]
     root = lm.nn
     pending = rm.trace_kwargs(lm, remote)
     with pending.guard():
@@ -102,14 +114,23 @@ def traced_run(lm: LoadedModel, ids: list[int], edits: list[Edit] = (),
         rows, attn_w, mlp_w, logits = res["rows"], res["attn_w"], res["mlp_w"], res["logits"]
     writes = None
     if save_writes:
-        writes = {"attn_out": torch.stack(list(attn_w)).float().cpu(),
-                  "mlp_out": torch.stack(list(mlp_w)).float().cpu()}
-    return RunRecord(resid=torch.stack(list(rows)).float().cpu(), logits=logits.float().cpu(),
-                     writes=writes)
+        writes = {
+            "attn_out": torch.stack(list(attn_w)).float().cpu(),
+            "mlp_out": torch.stack(list(mlp_w)).float().cpu(),
+        }
+    return RunRecord(
+        resid=torch.stack(list(rows)).float().cpu(), logits=logits.float().cpu(), writes=writes
+    )
 
 
-def traced_unembed(lm: LoadedModel, vectors: torch.Tensor, remote=None, *,
-                   timeout: float | None = None, on_status=None) -> torch.Tensor:
+def traced_unembed(
+    lm: LoadedModel,
+    vectors: torch.Tensor,
+    remote=None,
+    *,
+    timeout: float | None = None,
+    on_status=None,
+) -> torch.Tensor:
     """Final norm + unembedding (+ soft-cap) of residual ``vectors`` ``[n, d_model]`` → logits
     ``[n, vocab]``, computed where the weights are: for a weightless remote skeleton, inside a
     trace on the server (on a one-token input, so the forward pass it rides on costs little)."""

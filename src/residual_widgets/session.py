@@ -42,9 +42,20 @@ class Session:
     ``remote_status`` holds the latest.
     """
 
-    def __init__(self, model, prompt, source=None, *, logit_diff=None, mean_reference=None,
-                 noise_scale: float = 3.0, seed: int = 0, prepend_bos: bool = False,
-                 remote="model", timeout: float | None = None):
+    def __init__(
+        self,
+        model,
+        prompt,
+        source=None,
+        *,
+        logit_diff=None,
+        mean_reference=None,
+        noise_scale: float = 3.0,
+        seed: int = 0,
+        prepend_bos: bool = False,
+        remote="model",
+        timeout: float | None = None,
+    ):
         self.model: LoadedModel = load_model(model)
         self.remote = self.model.remote if remote == "model" else (remote or None)
         self.timeout = timeout
@@ -54,24 +65,29 @@ class Session:
         self.ids = self._tokenize(prompt, "prompt")
         self.source_ids = self._tokenize(source, "source") if source is not None else None
         if self.source_ids is not None and len(self.source_ids) != len(self.ids):
-            raise ValueError(f"the source tokenizes to {len(self.source_ids)} tokens but the prompt "
-                             f"to {len(self.ids)}; patching needs equal lengths")
+            raise ValueError(
+                f"the source tokenizes to {len(self.source_ids)} tokens but the prompt "
+                f"to {len(self.ids)}; patching needs equal lengths"
+            )
         self.default_pair = self.token_pair(logit_diff) if logit_diff is not None else None
         self.noise_scale, self.seed = float(noise_scale), int(seed)
-        self.lock = self.model.lock             # one forward at a time, shared by every session
+        self.lock = self.model.lock  # one forward at a time, shared by every session
         # a remote session fetches what the blocks wrote (2·L·P·d floats) only when a site or
         # kind first needs it; a local one records everything in the clean pass
         eager = not rm.is_remote(self.remote)
         self.clean: RunRecord = self._run(self.ids, save_writes=eager)
         self.clean_logprobs = torch.log_softmax(self.clean.logits, dim=-1)
-        self.source: RunRecord | None = (self._run(self.source_ids, save_writes=eager)
-                                         if self.source_ids is not None else None)
-        self._references = [(self._run(ids, save_writes=eager), ids) for ids in
-                            [self._tokenize(p, "reference") for p in mean_reference or ()]]
+        self.source: RunRecord | None = (
+            self._run(self.source_ids, save_writes=eager) if self.source_ids is not None else None
+        )
+        self._references = [
+            (self._run(ids, save_writes=eager), ids)
+            for ids in [self._tokenize(p, "reference") for p in mean_reference or ()]
+        ]
         self._mean_cache: dict[str, torch.Tensor] = {}
         self.sigma = float(self.clean.resid[0].std())
         self._stepper: Stepper | None = None
-        self._lens_cache: dict = {}                # remote skeleton: clean lens by cell
+        self._lens_cache: dict = {}  # remote skeleton: clean lens by cell
 
     # ---- basic facts --------------------------------------------------------------------------
     @property
@@ -106,22 +122,30 @@ class Session:
         elif isinstance(prompt, (list, tuple, np.ndarray, torch.Tensor)):
             arr = np.asarray(prompt.tolist() if isinstance(prompt, torch.Tensor) else prompt)
             if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-                raise TypeError(f"the {what} must be a string or a 1-D sequence of token ids, got "
-                                f"an array of shape {arr.shape} and dtype {arr.dtype}")
+                raise TypeError(
+                    f"the {what} must be a string or a 1-D sequence of token ids, got "
+                    f"an array of shape {arr.shape} and dtype {arr.dtype}"
+                )
             ids = [int(x) for x in arr]
             bad = [x for x in ids if not 0 <= x < self.model.vocab_size]
             if bad:
-                raise ValueError(f"token ids {bad[:5]} in the {what} are outside the vocabulary "
-                                 f"0..{self.model.vocab_size - 1}")
+                raise ValueError(
+                    f"token ids {bad[:5]} in the {what} are outside the vocabulary "
+                    f"0..{self.model.vocab_size - 1}"
+                )
         else:
-            raise TypeError(f"the {what} must be a string or a 1-D sequence of token ids, "
-                            f"got {type(prompt).__name__}")
+            raise TypeError(
+                f"the {what} must be a string or a 1-D sequence of token ids, "
+                f"got {type(prompt).__name__}"
+            )
         if len(ids) == 0:
             raise ValueError(f"the {what} is empty: give at least one token")
         n_ctx = self.model.n_ctx
         if n_ctx is not None and len(ids) > n_ctx:
-            raise ValueError(f"the {what} has {len(ids)} tokens, more than the model's context of "
-                             f"{n_ctx}; shorten it")
+            raise ValueError(
+                f"the {what} has {len(ids)} tokens, more than the model's context of "
+                f"{n_ctx}; shorten it"
+            )
         return list(ids)
 
     def token_pair(self, pair) -> tuple[int, int]:
@@ -134,20 +158,23 @@ class Session:
                 ids = self.model.tokenizer(t, add_special_tokens=False)["input_ids"]
                 if len(ids) != 1:
                     pieces = [self.model.tokenizer.decode([i]) for i in ids]
-                    raise ValueError(f"{t!r} is {len(ids)} tokens {pieces}, not one; "
-                                     "pick a single-token string or pass a token id")
+                    raise ValueError(
+                        f"{t!r} is {len(ids)} tokens {pieces}, not one; "
+                        "pick a single-token string or pass a token id"
+                    )
                 out.append(int(ids[0]))
             elif isinstance(t, (int, np.integer)) and 0 <= int(t) < self.model.vocab_size:
                 out.append(int(t))
             else:
-                raise ValueError(f"token {t!r} is neither a string nor an id in "
-                                 f"0..{self.model.vocab_size - 1}")
+                raise ValueError(
+                    f"token {t!r} is neither a string nor an id in 0..{self.model.vocab_size - 1}"
+                )
         return out[0], out[1]
 
     def _acts(self, run: RunRecord, ids, site: str) -> torch.Tensor:
         if site == "resid":
             return run.resid
-        if run.writes is None:                 # remote: fetched on first use, then kept
+        if run.writes is None:  # remote: fetched on first use, then kept
             with self.lock:
                 if run.writes is None:
                     run.writes = self._run(ids, save_writes=True).writes
@@ -171,10 +198,17 @@ class Session:
     # ---- interventions ------------------------------------------------------------------------
     def values_for(self, cells, kind: str, site: str, value=None) -> torch.Tensor:
         """The vectors ``[n_cells, d]`` an intervention of ``kind`` writes into ``cells``."""
-        return replacement_values(kind, site, cells, self.site_acts(site),
-                                  source=self.site_acts(site, "source"),
-                                  mean=self._mean(site) if kind == "mean" else None,
-                                  sigma=self.noise_scale * self.sigma, seed=self.seed, value=value)
+        return replacement_values(
+            kind,
+            site,
+            cells,
+            self.site_acts(site),
+            source=self.site_acts(site, "source"),
+            mean=self._mean(site) if kind == "mean" else None,
+            sigma=self.noise_scale * self.sigma,
+            seed=self.seed,
+            value=value,
+        )
 
     def check(self, cells, kind: str, site: str) -> list[grid.Cell]:
         grid.check_kind(kind)
@@ -183,11 +217,13 @@ class Session:
             if site != "resid":
                 raise ValueError("kind='knockout' removes attention edges; use site='resid'")
             return grid.normalize_cells(cells, self.n_layers, self.n_positions, "block")
-        return grid.normalize_cells(cells, grid.n_source_rows(site, self.n_layers),
-                                    self.n_positions, site)
+        return grid.normalize_cells(
+            cells, grid.n_source_rows(site, self.n_layers), self.n_positions, site
+        )
 
-    def intervene(self, cells, kind: str = "zero", site: str = "resid", *, value=None,
-                  logit_diff=None) -> Effect:
+    def intervene(
+        self, cells, kind: str = "zero", site: str = "resid", *, value=None, logit_diff=None
+    ) -> Effect:
         """Replace ``cells`` of ``site`` by ``kind`` and measure everything downstream."""
         cells = self.check(cells, kind, site)
         pair = self.token_pair(logit_diff) if logit_diff is not None else self.default_pair
@@ -195,6 +231,7 @@ class Session:
             if self.remote is not None:
                 raise ValueError("kind='knockout' steps blocks locally; use a local session")
             from .knockout import knockout_run
+
             with self.lock:
                 run = knockout_run(self, cells)
             return self._effect(cells, kind, site, run, pair)
@@ -205,8 +242,15 @@ class Session:
         return self._effect(cells, kind, site, run, pair)
 
     def _run(self, ids, edits=(), save_writes=False) -> RunRecord:
-        return traced_run(self.model, ids, edits, save_writes=save_writes, remote=self.remote,
-                          timeout=self.timeout, on_status=self.note_status)
+        return traced_run(
+            self.model,
+            ids,
+            edits,
+            save_writes=save_writes,
+            remote=self.remote,
+            timeout=self.timeout,
+            on_status=self.note_status,
+        )
 
     def stepper(self) -> Stepper:
         """The cone stepper for this prompt (built and self-checked on first use, then kept).
@@ -237,13 +281,20 @@ class Session:
             ld = float(metrics.logit_diff(new_lp[-1], pair))
             ld_clean = float(metrics.logit_diff(self.clean_logprobs[-1], pair))
         return Effect(
-            cells=cells, kind=kind, site=site, tokens=self.token_strings,
+            cells=cells,
+            kind=kind,
+            site=site,
+            tokens=self.token_strings,
             resid_delta=metrics.resid_delta(run.resid, self.clean.resid).numpy().astype(np.float32),
             kl=metrics.kl_from_logprobs(self.clean_logprobs, new_lp).numpy().astype(np.float32),
             logprob_delta=metrics.logprob_delta(self.clean_logprobs, new_lp, self.ids)
-            .numpy().astype(np.float32),
+            .numpy()
+            .astype(np.float32),
             reachable=grid.reachable_mask(cells, self.n_layers, self.n_positions, site, kind),
-            logit_diff=ld, logit_diff_clean=ld_clean, resid=run.resid)
+            logit_diff=ld,
+            logit_diff_clean=ld_clean,
+            resid=run.resid,
+        )
 
     # ---- logit lens ---------------------------------------------------------------------------
     def logit_lens(self, cell, k: int = 5, effect: Effect | None = None) -> list[tuple[str, float]]:
@@ -251,32 +302,51 @@ class Session:
         unembedding, in the clean run or (with ``effect``) under that intervention. For a remote
         model without local weights the unembedding runs on the server (one small request;
         clean cells are cached)."""
-        (r, p), = grid.normalize_cells(cell, self.n_rows, self.n_positions)
+        ((r, p),) = grid.normalize_cells(cell, self.n_rows, self.n_positions)
         resid = self.clean.resid if effect is None else effect.resid
-        if self.model.device.type == "meta":   # a remote skeleton: unembed on the server
+        if self.model.device.type == "meta":  # a remote skeleton: unembed on the server
             if self.remote is None:
                 raise ValueError("this model has no local weights; give the session remote=")
             probs = self._lens_cache.get((r, p)) if effect is None else None
             if probs is None:
-                logits = traced_unembed(self.model, resid[r, p][None], self.remote,
-                                        timeout=self.timeout, on_status=self.note_status)[0]
+                logits = traced_unembed(
+                    self.model,
+                    resid[r, p][None],
+                    self.remote,
+                    timeout=self.timeout,
+                    on_status=self.note_status,
+                )[0]
                 probs = torch.softmax(logits, dim=-1)
                 if effect is None:
                     self._lens_cache[(r, p)] = probs
         else:
             with self.lock, torch.no_grad():
-                probs = torch.softmax(self.model.unembed(resid[r, p].to(self.model.device))
-                                      .float(), dim=-1).cpu()
+                probs = torch.softmax(
+                    self.model.unembed(resid[r, p].to(self.model.device)).float(), dim=-1
+                ).cpu()
         top = torch.topk(probs, k)
-        return [(self.model.tokenizer.decode([int(i)]), float(v))
-                for v, i in zip(top.values, top.indices, strict=True)]
+        return [
+            (self.model.tokenizer.decode([int(i)]), float(v))
+            for v, i in zip(top.values, top.indices, strict=True)
+        ]
 
     # ---- sweep --------------------------------------------------------------------------------
-    def sweep(self, kind: str = "zero", site: str = "resid", *, logit_diff=None, rows=None,
-              positions=None, progress: Callable | None = None,
-              cancel: threading.Event | None = None, method: str = "auto",
-              keep_maps="auto", memory_budget: int | None = None,
-              cells_per_request: int | None = None, timeout: float | None = None) -> Atlas:
+    def sweep(
+        self,
+        kind: str = "zero",
+        site: str = "resid",
+        *,
+        logit_diff=None,
+        rows=None,
+        positions=None,
+        progress: Callable | None = None,
+        cancel: threading.Event | None = None,
+        method: str = "auto",
+        keep_maps="auto",
+        memory_budget: int | None = None,
+        cells_per_request: int | None = None,
+        timeout: float | None = None,
+    ) -> Atlas:
         """Intervene on every cell (or the given ``rows`` × ``positions``) one at a time.
 
         Returns an :class:`Atlas`. ``method``: ``"cone"`` (recompute only the causal cone, batched),
@@ -292,11 +362,22 @@ class Session:
         the batch method.
         """
         from .sweep import run_sweep
-        return run_sweep(self, kind=kind, site=site, logit_diff=logit_diff, rows=rows,
-                         positions=positions, progress=progress, cancel=cancel, method=method,
-                         keep_maps=keep_maps, memory_budget=memory_budget,
-                         cells_per_request=cells_per_request,
-                         timeout=self.timeout if timeout is None else timeout)
+
+        return run_sweep(
+            self,
+            kind=kind,
+            site=site,
+            logit_diff=logit_diff,
+            rows=rows,
+            positions=positions,
+            progress=progress,
+            cancel=cancel,
+            method=method,
+            keep_maps=keep_maps,
+            memory_budget=memory_budget,
+            cells_per_request=cells_per_request,
+            timeout=self.timeout if timeout is None else timeout,
+        )
 
     # ---- attribution --------------------------------------------------------------------------
     def attribute(self, kind: str = "zero", site: str = "resid", logit_diff=None, **kw):
@@ -304,4 +385,5 @@ class Session:
         (attribution patching); returns an :class:`~.attribution.Attribution`. Options:
         :func:`.attribution.attribute`."""
         from .attribution import attribute
+
         return attribute(self, kind, site, logit_diff, **kw)

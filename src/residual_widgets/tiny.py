@@ -70,12 +70,28 @@ def build_tokenizer():
 def _config(family: str, n_layers: int, d_model: int, n_heads: int, vocab: int, n_ctx: int, **kw):
     import transformers as tf
 
-    common = dict(vocab_size=vocab, num_hidden_layers=n_layers, hidden_size=d_model,
-                  num_attention_heads=n_heads, max_position_embeddings=n_ctx,
-                  intermediate_size=4 * d_model, bos_token_id=1, eos_token_id=2, pad_token_id=3)
+    common = dict(
+        vocab_size=vocab,
+        num_hidden_layers=n_layers,
+        hidden_size=d_model,
+        num_attention_heads=n_heads,
+        max_position_embeddings=n_ctx,
+        intermediate_size=4 * d_model,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=3,
+    )
     if family == "gpt2":
-        return tf.GPT2Config(vocab_size=vocab, n_layer=n_layers, n_embd=d_model, n_head=n_heads,
-                             n_positions=n_ctx, bos_token_id=1, eos_token_id=2, **kw)
+        return tf.GPT2Config(
+            vocab_size=vocab,
+            n_layer=n_layers,
+            n_embd=d_model,
+            n_head=n_heads,
+            n_positions=n_ctx,
+            bos_token_id=1,
+            eos_token_id=2,
+            **kw,
+        )
     if family == "neox":
         return tf.GPTNeoXConfig(**common, rotary_pct=0.25, use_parallel_residual=True, **kw)
     if family == "llama":
@@ -83,8 +99,9 @@ def _config(family: str, n_layers: int, d_model: int, n_heads: int, vocab: int, 
     if family == "qwen2":
         return tf.Qwen2Config(**common, num_key_value_heads=max(1, n_heads // 2), **kw)
     if family == "qwen3":
-        return tf.Qwen3Config(**common, num_key_value_heads=max(1, n_heads // 2),
-                              head_dim=d_model // n_heads, **kw)
+        return tf.Qwen3Config(
+            **common, num_key_value_heads=max(1, n_heads // 2), head_dim=d_model // n_heads, **kw
+        )
     if family == "mistral":
         kw.setdefault("sliding_window", 6)
         return tf.MistralConfig(**common, num_key_value_heads=max(1, n_heads // 2), **kw)
@@ -92,17 +109,27 @@ def _config(family: str, n_layers: int, d_model: int, n_heads: int, vocab: int, 
         return tf.Phi3Config(**common, num_key_value_heads=n_heads, **kw)
     if family == "gemma2":
         kw.setdefault("sliding_window", 6)
-        return tf.Gemma2Config(**common, num_key_value_heads=max(1, n_heads // 2),
-                               head_dim=d_model // n_heads, **kw)
+        return tf.Gemma2Config(
+            **common, num_key_value_heads=max(1, n_heads // 2), head_dim=d_model // n_heads, **kw
+        )
     if family == "gemma3":
         kw.setdefault("sliding_window", 6)
-        return tf.Gemma3TextConfig(**common, num_key_value_heads=max(1, n_heads // 2),
-                                   head_dim=d_model // n_heads, **kw)
+        return tf.Gemma3TextConfig(
+            **common, num_key_value_heads=max(1, n_heads // 2), head_dim=d_model // n_heads, **kw
+        )
     raise ValueError(f"unknown family {family!r}; choose one of {FAMILIES}")
 
 
-def tiny_model(family: str = "gpt2", n_layers: int = 3, d_model: int = 64, n_heads: int = 4,
-               n_ctx: int = 64, seed: int = 0, vocab_size: int | None = None, **config_kw):
+def tiny_model(
+    family: str = "gpt2",
+    n_layers: int = 3,
+    d_model: int = 64,
+    n_heads: int = 4,
+    n_ctx: int = 64,
+    seed: int = 0,
+    vocab_size: int | None = None,
+    **config_kw,
+):
     """Build a random-weight causal LM of ``family`` and the local tokenizer.
 
     Weights are seeded, the model is in eval mode, float32, on CPU. ``vocab_size`` defaults to
@@ -131,5 +158,3 @@ def random_ids(n: int, vocab: int, seed: int = 0) -> list[int]:
     """``n`` seeded random token ids in ``[4, vocab)`` (skipping the special tokens)."""
     g = torch.Generator().manual_seed(seed)
     return torch.randint(4, vocab, (n,), generator=g).tolist()
-
-

@@ -69,13 +69,18 @@ class FutureProfile:
 
     def figure(self, title: str = ""):
         from .figures import profile_figure
-        return profile_figure(self.distance, {f"{self.agg} {self.metric}": self.value},
-                              title=title or "effect on the prediction d tokens ahead",
-                              yaxis=self.metric)
+
+        return profile_figure(
+            self.distance,
+            {f"{self.agg} {self.metric}": self.value},
+            title=title or "effect on the prediction d tokens ahead",
+            yaxis=self.metric,
+        )
 
 
-def future_profile(per_position: np.ndarray, cells, agg: str = "mean",
-                   metric: str = "KL (nats)") -> FutureProfile:
+def future_profile(
+    per_position: np.ndarray, cells, agg: str = "mean", metric: str = "KL (nats)"
+) -> FutureProfile:
     """Aggregate ``per_position`` ``[S, P, P]`` (e.g. ``atlas.kl``; entry ``[n, i, j]`` is the
     effect of source ``(n, i)`` on the prediction at ``j``) over the source ``cells`` by ``j - i``.
 
@@ -90,10 +95,16 @@ def future_profile(per_position: np.ndarray, cells, agg: str = "mean",
     for n, i in cells:
         for j in range(i, P):
             vals[j - i].append(float(abs(per_position[n, i, j])))
-    value = np.array([(np.mean(v) if agg == "mean" else np.max(v)) if v else np.nan
-                      for v in vals], np.float32)
-    return FutureProfile(distance=np.arange(P), value=value,
-                         count=np.array([len(v) for v in vals]), agg=agg, metric=metric)
+    value = np.array(
+        [(np.mean(v) if agg == "mean" else np.max(v)) if v else np.nan for v in vals], np.float32
+    )
+    return FutureProfile(
+        distance=np.arange(P),
+        value=value,
+        count=np.array([len(v) for v in vals]),
+        agg=agg,
+        metric=metric,
+    )
 
 
 def similarity(resid: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -127,14 +138,17 @@ def prefix_stability(model, prompt, suffix, other_suffix) -> dict[str, np.ndarra
 
     a, b = ids(suffix), ids(other_suffix)
     if len(a) != len(b):
-        raise ValueError(f"suffix and other_suffix must have the same token length, got "
-                         f"{len(a)} and {len(b)}")
+        raise ValueError(
+            f"suffix and other_suffix must have the same token length, got {len(a)} and {len(b)}"
+        )
     P = short.n_positions
     run_a = Session(short.model, short.ids + a).clean.resid[:, :P]
     run_b = Session(short.model, short.ids + b).clean.resid[:, :P]
     scale = short.clean.resid.abs().amax(dim=(1, 2))
-    return {"other_suffix": (run_a - run_b).abs().amax(dim=(1, 2)).numpy(),
-            "appended": ((run_a - short.clean.resid).abs().amax(dim=(1, 2)) / scale).numpy()}
+    return {
+        "other_suffix": (run_a - run_b).abs().amax(dim=(1, 2)).numpy(),
+        "appended": ((run_a - short.clean.resid).abs().amax(dim=(1, 2)) / scale).numpy(),
+    }
 
 
 @dataclass
@@ -183,32 +197,70 @@ class PositionContent:
         from .lecture import t_interval
 
         R = self.energy.shape[0]
-        fig = make_subplots(rows=1, cols=3, subplot_titles=(
-            "massive dims: mean |value| by row", "energy split by row",
-            f"row {row}: cosine of positions d apart"))
+        fig = make_subplots(
+            rows=1,
+            cols=3,
+            subplot_titles=(
+                "massive dims: mean |value| by row",
+                "energy split by row",
+                f"row {row}: cosine of positions d apart",
+            ),
+        )
         rows = list(range(R))
         for k, dim in enumerate(self.massive_dims):
-            fig.add_trace(go.Scatter(x=rows, y=self.massive_abs[:, k], name=f"dim {dim}",
-                                     legendgroup="m"), row=1, col=1)
-        fig.add_trace(go.Scatter(x=rows, y=self.median_abs, name="median dim",
-                                 line=dict(dash="dot", color="black"), legendgroup="m"),
-                      row=1, col=1)
+            fig.add_trace(
+                go.Scatter(x=rows, y=self.massive_abs[:, k], name=f"dim {dim}", legendgroup="m"),
+                row=1,
+                col=1,
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=rows,
+                y=self.median_abs,
+                name="median dim",
+                line=dict(dash="dot", color="black"),
+                legendgroup="m",
+            ),
+            row=1,
+            col=1,
+        )
         for k, part in enumerate(("shared", "position", "content")):
-            fig.add_trace(go.Bar(x=rows, y=self.energy[:, k], name=f"{part} part",
-                                 legendgroup="e"), row=1, col=2)
+            fig.add_trace(
+                go.Bar(x=rows, y=self.energy[:, k], name=f"{part} part", legendgroup="e"),
+                row=1,
+                col=2,
+            )
         palette = ["#1f77b4", "#ff7f0e", "#9467bd", "#2ca02c", "#d62728"]
         x = self.distance.tolist()
         for kind, col in zip(self.KINDS, palette, strict=True):
             iv = t_interval(self.sim[kind][:, row], conf=conf)
-            rgba = "rgba({},{},{},0.2)".format(*(int(col[k:k + 2], 16) for k in (1, 3, 5)))
-            fig.add_trace(go.Scatter(x=x + x[::-1], y=list(iv.hi) + list(iv.lo[::-1]),
-                                     fill="toself", fillcolor=rgba, line=dict(width=0),
-                                     hoverinfo="skip", showlegend=False), row=1, col=3)
-            fig.add_trace(go.Scatter(x=x, y=iv.mean, name=kind, line=dict(color=col),
-                                     legendgroup="s"), row=1, col=3)
-        fig.update_layout(barmode="stack", height=420, width=1250,
-                          title=title or f"position vs content ({self.sim['raw'].shape[0]} "
-                          f"prompts, bands: {conf:.0%} t-interval)")
+            rgba = "rgba({},{},{},0.2)".format(*(int(col[k : k + 2], 16) for k in (1, 3, 5)))
+            fig.add_trace(
+                go.Scatter(
+                    x=x + x[::-1],
+                    y=list(iv.hi) + list(iv.lo[::-1]),
+                    fill="toself",
+                    fillcolor=rgba,
+                    line=dict(width=0),
+                    hoverinfo="skip",
+                    showlegend=False,
+                ),
+                row=1,
+                col=3,
+            )
+            fig.add_trace(
+                go.Scatter(x=x, y=iv.mean, name=kind, line=dict(color=col), legendgroup="s"),
+                row=1,
+                col=3,
+            )
+        fig.update_layout(
+            barmode="stack",
+            height=420,
+            width=1250,
+            title=title
+            or f"position vs content ({self.sim['raw'].shape[0]} "
+            f"prompts, bands: {conf:.0%} t-interval)",
+        )
         fig.update_yaxes(type="log", row=1, col=1)
         fig.update_xaxes(title_text="row", row=1, col=1)
         fig.update_xaxes(title_text="row", row=1, col=2)
@@ -220,12 +272,14 @@ def _cos_by_distance(a: torch.Tensor, b: torch.Tensor, D: int) -> np.ndarray:
     """``a``, ``b`` ``[N, R, P', d]`` → ``[N, R, D]``: mean over p of cos(a[p], b[p + d])."""
     a = torch.nn.functional.normalize(a, dim=-1)
     b = torch.nn.functional.normalize(b, dim=-1)
-    return torch.stack([(a[:, :, :-d] * b[:, :, d:]).sum(-1).mean(-1) for d in range(1, D + 1)],
-                       dim=-1).numpy()
+    return torch.stack(
+        [(a[:, :, :-d] * b[:, :, d:]).sum(-1).mean(-1) for d in range(1, D + 1)], dim=-1
+    ).numpy()
 
 
-def position_content(resid, massive_dims=None, factor: float = 10.0, first: int = 1,
-                     max_distance: int | None = None) -> PositionContent:
+def position_content(
+    resid, massive_dims=None, factor: float = 10.0, first: int = 1, max_distance: int | None = None
+) -> PositionContent:
     """Decompose residuals of many prompts ``[N, R, P, d]`` (equal length, ``N ≥ 3``; e.g.
     :func:`residual_widgets.lecture.residuals`) into shared / position / content parts and
     measure similarity by distance. See :class:`PositionContent`.
@@ -243,41 +297,51 @@ def position_content(resid, massive_dims=None, factor: float = 10.0, first: int 
     if P < 2:
         raise ValueError("need at least 2 positions after `first`")
     D = P - 1 if max_distance is None else min(int(max_distance), P - 1)
-    mean_abs = x.abs().mean(dim=(0, 2))                                  # [R, d]
-    median_abs = mean_abs.median(dim=-1).values                          # [R]
+    mean_abs = x.abs().mean(dim=(0, 2))  # [R, d]
+    median_abs = mean_abs.median(dim=-1).values  # [R]
     if massive_dims is None:
         ratio = (mean_abs / median_abs[:, None].clamp_min(1e-12))[1:] if R > 1 else mean_abs
         peak = ratio.max(dim=0).values
         cand = torch.nonzero(peak > factor).flatten()
-        order = torch.argsort(mean_abs[1:, cand].mean(0) if R > 1 else mean_abs[:, cand].mean(0),
-                              descending=True)
+        order = torch.argsort(
+            mean_abs[1:, cand].mean(0) if R > 1 else mean_abs[:, cand].mean(0), descending=True
+        )
         massive = cand[order]
     else:
         massive = torch.as_tensor(list(massive_dims), dtype=torch.long)
     keep = torch.ones(d, dtype=torch.bool)
     keep[massive] = False
 
-    shared = x.mean(dim=(0, 2), keepdim=True)                            # [1, R, 1, d]
-    pos_mean = x.mean(dim=0, keepdim=True)                               # [1, R, P, d]
-    loo = (N * pos_mean - x) / (N - 1)                                   # leave-one-out
+    shared = x.mean(dim=(0, 2), keepdim=True)  # [1, R, 1, d]
+    pos_mean = x.mean(dim=0, keepdim=True)  # [1, R, P, d]
+    loo = (N * pos_mean - x) / (N - 1)  # leave-one-out
     content = x - loo
 
     def energy(v: torch.Tensor, sh: torch.Tensor, pm: torch.Tensor) -> np.ndarray:
-        tot = (v ** 2).sum(-1).mean(dim=(0, 2))
-        parts = [(sh ** 2).sum(-1).mean(dim=(0, 2)),
-                 ((pm - sh) ** 2).sum(-1).mean(dim=(0, 2)),
-                 ((v - pm) ** 2).sum(-1).mean(dim=(0, 2))]
+        tot = (v**2).sum(-1).mean(dim=(0, 2))
+        parts = [
+            (sh**2).sum(-1).mean(dim=(0, 2)),
+            ((pm - sh) ** 2).sum(-1).mean(dim=(0, 2)),
+            ((v - pm) ** 2).sum(-1).mean(dim=(0, 2)),
+        ]
         return (torch.stack(parts, -1) / tot.clamp_min(1e-30)[:, None]).numpy()
 
     xm = x[..., keep]
-    other = torch.roll(content, shifts=1, dims=0)                        # prompt n-1 (≠ n)
-    sim = {"raw": _cos_by_distance(x, x, D),
-           "no_massive": _cos_by_distance(xm, xm, D),
-           "centred": _cos_by_distance(x - shared, x - shared, D),
-           "content": _cos_by_distance(content, content, D),
-           "content_other": _cos_by_distance(content, other, D)}
+    other = torch.roll(content, shifts=1, dims=0)  # prompt n-1 (≠ n)
+    sim = {
+        "raw": _cos_by_distance(x, x, D),
+        "no_massive": _cos_by_distance(xm, xm, D),
+        "centred": _cos_by_distance(x - shared, x - shared, D),
+        "content": _cos_by_distance(content, content, D),
+        "content_other": _cos_by_distance(content, other, D),
+    }
     return PositionContent(
-        massive_dims=massive.numpy(), massive_abs=mean_abs[:, massive].numpy(),
-        median_abs=median_abs.numpy(), energy=energy(x, shared, pos_mean),
+        massive_dims=massive.numpy(),
+        massive_abs=mean_abs[:, massive].numpy(),
+        median_abs=median_abs.numpy(),
+        energy=energy(x, shared, pos_mean),
         energy_no_massive=energy(xm, shared[..., keep], pos_mean[..., keep]),
-        sim=sim, distance=np.arange(1, D + 1), first=first)
+        sim=sim,
+        distance=np.arange(1, D + 1),
+        first=first,
+    )

@@ -69,15 +69,18 @@ def _esm():
     """The bundle's path (anywidget reads it), or a stub that says the build is missing."""
     if _ESM.exists():
         return _ESM
-    return ("export default { render({ el }) { el.textContent = 'residual-widgets: the front end "
-            "is not built (static/widget.js missing). Run `npm install && npm run build` in the "
-            "repository, or reinstall the package.'; } };")
+    return (
+        "export default { render({ el }) { el.textContent = 'residual-widgets: the front end "
+        "is not built (static/widget.js missing). Run `npm install && npm run build` in the "
+        "repository, or reinstall the package.'; } };"
+    )
 
 
 def _words(exc: BaseException) -> str:
     """An exception as a sentence for the user (type name only when the message is empty; any
     API key redacted)."""
     from .remote import redact
+
     msg = redact(str(exc).strip())
     return msg if msg else type(exc).__name__
 
@@ -100,10 +103,10 @@ class ResidualExplorer(anywidget.AnyWidget):
     # settings
     kind = t.Unicode("zero").tag(sync=True)
     site = t.Unicode("resid").tag(sync=True)
-    metric = t.Unicode("kl").tag(sync=True)            # strip: "kl" | "logprob"
-    scale = t.Unicode("linear").tag(sync=True)         # "linear" | "log"
+    metric = t.Unicode("kl").tag(sync=True)  # strip: "kl" | "logprob"
+    scale = t.Unicode("linear").tag(sync=True)  # "linear" | "log"
     overview_metric = t.Unicode("total_kl").tag(sync=True)  # "total_kl" | "logit_diff"
-    logit_pair = t.List(t.Unicode()).tag(sync=True)    # [] or [good, bad]
+    logit_pair = t.List(t.Unicode()).tag(sync=True)  # [] or [good, bad]
     # results
     selection = t.List(t.List(t.Int())).tag(sync=True)
     effect = t.Dict(allow_none=True, default_value=None).tag(sync=True)
@@ -115,7 +118,7 @@ class ResidualExplorer(anywidget.AnyWidget):
     error = t.Unicode("").tag(sync=True)
     # lecture views (see the module docstring)
     view = t.Unicode("map").tag(sync=True)
-    view_row = t.Int(-1).tag(sync=True)                # -1: follow the hovered / pinned row
+    view_row = t.Int(-1).tag(sync=True)  # -1: follow the hovered / pinned row
     profile = t.Dict(allow_none=True, default_value=None).tag(sync=True)
     similarity = t.Dict(allow_none=True, default_value=None).tag(sync=True)
 
@@ -125,12 +128,22 @@ class ResidualExplorer(anywidget.AnyWidget):
     #: kept as float16, or not at all (the overview says which, and clicks compute maps)
     memory_budget: int | None = None
 
-    def __init__(self, session, *, prompt=None, kind: str = "zero", site: str = "resid",
-                 logit_diff=None, source=None, model_name: str = "",
-                 session_factory: Callable[[Any, Any], Any] | None = None, **kw):
+    def __init__(
+        self,
+        session,
+        *,
+        prompt=None,
+        kind: str = "zero",
+        site: str = "resid",
+        logit_diff=None,
+        source=None,
+        model_name: str = "",
+        session_factory: Callable[[Any, Any], Any] | None = None,
+        **kw,
+    ):
         self.session = session
-        self.current_effect = None          # engine Effect shown in `effect`
-        self.current_atlas = None           # engine Atlas shown in `atlas`
+        self.current_effect = None  # engine Effect shown in `effect`
+        self.current_atlas = None  # engine Atlas shown in `atlas`
         self._factory = session_factory
         self._lock = threading.RLock()
         self._py_ids = 0
@@ -174,8 +187,12 @@ class ResidualExplorer(anywidget.AnyWidget):
         self._cancel = threading.Event()
         kind, site, pair = self.kind, self.site, self._pair()
         self.progress = {"done": 0, "total": 0, "running": True, "cancelled": False}
-        th = threading.Thread(target=self._sweep_main, args=(kind, site, pair, self._cancel),
-                              name="residual-widgets-sweep", daemon=True)
+        th = threading.Thread(
+            target=self._sweep_main,
+            args=(kind, site, pair, self._cancel),
+            name="residual-widgets-sweep",
+            daemon=True,
+        )
         self._sweep_thread = th
         th.start()
 
@@ -201,8 +218,9 @@ class ResidualExplorer(anywidget.AnyWidget):
         heatmap, else the overview."""
         return _export.figure(self)
 
-    def save_html(self, path, interactive: bool = False,
-                  max_bytes: int | None = None) -> pathlib.Path:
+    def save_html(
+        self, path, interactive: bool = False, max_bytes: int | None = None
+    ) -> pathlib.Path:
         """Write a self-contained HTML file that opens offline (no kernel, no network). Returns
         the path.
 
@@ -276,8 +294,9 @@ class ResidualExplorer(anywidget.AnyWidget):
             raise ValueError("no cells to intervene on")
         cells = [(int(r), int(p)) for r, p in cells]
         kind, site, pair = self.kind, self.site, self._pair()
-        eff = self.session.intervene(cells, kind=kind, site=site,
-                                     **({"logit_diff": pair} if pair else {}))
+        eff = self.session.intervene(
+            cells, kind=kind, site=site, **({"logit_diff": pair} if pair else {})
+        )
         payload = _payloads.effect_payload(eff, rid)
         with self._lock:
             self.current_effect = eff
@@ -295,8 +314,10 @@ class ResidualExplorer(anywidget.AnyWidget):
 
     def _do_rebuild(self, source) -> None:
         if self._factory is None:
-            raise ValueError("this widget was built from a Session, so its source prompt is "
-                             "fixed; use rw.explore(prompt, source=...) to edit it")
+            raise ValueError(
+                "this widget was built from a Session, so its source prompt is "
+                "fixed; use rw.explore(prompt, source=...) to edit it"
+            )
         self.cancel_sweep(wait=True)
         self.session = self._factory(self.prompt, source or None)
         self._watch_remote(self.session)
@@ -318,8 +339,12 @@ class ResidualExplorer(anywidget.AnyWidget):
 
         def progress(p):
             now = time.monotonic()
-            self.progress = {"done": int(p.done), "total": int(p.total), "running": True,
-                             "cancelled": False}
+            self.progress = {
+                "done": int(p.done),
+                "total": int(p.total),
+                "running": True,
+                "cancelled": False,
+            }
             if now - last[0] >= self.atlas_push_interval:
                 last[0] = now
                 self._push_atlas(p.atlas, cancel)
@@ -329,12 +354,15 @@ class ResidualExplorer(anywidget.AnyWidget):
             kw = {"logit_diff": pair} if pair else {}
             if self.memory_budget is not None:
                 kw["memory_budget"] = self.memory_budget
-            atlas = self.session.sweep(kind=kind, site=site, progress=progress, cancel=cancel,
-                                       **kw)
+            atlas = self.session.sweep(kind=kind, site=site, progress=progress, cancel=cancel, **kw)
             self._push_atlas(atlas, None)
             done = int(atlas.done.sum())
-            self.progress = {"done": done, "total": int(atlas.done.size), "running": False,
-                             "cancelled": not atlas.complete}
+            self.progress = {
+                "done": done,
+                "total": int(atlas.done.size),
+                "running": False,
+                "cancelled": not atlas.complete,
+            }
         except Exception as exc:  # noqa: BLE001 - a failed sweep is reported to the user in words
             self.progress = {**self.progress, "running": False}
             self._fail("sweep", None, exc)
@@ -354,8 +382,11 @@ class ResidualExplorer(anywidget.AnyWidget):
     # ---- lecture views --------------------------------------------------------------------------
     def _on_view(self, change) -> None:
         if change["new"] not in VIEWS:
-            self._fail("view", None, ValueError(
-                f"unknown view {change['new']!r}; choose one of {', '.join(VIEWS)}"))
+            self._fail(
+                "view",
+                None,
+                ValueError(f"unknown view {change['new']!r}; choose one of {', '.join(VIEWS)}"),
+            )
             return
         try:
             if change["new"] == "similarity" and self.similarity is None:
@@ -378,11 +409,13 @@ class ResidualExplorer(anywidget.AnyWidget):
             return
         try:
             if change["name"] == "kind" and self.kind not in WIDGET_KINDS:
-                raise ValueError(f"unknown kind {self.kind!r}; choose one of "
-                                 f"{', '.join(WIDGET_KINDS)}")
+                raise ValueError(
+                    f"unknown kind {self.kind!r}; choose one of {', '.join(WIDGET_KINDS)}"
+                )
             if change["name"] == "site" and self.site not in grid.SITES:
-                raise ValueError(f"unknown site {self.site!r}; choose one of "
-                                 f"{', '.join(grid.SITES)}")
+                raise ValueError(
+                    f"unknown site {self.site!r}; choose one of {', '.join(grid.SITES)}"
+                )
             if change["name"] == "logit_pair" and self.logit_pair:
                 self.session.token_pair(tuple(self.logit_pair))  # validates: one token each
         except Exception as exc:  # noqa: BLE001 - a bad setting is reported to the user in words
@@ -397,8 +430,11 @@ class ResidualExplorer(anywidget.AnyWidget):
 
     def _refresh(self) -> None:
         """Recompute the pinned effect and restart the sweep for the current settings."""
-        rows = (self.session.n_rows if self.site == "resid" and self.kind != "knockout"
-                else self.session.n_layers)
+        rows = (
+            self.session.n_rows
+            if self.site == "resid" and self.kind != "knockout"
+            else self.session.n_layers
+        )
         cells = [c for c in self.selection if c[0] < rows]
         if cells:
             self._submit("intervene", self._next_py_id(), cells)
@@ -416,8 +452,10 @@ class ResidualExplorer(anywidget.AnyWidget):
     def _watch_remote(self, session) -> None:
         if getattr(session, "remote", None) is not None:
             from .remote import describe_status
-            session.on_remote_status = lambda st: setattr(self, "remote_status",
-                                                          describe_status(st))
+
+            session.on_remote_status = lambda st: setattr(
+                self, "remote_status", describe_status(st)
+            )
 
     def _pair(self):
         return tuple(self.logit_pair) if len(self.logit_pair) == 2 else None
@@ -429,5 +467,8 @@ class ResidualExplorer(anywidget.AnyWidget):
 
 
 def _is_cell(x) -> bool:
-    return (isinstance(x, (tuple, list)) and len(x) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in x))
+    return (
+        isinstance(x, (tuple, list))
+        and len(x) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in x)
+    )
