@@ -44,9 +44,11 @@ the ``remote_status`` trait says what the server is doing ("waiting on the remot
 
 from __future__ import annotations
 
+import atexit
 import pathlib
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -63,6 +65,18 @@ _ESM = _STATIC / "widget.js"
 #: the front end has no way to enter
 WIDGET_KINDS = tuple(k for k in grid.KINDS if k != "set")
 VIEWS = ("map", "first_reached", "profile", "similarity")
+
+
+#: widgets whose sweep thread may be running (stopped at interpreter exit, see _stop_all)
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Stop every running sweep before the interpreter exits: a daemon thread killed inside a
+    torch call aborts the process ("terminate called without an active exception")."""
+    for w in list(_LIVE):
+        w.cancel_sweep(wait=True)
 
 
 def _esm():
@@ -194,6 +208,7 @@ class ResidualExplorer(anywidget.AnyWidget):
             daemon=True,
         )
         self._sweep_thread = th
+        _LIVE.add(self)
         th.start()
 
     def cancel_sweep(self, wait: bool = False) -> None:

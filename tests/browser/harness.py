@@ -229,6 +229,15 @@ def dialog_text(page) -> str:
     )
 
 
+#: JavaScript expression for the widget's root element, also inside a shadow root (marimo renders
+#: an anywidget in one; playwright's CSS locators pierce open shadow roots, querySelector does not)
+ROOT = (
+    "((function find(r) { const h = r.querySelector('.rw-root'); if (h) return h;"
+    " for (const e of r.querySelectorAll('*')) if (e.shadowRoot) { const x = find(e.shadowRoot);"
+    " if (x) return x; } return null; })(document))"
+)
+
+
 def wait_widget(page, timeout_ms: int = 120_000):
     """Wait for the widget's first paint; return its root element handle."""
     page.wait_for_selector(".rw-root[data-paints]", timeout=timeout_ms)
@@ -237,7 +246,7 @@ def wait_widget(page, timeout_ms: int = 120_000):
 
 def current(page) -> dict:
     """What the widget painted last: mode, cells, id, rows, cols, values, reach, strip."""
-    return page.evaluate("() => document.querySelector('.rw-root').__rw.current()")
+    return page.evaluate(f"() => {ROOT}.__rw.current()")
 
 
 def cell_xy(page, panel: str, row: int, col: int) -> tuple[float, float]:
@@ -246,7 +255,7 @@ def cell_xy(page, panel: str, row: int, col: int) -> tuple[float, float]:
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     which = "map" if panel == "map" else "overview"
-    g = page.evaluate(f"() => document.querySelector('.rw-root').__rw.geom().{which}")
+    g = page.evaluate(f"() => {ROOT}.__rw.geom().{which}")
     x = box["x"] + g["x0"] + (col + 0.5) * g["cw"]
     y = box["y"] + g["y0"] + (g["rows"] - 1 - row + 0.5) * g["ch"]
     return x, y
@@ -255,8 +264,9 @@ def cell_xy(page, panel: str, row: int, col: int) -> tuple[float, float]:
 def wait_effect(page, cells, timeout_ms: int = 30_000, mine: bool = True) -> dict:
     """Wait until the map shows the kernel's effect for ``cells`` (requested by this page)."""
     page.wait_for_function(
-        """([cells, mine]) => {
-          const r = document.querySelector('.rw-root');
+        "([cells, mine]) => { const r = "
+        + ROOT
+        + """;
           const c = r.__rw.current();
           return c.mode === 'effect' && JSON.stringify(c.cells) === JSON.stringify(cells)
             && (!mine || (c.id || '').startsWith(r.__rw.clientId + ':'));
@@ -269,7 +279,7 @@ def wait_effect(page, cells, timeout_ms: int = 30_000, mine: bool = True) -> dic
 
 def error_text(page) -> str:
     return page.evaluate(
-        "() => { const m = document.querySelector('.rw-root .rw-message');"
+        f"() => {{ const m = {ROOT}?.querySelector('.rw-message');"
         " return m && m.classList.contains('rw-error') ? m.textContent : ''; }"
     )
 
