@@ -54,7 +54,8 @@ BAR_SPEEDUP, BAR_TOL = 4.0, 1e-4
 
 
 def total_kl(base_logits: torch.Tensor, new_logits: torch.Tensor) -> torch.Tensor:
-    """sum over positions of KL(base || new), natural log; inputs [1, P, V] (float32, as TL runs)."""
+    """sum over positions of KL(base || new), natural log; inputs [1, P, V] (float32, as TL
+    runs)."""
     base_lp = torch.log_softmax(base_logits[0], dim=-1)
     new_lp = torch.log_softmax(new_logits[0], dim=-1)
     return (base_lp.exp() * (base_lp - new_lp)).sum()
@@ -63,8 +64,14 @@ def total_kl(base_logits: torch.Tensor, new_logits: torch.Tensor) -> torch.Tenso
 def run_engine(method, lm, ids, positions, pair, L):
     """This package's sweep with ``method`` (cone, loop or batch), summaries only."""
     sess = rw.Session(lm, ids)
-    a = sess.sweep(kind="zero", rows=range(L), positions=positions, logit_diff=pair,
-                   method=method, keep_maps=False)
+    a = sess.sweep(
+        kind="zero",
+        rows=range(L),
+        positions=positions,
+        logit_diff=pair,
+        method=method,
+        keep_maps=False,
+    )
     return a.total_kl[:L][:, positions], a.logit_diff[:L][:, positions]
 
 
@@ -74,8 +81,13 @@ def run_tl(bridge, ids, positions, pair, L):
 
     toks = torch.tensor([ids])
     base = bridge(toks)
-    zeros = ActivationCache({f"blocks.{k}.hook_resid_pre": torch.zeros(1, len(ids), bridge.cfg.d_model)
-                             for k in range(L)}, bridge)
+    zeros = ActivationCache(
+        {
+            f"blocks.{k}.hook_resid_pre": torch.zeros(1, len(ids), bridge.cfg.d_model)
+            for k in range(L)
+        },
+        bridge,
+    )
     ld = []
 
     def metric(logits):  # once per cell, full logits [1, P, V]
@@ -87,16 +99,27 @@ def run_tl(bridge, ids, positions, pair, L):
     else:  # a subset of positions (--quick): TL's index_df form, layer-major like the plain call
         df = pd.DataFrame([(n, i) for n in range(L) for i in positions], columns=["layer", "pos"])
         kl = patching.generic_activation_patch(  # what get_act_patch_resid_pre partially applies
-            bridge, toks, zeros, metric, patch_setter=patching.layer_pos_patch_setter,
-            activation_name="resid_pre", index_df=df)
-    return (kl.reshape(L, len(positions)).numpy(), np.array(ld, np.float32).reshape(L, len(positions)))
+            bridge,
+            toks,
+            zeros,
+            metric,
+            patch_setter=patching.layer_pos_patch_setter,
+            activation_name="resid_pre",
+            index_df=df,
+        )
+    return (
+        kl.reshape(L, len(positions)).numpy(),
+        np.array(ld, np.float32).reshape(L, len(positions)),
+    )
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="4 positions (48 cells), 1 round")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N)")
-    ap.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default 2; 1 with --quick)")
+    ap.add_argument(
+        "--repeats", type=int, default=None, help="interleaved rounds (default 2; 1 with --quick)"
+    )
     ap.add_argument("--methods", default="cone,tl,loop", help="comma list of cone, tl, loop, batch")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -107,14 +130,19 @@ def main(argv=None):
 
     L, P, V = 12, 24, 50257
     print("command:", " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "
-          f"loadavg at start {os.getloadavg()}")
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "
+        f"loadavg at start {os.getloadavg()}"
+    )
     if os.getloadavg()[0] > (os.cpu_count() or 1) - 0.5 and torch.get_num_threads() > 1:
-        print("WARNING: the machine is busy and torch runs >1 thread: oversubscribed intra-op "
-              "threads can slow every method several-fold (seen here: 10x); consider --threads 1")
+        print(
+            "WARNING: the machine is busy and torch runs >1 thread: oversubscribed intra-op "
+            "threads can slow every method several-fold (seen here: 10x); consider --threads 1"
+        )
 
-    hf, tok = tiny_model("gpt2", n_layers=L, d_model=768, n_heads=12, vocab_size=V, n_ctx=64,
-                         seed=args.seed)
+    hf, tok = tiny_model(
+        "gpt2", n_layers=L, d_model=768, n_heads=12, vocab_size=V, n_ctx=64, seed=args.seed
+    )
     ids = random_ids(P, V, seed=args.seed + 1)
     pair = (ids[-2], ids[3])  # any two tokens
     positions = [0, 7, 15, 23] if args.quick else list(range(P))
@@ -122,6 +150,7 @@ def main(argv=None):
     bridge = None
     if "tl" in methods:
         from transformer_lens.model_bridge import TransformerBridge
+
         hf_copy = copy.deepcopy(hf)  # boot_transformers rewires the module it is given
         hf_copy.config.architectures = [type(hf).__name__]
         tl_tok = copy.deepcopy(tok)  # local tokenizer: stop TL re-loading it by name
@@ -129,12 +158,16 @@ def main(argv=None):
         tl_tok.init_kwargs["add_bos_token"] = True
         bridge = TransformerBridge.boot_transformers("gpt2", hf_model=hf_copy, tokenizer=tl_tok)
         bridge.eval()
-    print(f"model: gpt2-shaped random, L={L} d=768 heads=12 vocab={V}; prompt {P} tokens; "
-          f"zero-ablate resid rows 0..{L - 1} x {len(positions)} positions = "
-          f"{L * len(positions)} cells; {repeats} interleaved round(s)")
+    print(
+        f"model: gpt2-shaped random, L={L} d=768 heads=12 vocab={V}; prompt {P} tokens; "
+        f"zero-ablate resid rows 0..{L - 1} x {len(positions)} positions = "
+        f"{L * len(positions)} cells; {repeats} interleaved round(s)"
+    )
 
-    runners = {m: (lambda m=m: run_engine(m, lm, ids, positions, pair, L))
-               for m in ("cone", "loop", "batch")}
+    runners = {
+        m: (lambda m=m: run_engine(m, lm, ids, positions, pair, L))
+        for m in ("cone", "loop", "batch")
+    }
     runners["tl"] = lambda: run_tl(bridge, ids, positions, pair, L)
     with torch.no_grad():  # warm-up (allocators, first-call costs), untimed
         hf(torch.tensor([ids]))
@@ -144,25 +177,32 @@ def main(argv=None):
     results = {}
     with torch.no_grad():
         for r in range(repeats):
-            order = methods[r % len(methods):] + methods[:r % len(methods)]
+            order = methods[r % len(methods) :] + methods[: r % len(methods)]
             for m in order:
                 t0 = time.perf_counter()
                 results[m] = runners[m]()
                 times[m].append(time.perf_counter() - t0)
-                print(f"  round {r + 1} {m:>4}: {times[m][-1]:8.2f} s   (loadavg {os.getloadavg()[0]:.2f})",
-                      flush=True)
+                print(
+                    f"  round {r + 1} {m:>4}: {times[m][-1]:8.2f} s   "
+                    f"(loadavg {os.getloadavg()[0]:.2f})",
+                    flush=True,
+                )
 
     med = {m: statistics.median(t) for m, t in times.items()}
     print("\nseconds (median [min..max]):")
     for m in methods:
-        print(f"  {m:>4}: {med[m]:8.2f}  [{min(times[m]):.2f} .. {max(times[m]):.2f}]"
-              f"  = {1e3 * med[m] / (L * len(positions)):.1f} ms/cell")
+        print(
+            f"  {m:>4}: {med[m]:8.2f}  [{min(times[m]):.2f} .. {max(times[m]):.2f}]"
+            f"  = {1e3 * med[m] / (L * len(positions)):.1f} ms/cell"
+        )
     ok = True
     if "cone" in med:
         for m in ("tl", "loop", "batch"):
             if m in med:
-                print(f"  ratio {m}/cone: {med[m] / med['cone']:.2f}x (median), "
-                      f"{min(times[m]) / min(times['cone']):.2f}x (min)")
+                print(
+                    f"  ratio {m}/cone: {med[m] / med['cone']:.2f}x (median), "
+                    f"{min(times[m]) / min(times['cone']):.2f}x (min)"
+                )
     print("\nlargest disagreement (total KL, logit diff):")
     names = list(results)
     worst = 0.0
@@ -180,9 +220,11 @@ def main(argv=None):
     if "tl" in med and "cone" in med:
         speedup = med["tl"] / med["cone"]
         ok = speedup >= BAR_SPEEDUP and worst < BAR_TOL
-        print(f"\n{'PASS' if ok else 'FAIL'}: cone {speedup:.2f}x faster than TransformerLens "
-              f"(bar >= {BAR_SPEEDUP}x); largest disagreement {worst:.2e} (bar < {BAR_TOL:g})"
-              + ("  [--quick: not the benchmark's shape]" if args.quick else ""))
+        print(
+            f"\n{'PASS' if ok else 'FAIL'}: cone {speedup:.2f}x faster than TransformerLens "
+            f"(bar >= {BAR_SPEEDUP}x); largest disagreement {worst:.2e} (bar < {BAR_TOL:g})"
+            + ("  [--quick: not the benchmark's shape]" if args.quick else "")
+        )
     else:
         print(f"\n(no PASS/FAIL: needs both cone and tl; largest disagreement {worst:.2e})")
     return 0 if ok else 1

@@ -21,11 +21,20 @@ import time
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.browser.harness import (JupyterServer, available, cell_xy, chromium,  # noqa: E402
-                                   open_notebook, run_cell, wait_widget)
+from tests.browser.harness import (  # noqa: E402
+    JupyterServer,
+    available,
+    cell_xy,
+    chromium,
+    open_notebook,
+    run_cell,
+    wait_widget,
+)
 
-WORDS = ("When Mary and John went to the store , John gave a drink to Mary . "
-         "Then the cat sat on the mat and the dog ran up").split()
+WORDS = (
+    "When Mary and John went to the store , John gave a drink to Mary . "
+    "Then the cat sat on the mat and the dog ran up"
+).split()
 PROMPT = "".join(w if k == 0 or w in ",." else " " + w for k, w in enumerate(WORDS[:24]))
 
 GPT2_CELL = f"""
@@ -52,7 +61,8 @@ async ([x, y, cells]) => {
   const done = new Promise((resolve) => {
     const on = (ev) => {
       const d = ev.detail;
-      if (d.mode === 'effect' && JSON.stringify(d.cells) === want && (d.id || '').startsWith(root.__rw.clientId + ':')) {
+      if (d.mode === 'effect' && JSON.stringify(d.cells) === want
+          && (d.id || '').startsWith(root.__rw.clientId + ':')) {
         root.removeEventListener('rw-paint', on);
         resolve(performance.now());
       }
@@ -71,7 +81,10 @@ async ([x, y, cells]) => {
   const cv = root.querySelector('.rw-overview canvas');
   const want = JSON.stringify(cells);
   let t1 = null;
-  const on = (ev) => { if (ev.detail.mode === 'atlas' && JSON.stringify(ev.detail.cells) === want) t1 = performance.now(); };
+  const on = (ev) => {
+    const hit = ev.detail.mode === 'atlas' && JSON.stringify(ev.detail.cells) === want;
+    if (hit) t1 = performance.now();
+  };
   root.addEventListener('rw-paint', on);
   const t0 = performance.now();
   cv.dispatchEvent(new MouseEvent('mousemove', {clientX: x, clientY: y, bubbles: true}));
@@ -100,15 +113,19 @@ def main() -> int:
         t0 = time.monotonic()
         run_cell(page, 0)
         wait_widget(page, timeout_ms=300_000)
-        print(f"GPT-2-small-shaped model, 24 tokens: widget up (model build + sweep) in "
-              f"{time.monotonic() - t0:.1f} s")
+        print(
+            f"GPT-2-small-shaped model, 24 tokens: widget up (model build + sweep) in "
+            f"{time.monotonic() - t0:.1f} s"
+        )
         clicks = []
         for k in range(30):
             r, c = (k * 5) % 13, (k * 7) % 24
             x, y = cell_xy(page, "map", r, c)
             clicks.append(page.evaluate(CLICK_JS, [x, y, [[r, c]]]))
-        print(f"click -> repainted map (30 clicks): p50 {statistics.median(clicks):.0f} ms, "
-              f"p95 {pct(clicks, 95):.0f} ms, max {max(clicks):.0f} ms")
+        print(
+            f"click -> repainted map (30 clicks): p50 {statistics.median(clicks):.0f} ms, "
+            f"p95 {pct(clicks, 95):.0f} ms, max {max(clicks):.0f} ms"
+        )
         paint, frame = [], []
         for k in range(30):
             r, c = (k * 3) % 13, (k * 11) % 24
@@ -116,21 +133,26 @@ def main() -> int:
             a, b = page.evaluate(HOVER_JS, [x, y, [[r, c]]])
             paint.append(a)
             frame.append(b)
-        print(f"hover overview -> repaint from atlas (30 hovers): paint p50 {statistics.median(paint):.1f} ms, "
-              f"p95 {pct(paint, 95):.1f} ms; next frame p50 {statistics.median(frame):.1f} ms, "
-              f"p95 {pct(frame, 95):.1f} ms")
+        print(
+            "hover overview -> repaint from atlas (30 hovers): "
+            f"paint p50 {statistics.median(paint):.1f} ms, "
+            f"p95 {pct(paint, 95):.1f} ms; next frame p50 {statistics.median(frame):.1f} ms, "
+            f"p95 {pct(frame, 95):.1f} ms"
+        )
 
         page2 = ctx.new_page()
         srv.write_notebook("fresh.ipynb", [BUNDLED_CELL])
-        open_notebook(page2, srv, "fresh.ipynb")     # a new notebook: a fresh kernel
+        open_notebook(page2, srv, "fresh.ipynb")  # a new notebook: a fresh kernel
         t0 = time.monotonic()
         run_cell(page2, 0)
         page2.wait_for_selector(".rw-root[data-mode='effect']", timeout=300_000)
         t_first = time.monotonic() - t0
         rows = page2.locator(".rw-root").get_attribute("data-rows")
-        print(f"fresh kernel -> first paint with the bundled model (SmolLM2-135M, {rows} rows): "
-              f"{t_first:.1f} s (imports + model load from the float32 cache + clean run + one "
-              "intervention)")
+        print(
+            f"fresh kernel -> first paint with the bundled model (SmolLM2-135M, {rows} rows): "
+            f"{t_first:.1f} s (imports + model load from the float32 cache + clean run + one "
+            "intervention)"
+        )
     return 0
 
 

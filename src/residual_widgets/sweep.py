@@ -32,9 +32,10 @@ import numpy as np
 import torch
 
 from . import grid, metrics
-from .batched import batched_effects, cells_per_request as fit_cells
-from .effects import Atlas
+from .batched import batched_effects
+from .batched import cells_per_request as fit_cells
 from .cone import cone_group, row_chunks
+from .effects import Atlas
 from .remote import REQUEST_BYTES, RemoteCancelled, is_remote
 from .stepper import UnsupportedStepping
 
@@ -45,8 +46,10 @@ class SlowPathWarning(UserWarning):
 
 def slow_path_message(reason: str) -> str:
     """What the widget's status line, the CLI and the warning say when the cone is refused."""
-    return (f"slow path: one forward per cell — the model's blocks could not be stepped "
-            f"({reason}); about 10× slower")
+    return (
+        f"slow path: one forward per cell — the model's blocks could not be stepped "
+        f"({reason}); about 10× slower"
+    )
 
 
 class SweepTooLarge(MemoryError):
@@ -62,7 +65,7 @@ class SweepProgress:
     total: int
     position: int
     atlas: Atlas
-    status: str = ""       # remote sweeps: the server's status of the request in flight
+    status: str = ""  # remote sweeps: the server's status of the request in flight
 
 
 def available_memory() -> int:
@@ -90,23 +93,40 @@ def choose_storage(S: int, R: int, P: int, budget: int, keep_maps="auto") -> str
     need0 = estimate_bytes(S, R, P, keep_maps=False)
     if keep_maps is True:
         if need32 > budget:
-            raise SweepTooLarge(f"this sweep's atlas needs {need32 / 2**30:.2f} GiB but the budget "
-                                f"is {budget / 2**30:.2f} GiB: pass keep_maps=False (summaries "
-                                "only) or 'auto', fewer rows/positions, or a larger memory_budget")
+            raise SweepTooLarge(
+                f"this sweep's atlas needs {need32 / 2**30:.2f} GiB but the budget "
+                f"is {budget / 2**30:.2f} GiB: pass keep_maps=False (summaries "
+                "only) or 'auto', fewer rows/positions, or a larger memory_budget"
+            )
         return "float32"
     if keep_maps == "auto" and need32 <= budget:
         return "float32"
     if keep_maps == "auto" and need16 <= budget:
         return "float16"
     if need0 > budget:
-        raise SweepTooLarge(f"even this sweep's summaries need {need0 / 2**30:.2f} GiB but the "
-                            f"budget is {budget / 2**30:.2f} GiB: sweep fewer rows/positions")
+        raise SweepTooLarge(
+            f"even this sweep's summaries need {need0 / 2**30:.2f} GiB but the "
+            f"budget is {budget / 2**30:.2f} GiB: sweep fewer rows/positions"
+        )
     return "summary"
 
 
-def run_sweep(sess, *, kind="zero", site="resid", logit_diff=None, rows=None, positions=None,
-              progress=None, cancel=None, method="auto", keep_maps="auto", memory_budget=None,
-              cells_per_request=None, timeout=None) -> Atlas:
+def run_sweep(
+    sess,
+    *,
+    kind="zero",
+    site="resid",
+    logit_diff=None,
+    rows=None,
+    positions=None,
+    progress=None,
+    cancel=None,
+    method="auto",
+    keep_maps="auto",
+    memory_budget=None,
+    cells_per_request=None,
+    timeout=None,
+) -> Atlas:
     grid.check_kind(kind)
     grid.check_site(site)
     if method not in ("auto", "cone", "loop", "batch"):
@@ -114,7 +134,9 @@ def run_sweep(sess, *, kind="zero", site="resid", logit_diff=None, rows=None, po
     if keep_maps not in (True, False, "auto"):
         raise ValueError(f"keep_maps must be True, False or 'auto', got {keep_maps!r}")
     if kind == "set":
-        raise ValueError("kind='set' writes one given vector; sweeps take zero, mean, noise or patch")
+        raise ValueError(
+            "kind='set' writes one given vector; sweeps take zero, mean, noise or patch"
+        )
     if kind in ("patch", "resample") and sess.source is None:
         raise ValueError(f"kind={kind!r} needs a source prompt: Session(model, prompt, source=...)")
     S, R, P = grid.n_source_rows(site, sess.n_layers), sess.n_rows, sess.n_positions
@@ -126,23 +148,33 @@ def run_sweep(sess, *, kind="zero", site="resid", logit_diff=None, rows=None, po
     budget = memory_budget if memory_budget is not None else available_memory() // 2
     storage = choose_storage(S, R, P, budget, keep_maps)
     map_dtype = {"float32": np.float32, "float16": np.float16}.get(storage)
-    atlas = Atlas(kind=kind, site=site, tokens=sess.token_strings,
-                  resid_delta=np.zeros((S, P, R, P), map_dtype) if map_dtype else None,
-                  kl=np.zeros((S, P, P), np.float32),
-                  logprob_delta=np.zeros((S, P, max(P - 1, 0)), np.float32),
-                  done=np.zeros((S, P), bool),
-                  logit_diff=np.zeros((S, P), np.float32) if pair is not None else None,
-                  logit_diff_clean=(float(metrics.logit_diff(sess.clean_logprobs[-1], pair))
-                                    if pair is not None else None),
-                  storage=storage)
+    atlas = Atlas(
+        kind=kind,
+        site=site,
+        tokens=sess.token_strings,
+        resid_delta=np.zeros((S, P, R, P), map_dtype) if map_dtype else None,
+        kl=np.zeros((S, P, P), np.float32),
+        logprob_delta=np.zeros((S, P, max(P - 1, 0)), np.float32),
+        done=np.zeros((S, P), bool),
+        logit_diff=np.zeros((S, P), np.float32) if pair is not None else None,
+        logit_diff_clean=(
+            float(metrics.logit_diff(sess.clean_logprobs[-1], pair)) if pair is not None else None
+        ),
+        storage=storage,
+    )
     stepper = None
     if sess.remote is not None and method == "cone":  # the cone steps blocks locally
-        raise ValueError("method='cone' runs locally; a remote session sweeps with 'batch' "
-                         "(the default) or 'loop'")
+        raise ValueError(
+            "method='cone' runs locally; a remote session sweeps with 'batch' "
+            "(the default) or 'loop'"
+        )
     # remote sessions sweep with batched traces; so does a model off the CPU (the cone stepper
     # is verified on CPU only, batched traces are device-clean)
-    if (method == "auto" and kind != "knockout"
-            and (sess.remote is not None or sess.model.device.type != "cpu")):
+    if (
+        method == "auto"
+        and kind != "knockout"
+        and (sess.remote is not None or sess.model.device.type != "cpu")
+    ):
         method = "batch"
     if method in ("auto", "cone") and kind != "knockout":
         try:
@@ -155,8 +187,20 @@ def run_sweep(sess, *, kind="zero", site="resid", logit_diff=None, rows=None, po
     atlas.method = "cone" if stepper else ("batch" if method == "batch" else "loop")
     work_budget = max(64 << 20, min(budget // 4, 1 << 30))
     if atlas.method == "batch":
-        return _batch_sweep(sess, atlas, rows, positions, kind, site, pair, progress, cancel,
-                            cells_per_request, work_budget, timeout)
+        return _batch_sweep(
+            sess,
+            atlas,
+            rows,
+            positions,
+            kind,
+            site,
+            pair,
+            progress,
+            cancel,
+            cells_per_request,
+            work_budget,
+            timeout,
+        )
     total, done = len(rows) * len(positions), 0
     for i in positions:
         for chunk in row_chunks(rows, sess.n_layers, sess.n_positions - i):
@@ -181,35 +225,57 @@ def _all_done(atlas: Atlas, rows, positions) -> bool:
     return bool(atlas.done[np.ix_(rows, positions)].all())
 
 
-def _batch_sweep(sess, atlas, rows, positions, kind, site, pair, progress, cancel,
-                 cells_per_request, work_budget, timeout) -> Atlas:
+def _batch_sweep(
+    sess,
+    atlas,
+    rows,
+    positions,
+    kind,
+    site,
+    pair,
+    progress,
+    cancel,
+    cells_per_request,
+    work_budget,
+    timeout,
+) -> Atlas:
     """One batched trace (one request, when remote) per group of cells, streamed into ``atlas``."""
     lm = sess.model
     cells = [(n, i) for i in positions for n in rows]
-    per = cells_per_request or fit_cells(sess.n_rows, sess.n_positions, lm.d_model,
-                                         lm.vocab_size,
-                                         REQUEST_BYTES if is_remote(sess.remote) else work_budget)
+    per = cells_per_request or fit_cells(
+        sess.n_rows,
+        sess.n_positions,
+        lm.d_model,
+        lm.vocab_size,
+        REQUEST_BYTES if is_remote(sess.remote) else work_budget,
+    )
     done, total = 0, len(cells)
     for g in range(0, total, per):
         if cancel is not None and cancel.is_set():
             break
-        group = cells[g:g + per]
+        group = cells[g : g + per]
 
-        def on_status(status, i=group[-1][1]):
+        def on_status(status, i=group[-1][1], done=done):
             sess.note_status(status)
             if progress is not None:
-                progress(SweepProgress(done=done, total=total, position=i, atlas=atlas,
-                                       status=status))
+                progress(
+                    SweepProgress(done=done, total=total, position=i, atlas=atlas, status=status)
+                )
 
         try:
-            out = batched_effects(sess, group, kind, site, pair, timeout=timeout, cancel=cancel,
-                                  on_status=on_status)
+            out = batched_effects(
+                sess, group, kind, site, pair, timeout=timeout, cancel=cancel, on_status=on_status
+            )
         except RemoteCancelled:
             break
         for b, cell in enumerate(group):
-            atlas.store(cell, kl=out["kl"][b].numpy(), logprob_delta=out["lpd"][b].numpy(),
-                        resid_delta=out["deltas"][b].numpy(),
-                        logit_diff=float(out["ld"][b]) if atlas.logit_diff is not None else None)
+            atlas.store(
+                cell,
+                kl=out["kl"][b].numpy(),
+                logprob_delta=out["lpd"][b].numpy(),
+                resid_delta=out["deltas"][b].numpy(),
+                logit_diff=float(out["ld"][b]) if atlas.logit_diff is not None else None,
+            )
         done += len(group)
         if progress is not None:
             progress(SweepProgress(done=done, total=total, position=group[-1][1], atlas=atlas))
@@ -224,5 +290,3 @@ def _subset(sel, n: int, what: str) -> list[int]:
     if not out or out[0] < 0 or out[-1] >= n:
         raise ValueError(f"{what} must be a non-empty subset of 0..{n - 1}, got {sel!r}")
     return out
-
-
