@@ -77,6 +77,8 @@ export class OfflineBackend implements Backend {
     if (type === "intervene") this.intervene(id, c.cells);
     else if (type === "lens") this.lensReply(id, c.cell as Cell, String(c.key ?? ""));
     else if (type === "ping") this.m.reply({ type: "pong", id });
+    else if (type === "view")
+      return; // a view opened or closed: nothing runs here to stop
     else this.fail(type || "request", id, `${NO_KERNEL} A ${type || "request"} needs one: open the notebook.`);
   }
 

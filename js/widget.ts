@@ -9,7 +9,9 @@
  *   keyboard.ts     the map's keys
  *   tooltip.ts      the tooltip and its logit lens (lens.ts)
  *
- * Kernel requests go through `Requests` (protocol.ts): ids, acks, stale replies dropped.
+ * Kernel requests go through `Requests` (protocol.ts): ids, acks, stale replies dropped. The view
+ * also says when it opens and closes (`{type: "view", state, client}`, no reply), so a kernel
+ * whose views are all gone stops its sweep.
  * Test hook: `root.__rw.current()` returns exactly what is painted; every paint dispatches an
  * `rw-paint` event on the root and updates `data-*` attributes (rows, positions, mode, cells, id,
  * view, first-reached); `root.__rw.view()` returns what the lecture panel drew.
@@ -27,6 +29,10 @@ import { syncModel } from "./sync";
 import { makeTooltip } from "./tooltip";
 import { type Model, reads, type Traits } from "./traits";
 import css from "./widget.css";
+
+/** How often a view tells the kernel it is still showing (the kernel's `orphan_timeout_s` is
+ * much longer: hidden tabs run timers once a minute). */
+const ALIVE_MS = 5000;
 
 function render({ model, el }: RenderProps<Traits>): () => void {
   const m: Model = model;
@@ -83,6 +89,33 @@ function render({ model, el }: RenderProps<Traits>): () => void {
   const unkey = attachKeys({ root: dom.root, t, local, act, draw: painter.draw });
   const unobserve = painter.observe();
 
+  // Tell the kernel while this view is showing: when every view of the widget is gone (output
+  // cleared, tab or page closed), it stops its sweep (widget.py, `view` messages). A view also
+  // says "alive" every few seconds: where the host drops the connection before the page can say
+  // "closed" (Voilà), the kernel notices the silence.
+  const view = (state: "open" | "alive" | "closed") => {
+    try {
+      m.send({ type: "view", state, client: req.client });
+    } catch {
+      /* the comm is already closed */
+    }
+  };
+  const win = el.ownerDocument?.defaultView ?? (typeof window !== "undefined" ? window : null);
+  const onHide = () => view("closed");
+  const onShow = (ev: PageTransitionEvent) => ev.persisted && view("open");
+  // Before the host's own beforeunload handlers (capture runs first at the window): Voilà's
+  // disposes the kernel connection there, so a message sent at pagehide would be lost. If the
+  // page stays after all (the unload was cancelled), the view says it is open again.
+  const onLeave = () => {
+    view("closed");
+    setTimeout(() => view("open"), 1000);
+  };
+  win?.addEventListener("beforeunload", onLeave, { capture: true });
+  win?.addEventListener("pagehide", onHide);
+  win?.addEventListener("pageshow", onShow);
+  view("open");
+  const beat = setInterval(() => view("alive"), ALIVE_MS);
+
   // Test/bench hook: exactly what is painted.
   (dom.root as unknown as { __rw: unknown }).__rw = {
     current: () => {
@@ -107,6 +140,11 @@ function render({ model, el }: RenderProps<Traits>): () => void {
   };
 
   return () => {
+    view("closed");
+    clearInterval(beat);
+    win?.removeEventListener("beforeunload", onLeave, { capture: true });
+    win?.removeEventListener("pagehide", onHide);
+    win?.removeEventListener("pageshow", onShow);
     sync.dispose();
     unpoint();
     unkey();

@@ -507,3 +507,70 @@ def test_bundle_needs_no_jupyterlab():
     assert "widget_manager" in js and re.search(r"widget_manager\)?\??\.kernel|\?\.kernel", js)
     for name in ("jupyterapp", "jupyterlab", "@jupyterlab", "IPython", "Jupyter."):
         assert name not in js, name
+
+
+def test_sweep_stops_when_every_view_is_gone_and_restarts_when_one_opens():
+    """Voilà and JupyterLab keep a closed page's kernel running: a widget whose views have all
+    closed stops its sweep after ``orphan_grace_s``; one view closing of two does not; a view
+    reopening (a reload) restarts the stopped sweep."""
+    sess = FakeSession(P=4, step_s=0.3)
+    w = ResidualExplorer(sess, prompt="When Mary")
+    w.send = lambda content, buffers=None: None
+    w.orphan_grace_s = 0.05
+    msg = lambda client, state: w._on_custom_msg(w, {"type": "view", "client": client,  # noqa: E731
+                                                     "state": state})
+    msg("a", "open")
+    msg("b", "open")
+    w.start_sweep()
+    msg("a", "closed")
+    time.sleep(0.3)
+    assert w.progress["running"]                        # view b still shows it
+    msg("b", "closed")
+    w.wait(timeout=10)
+    assert w.progress["cancelled"] and not w.progress["running"]
+    assert 0 < w.progress["done"] < w.progress["total"]
+    msg("c", "open")                                    # the page came back: sweep again
+    assert w.progress["running"]
+    w.wait(timeout=10)
+    assert w.current_atlas.complete and not w.progress["cancelled"]
+    w.close()
+
+
+def test_sweep_without_views_is_left_alone():
+    """A widget driven from code (never displayed) sweeps to the end; closing an unknown view
+    does not stop it."""
+    sess = FakeSession(P=3, step_s=0.05)
+    w = ResidualExplorer(sess, prompt="When Mary")
+    w.send = lambda content, buffers=None: None
+    w.orphan_grace_s = 0.01
+    w.start_sweep()
+    w._on_custom_msg(w, {"type": "view", "client": "x", "state": "closed"})
+    w.wait(timeout=10)
+    assert w.current_atlas.complete
+    w.close()
+
+
+def test_silent_views_count_as_gone_unless_a_cell_runs(monkeypatch):
+    """Voilà drops a closing page's connection before it can say "closed": views that stop
+    saying "alive" for ``orphan_timeout_s`` count as gone (the sweep stops) — but not while a
+    cell runs, when their messages wait in the kernel's queue."""
+    from residual_widgets import widget as wmod
+
+    sess = FakeSession(P=6, step_s=0.2)
+    w = ResidualExplorer(sess, prompt="When Mary")
+    w.send = lambda content, buffers=None: None
+    w.orphan_timeout_s = 0.3
+    monkeypatch.setattr(wmod._cells, "running", True)           # a long cell is running
+    monkeypatch.setattr(wmod._cells, "ended", float("-inf"))
+    w._on_custom_msg(w, {"type": "view", "client": "a", "state": "open"})
+    w.start_sweep()
+    w.wait(timeout=10)
+    assert w.current_atlas.complete                             # silence, but the kernel was busy
+    monkeypatch.setattr(wmod._cells, "running", False)
+    w._on_custom_msg(w, {"type": "view", "client": "a", "state": "alive"})
+    w.start_sweep()
+    w.wait(timeout=10)
+    assert w.progress["cancelled"] and w.progress["done"] < w.progress["total"]
+    w._on_custom_msg(w, {"type": "view", "client": "a", "state": "alive"})   # it was only asleep
+    assert w.progress["running"]
+    w.close()

@@ -14,6 +14,12 @@ key}``                      ``{type: "lens", id, key, clean, intervened}``
 ``{type: "sweep", id}``     (re)start the sweep in a background thread; ``atlas`` and
                             ``progress`` fill in as it runs
 ``{type: "cancel", id}``    stop the sweep; the partial atlas stays
+``{type: "view", state,     a view opened, is still showing (``alive``, every 5 s) or closed
+client}``                   (no reply). A running sweep stops when every view that opened is
+                            gone — closed ``orphan_grace_s`` ago, or silent for
+                            ``orphan_timeout_s`` while no cell was running (Voilà drops the
+                            connection before a closing page can say so, and keeps the
+                            kernel) — and restarts when a view comes back
 ==========================  ==================================================================
 
 Lecture views (``view`` trait: ``map`` | ``first_reached`` | ``profile`` | ``similarity``), all
@@ -65,6 +71,40 @@ _ESM = _STATIC / "widget.js"
 #: the front end has no way to enter
 WIDGET_KINDS = tuple(k for k in grid.KINDS if k != "set")
 VIEWS = ("map", "first_reached", "profile", "similarity")
+
+
+class _Cells:
+    """Whether the kernel is running a cell (IPython's pre/post_run_cell events): then the
+    views' messages wait in its queue, and their silence means nothing."""
+
+    running = False
+    ended = float("-inf")
+    hooked = False
+
+    @classmethod
+    def hook(cls) -> None:
+        if cls.hooked:
+            return
+        cls.hooked = True
+        try:
+            from IPython import get_ipython
+            ip = get_ipython()
+        except ImportError:
+            ip = None
+        if ip is None or not hasattr(ip, "events"):
+            return
+
+        def pre(*_):
+            cls.running = True
+
+        def post(*_):
+            cls.running, cls.ended = False, time.monotonic()
+
+        ip.events.register("pre_run_cell", pre)
+        ip.events.register("post_run_cell", post)
+
+
+_cells = _Cells
 
 
 #: widgets whose sweep thread may be running (stopped at interpreter exit, see _stop_all)
@@ -141,6 +181,13 @@ class ResidualExplorer(anywidget.AnyWidget):
     #: bytes the sweep's atlas may take (None: half of available memory); beyond it the maps are
     #: kept as float16, or not at all (the overview says which, and clicks compute maps)
     memory_budget: int | None = None
+    #: seconds a sweep goes on after the last view closed, in case one reopens (a page reload,
+    #: a re-rendered output)
+    orphan_grace_s = 10.0
+    #: seconds without word from any view (views say "alive" every 5 s; hidden browser tabs
+    #: only once a minute) after which the views count as gone, unless a cell is running (its
+    #: messages wait in the queue) or ran in that time
+    orphan_timeout_s = 150.0
 
     def __init__(
         self,
@@ -164,6 +211,10 @@ class ResidualExplorer(anywidget.AnyWidget):
         self._sweep_thread: threading.Thread | None = None
         self._cancel = threading.Event()
         self._suspend = False
+        self._views: dict[str, float] = {}  # client of each view now showing → when last heard
+        self._orphaned = False              # the sweep was stopped because every view closed
+        self._orphan_timer: threading.Timer | None = None
+        _cells.hook()
         super().__init__(**kw)
         if prompt is None or not isinstance(prompt, str):
             prompt = "".join(str(x) for x in session.token_strings)
@@ -249,8 +300,52 @@ class ResidualExplorer(anywidget.AnyWidget):
 
     def close(self):
         self.cancel_sweep()
+        if self._orphan_timer is not None:
+            self._orphan_timer.cancel()
         self._jobs.stop()
         super().close()
+
+    # ---- views coming and going ----------------------------------------------------------------
+    def _on_view_state(self, client: str, state) -> None:
+        """A view opened, is alive or closed (comm handler). The sweep stops ``orphan_grace_s``
+        after the last view closed, unless one opened again; a view opening (or heard from)
+        after that restarts it. Silent views are noticed by the sweep thread (``_views_gone``)."""
+        if state in ("open", "alive"):
+            self._views[client] = time.monotonic()
+            if self._orphan_timer is not None:
+                self._orphan_timer.cancel()
+                self._orphan_timer = None
+            if self._orphaned:
+                self._orphaned = False
+                self.start_sweep()
+            return
+        if client not in self._views:    # never opened here (or already closed): not ours
+            return
+        del self._views[client]
+        if self._views or not self.progress.get("running"):
+            return
+        if self._orphan_timer is not None:
+            self._orphan_timer.cancel()
+        self._orphan_timer = threading.Timer(self.orphan_grace_s, self._stop_orphaned)
+        self._orphan_timer.daemon = True
+        self._orphan_timer.start()
+
+    def _stop_orphaned(self) -> None:
+        self._orphan_timer = None
+        if self._views or not self.progress.get("running"):
+            return
+        self._orphaned = True
+        self.cancel_sweep()
+
+    def _views_gone(self) -> bool:
+        """Every view that opened has gone silent for ``orphan_timeout_s`` while the kernel was
+        free to hear it (no cell running, none ended in that time)."""
+        views = dict(self._views)
+        if not views:
+            return False
+        now = time.monotonic()
+        quiet = now - max(views.values()) > self.orphan_timeout_s
+        return quiet and not _cells.running and now - _cells.ended > self.orphan_timeout_s
 
     # ---- messages from the front end ------------------------------------------------------------
     def _on_custom_msg(self, _widget, content, buffers=None):
@@ -271,6 +366,8 @@ class ResidualExplorer(anywidget.AnyWidget):
                 self.cancel_sweep()
             elif typ == "ping":
                 self.send({"type": "pong", "id": rid})
+            elif typ == "view":
+                self._on_view_state(str(content.get("client", "")), content.get("state"))
             else:
                 raise ValueError(f"unknown request type {typ!r}")
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the user in words
@@ -353,6 +450,10 @@ class ResidualExplorer(anywidget.AnyWidget):
         last = [0.0]
 
         def progress(p):
+            if self._views_gone():             # the page closed without a word (Voilà)
+                self._views.clear()
+                self._orphaned = True
+                cancel.set()
             now = time.monotonic()
             self.progress = {
                 "done": int(p.done),
