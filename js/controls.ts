@@ -191,6 +191,15 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
     cancelBtn,
   ].map((c) => [c, c.title || c.parentElement?.title || ""]);
 
+  // A text field takes the trait's value only when the trait changed: what is being typed (in
+  // this field or one not yet applied with Enter) survives the many syncs a running sweep causes.
+  const synced = new Map<HTMLInputElement, string>();
+  const pull = (input: HTMLInputElement, value: string) => {
+    if (synced.get(input) === value) return;
+    synced.set(input, value);
+    input.value = value;
+  };
+
   const sync = () => {
     const page = model.get("page") ?? null;
     el.classList.toggle("rw-nokernel", !!page);
@@ -204,13 +213,13 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
     scale.sel.value = model.get("scale");
     overview.sel.value = model.get("overview_metric");
     view.sel.value = model.get("view") ?? "map";
-    if (document.activeElement !== row) row.value = String(model.get("view_row") ?? -1);
+    pull(row, String(model.get("view_row") ?? -1));
     const v = model.get("view");
     rowWrap.style.display = v === "profile" || v === "similarity" ? "" : "none";
-    if (document.activeElement !== source) source.value = model.get("source_prompt") ?? "";
+    pull(source, model.get("source_prompt") ?? "");
     const pair: string[] = model.get("logit_pair") ?? [];
-    if (document.activeElement !== good) good.value = pair[0] ?? "";
-    if (document.activeElement !== bad) bad.value = pair[1] ?? "";
+    pull(good, pair[0] ?? "");
+    pull(bad, pair[1] ?? "");
     const prog = model.get("progress") ?? {};
     cancelBtn.disabled = !!page || !prog.running;
     sweepBtn.disabled = !!page || !!prog.running;
