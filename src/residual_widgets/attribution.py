@@ -89,9 +89,11 @@ class Attribution:
         if metric == "auto":
             metric = "logit_diff" if self.logit_diff is not None else "logprob_delta"
         if metric in ("kl", "total_kl"):
-            raise ValueError("an attribution has no KL: KL(clean ‖ new) is minimal at the clean "
-                             "run, so its first-order estimate is identically 0; use "
-                             "'logit_diff' or 'logprob_delta', or sess.sweep() for exact KL")
+            raise ValueError(
+                "an attribution has no KL: KL(clean ‖ new) is minimal at the clean "
+                "run, so its first-order estimate is identically 0; use "
+                "'logit_diff' or 'logprob_delta', or sess.sweep() for exact KL"
+            )
         if metric not in _METRIC_NAMES:
             raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(_METRIC_NAMES)}")
         vals = getattr(self, metric)
@@ -103,9 +105,13 @@ class Attribution:
         """Plotly heatmap of the estimate over the source cells, titled as an estimate
         (diverging colours centred on 0)."""
         vals, name = self.summary_values(metric)
-        fig = figures.overview_figure(vals, self.tokens, site=self.site, name=f"{name} (est.)",
-                                      title=f"estimated ({self.method}) {self.kind} over "
-                                            f"{self.site}: {name}")
+        fig = figures.overview_figure(
+            vals,
+            self.tokens,
+            site=self.site,
+            name=f"{name} (est.)",
+            title=f"estimated ({self.method}) {self.kind} over {self.site}: {name}",
+        )
         fig.update_traces(colorscale="RdBu", zmid=0)
         return fig
 
@@ -114,13 +120,23 @@ class Attribution:
         return agreement(self, atlas)
 
 
-_METRIC_NAMES = {"logit_diff": "logit diff", "logit_diff_delta": "Δ logit diff",
-                 "logprob_delta": "Δ summed log p"}
+_METRIC_NAMES = {
+    "logit_diff": "logit diff",
+    "logit_diff_delta": "Δ logit diff",
+    "logprob_delta": "Δ summed log p",
+}
 
 
-def attribute(sess, kind: str = "zero", site: str = "resid", logit_diff=None, *,
-              correction: str | None = None, depth: int = 1,
-              timeout: float | None = None) -> Attribution:
+def attribute(
+    sess,
+    kind: str = "zero",
+    site: str = "resid",
+    logit_diff=None,
+    *,
+    correction: str | None = None,
+    depth: int = 1,
+    timeout: float | None = None,
+) -> Attribution:
     """Estimate every source cell's effect of ``kind`` at ``site``; see the module docstring.
 
     ``logit_diff``: a ``(good, bad)`` token pair (default: the session's). ``correction``:
@@ -131,43 +147,64 @@ def attribute(sess, kind: str = "zero", site: str = "resid", logit_diff=None, *,
     grid.check_kind(kind)
     grid.check_site(site)
     if kind == "set":
-        raise ValueError("kind='set' writes one given vector into chosen cells; attribution "
-                         "estimates every cell at once — use sess.intervene(cells, kind='set', "
-                         "value=...)")
+        raise ValueError(
+            "kind='set' writes one given vector into chosen cells; attribution "
+            "estimates every cell at once — use sess.intervene(cells, kind='set', "
+            "value=...)"
+        )
     if kind == "knockout":
-        raise ValueError("kind='knockout' removes attention edges and writes no value, so there "
-                         "is no (a' − a)·∇ estimate; use sess.sweep(kind='knockout')")
+        raise ValueError(
+            "kind='knockout' removes attention edges and writes no value, so there "
+            "is no (a' − a)·∇ estimate; use sess.sweep(kind='knockout')"
+        )
     if kind in ("patch", "resample") and sess.source is None:
-        raise ValueError(f"kind={kind!r} needs a source prompt: Session(model, prompt, "
-                         "source=...)")
+        raise ValueError(f"kind={kind!r} needs a source prompt: Session(model, prompt, source=...)")
     if correction not in CORRECTIONS:
         raise ValueError(f"unknown correction {correction!r}; use None or 'block'")
     if correction is not None:
         if sess.remote is not None:
-            raise ValueError(f"correction={correction!r} steps blocks locally; a remote session "
-                             "attributes with correction=None (one request)")
+            raise ValueError(
+                f"correction={correction!r} steps blocks locally; a remote session "
+                "attributes with correction=None (one request)"
+            )
         if not (isinstance(depth, int) and depth >= 1):
             raise ValueError(f"depth must be a positive number of blocks, got {depth!r}")
     pair = sess.token_pair(logit_diff) if logit_diff is not None else sess.default_pair
     timeout = sess.timeout if timeout is None else timeout
     if correction is None:
         new, additive = _replacement(sess, kind, site)
-        out = traced_attribution(sess.model, sess.ids, site, new, pair, sess.remote,
-                                 additive=additive, timeout=timeout, on_status=sess.note_status)
+        out = traced_attribution(
+            sess.model,
+            sess.ids,
+            site,
+            new,
+            pair,
+            sess.remote,
+            additive=additive,
+            timeout=timeout,
+            on_status=sess.note_status,
+        )
         ld_delta, lp_delta, exact = out["ld"], out["lp"], out["same"]
     else:
         out = traced_attribution(sess.model, sess.ids, site, None, pair, None, keep_grads=True)
         with sess.lock, torch.no_grad():
             ld_delta, lp_delta, exact = _block_corrected(sess, kind, site, pair, out, depth)
-    ld_clean = (float(metrics.logit_diff(sess.clean_logprobs[-1], pair))
-                if pair is not None else None)
+    ld_clean = (
+        float(metrics.logit_diff(sess.clean_logprobs[-1], pair)) if pair is not None else None
+    )
     ldd = ld_delta.numpy().astype(np.float32) if pair is not None else None
-    return Attribution(kind=kind, site=site, tokens=sess.token_strings,
-                       logprob_delta=lp_delta.numpy().astype(np.float32),
-                       logit_diff=(ld_clean + ldd).astype(np.float32) if pair is not None else None,
-                       logit_diff_delta=ldd, logit_diff_clean=ld_clean,
-                       method="atp" if correction is None else f"atp+{correction}",
-                       depth=0 if correction is None else depth, exact=exact)
+    return Attribution(
+        kind=kind,
+        site=site,
+        tokens=sess.token_strings,
+        logprob_delta=lp_delta.numpy().astype(np.float32),
+        logit_diff=(ld_clean + ldd).astype(np.float32) if pair is not None else None,
+        logit_diff_delta=ldd,
+        logit_diff_clean=ld_clean,
+        method="atp" if correction is None else f"atp+{correction}",
+        depth=0 if correction is None else depth,
+        exact=exact,
+    )
 
 
 # ---- the traced forward + backward -----------------------------------------------------------
@@ -183,15 +220,25 @@ def _replacement(sess, kind: str, site: str) -> tuple[torch.Tensor | None, bool]
         return sess._mean(site)[:, None, :].float(), False
     if kind in ("patch", "resample"):
         return sess.site_acts(site, "source").float(), False
-    sigma = sess.noise_scale * sess.sigma                # kind == "noise"
+    sigma = sess.noise_scale * sess.sigma  # kind == "noise"
     d = sess.model.d_model
     noise = torch.stack([noise_for(sess.seed, site, n, i, d) for n in range(S) for i in range(P)])
     return (sigma * noise).reshape(S, P, d), True
 
 
-def traced_attribution(lm, ids, site: str, new, pair, remote=None, *, additive: bool = False,
-                       keep_grads: bool = False, timeout: float | None = None,
-                       on_status=None) -> dict:
+def traced_attribution(
+    lm,
+    ids,
+    site: str,
+    new,
+    pair,
+    remote=None,
+    *,
+    additive: bool = False,
+    keep_grads: bool = False,
+    timeout: float | None = None,
+    on_status=None,
+) -> dict:
     """One nnsight trace: the clean forward, then one backward pass per metric (the logit
     difference when ``pair`` is given; the summed log p of the next tokens when ``P > 1``),
     reducing ``(a' − a) · ∂M/∂a`` to ``[S, P]`` inside the trace (on the server, when remote).
@@ -210,8 +257,11 @@ def traced_attribution(lm, ids, site: str, new, pair, remote=None, *, additive: 
     nxt = torch.tensor(list(ids[1:]), dtype=torch.long, device=lm.input_device)
     at = torch.arange(P - 1, device=lm.input_device)
     blocks = [lm.envoy(f"{lm.blocks_path}.{k}") for k in range(L)]
-    writers = ([lm.envoy(lm.write_path(site, k)) for k in range(L)]
-               if site != "resid" and not keep_grads else [])
+    writers = (
+        [lm.envoy(lm.write_path(site, k)) for k in range(L)]
+        if site != "resid" and not keep_grads
+        else []
+    )
     use_pair = pair is not None
     good, bad = pair if use_pair else (0, 0)
     want_rows = site == "resid" or keep_grads
@@ -222,11 +272,11 @@ def traced_attribution(lm, ids, site: str, new, pair, remote=None, *, additive: 
         with lm.lock, torch.enable_grad(), root.trace(input_ids, **pending.kwargs):
             h0 = blocks[0].input
             h0 = h0[0] if isinstance(h0, (tuple, list)) else h0
-            if not h0.requires_grad:            # frozen weights: track from the embeddings on
+            if not h0.requires_grad:  # frozen weights: track from the embeddings on
                 h0.requires_grad_(True)
             rows, acts = [h0], []
             for k in range(L):
-                for env in writers[k:k + 1]:
+                for env in writers[k : k + 1]:
                     w = env.output
                     acts.append(w[0] if isinstance(w, (tuple, list)) else w)
                 if want_rows:
@@ -256,7 +306,7 @@ def traced_attribution(lm, ids, site: str, new, pair, remote=None, *, additive: 
             if use_pair:
                 ld = logits[-1, good] - logits[-1, bad]
                 with ld.backward(retain_graph=P > 1, inputs=targets):
-                    for k in range(len(targets) - 1, -1, -1):   # gradients arrive top row first
+                    for k in range(len(targets) - 1, -1, -1):  # gradients arrive top row first
                         g = targets[k].grad[0].float()
                         if keep_grads:
                             g_ld.append(g.detach())
@@ -273,8 +323,13 @@ def traced_attribution(lm, ids, site: str, new, pair, remote=None, *, additive: 
                             lp_est.append((g * deltas[k]).sum(-1).detach())
         res = pending.result(timeout=timeout, on_status=on_status)
     if res is not None:
-        ld_est, lp_est, g_ld, g_lp, same = (res["ld_est"], res["lp_est"], res["g_ld"],
-                                            res["g_lp"], res["same"])
+        ld_est, lp_est, g_ld, g_lp, same = (
+            res["ld_est"],
+            res["lp_est"],
+            res["g_ld"],
+            res["g_lp"],
+            res["same"],
+        )
     out = {}
     if keep_grads:
         gz = torch.zeros(L + 1, P, lm.d_model)
@@ -286,14 +341,15 @@ def traced_attribution(lm, ids, site: str, new, pair, remote=None, *, additive: 
     zeros = torch.zeros(S, P)
     for name, est, present in (("ld", ld_est, use_pair), ("lp", lp_est, P > 1)):
         est = torch.stack(list(est)[::-1]).float().cpu() if present else zeros
-        out[name] = torch.where(same, zeros, est)       # writes the clean value: exactly 0
+        out[name] = torch.where(same, zeros, est)  # writes the clean value: exactly 0
     out["same"] = same.numpy()
     return out
 
 
 # ---- correction: the first blocks exactly ---------------------------------------------------
-#: positions stepped together in one block call of the correction (they share the start of the
-#: call's position range, so a chunk wastes at most CHUNK − 1 positions per cell)
+#: cells stepped together in one block call of the correction (they share the start of the
+#: call's position range, so a chunk wastes at most CHUNK − 1 positions per cell); cells whose
+#: intervention writes the clean value are skipped (exactly 0)
 CHUNK = 8
 
 
@@ -307,11 +363,14 @@ def _block_corrected(sess, kind, site, pair, grads, depth: int = 1):
     unembedding are applied exactly instead and the value is exact. Returns ``ld``/``lp``
     ``[S, P]`` and the ``exact`` mask ``[S, P]``."""
     from .stepper import UnsupportedStepping
+
     try:
         stepper = sess.stepper()
     except UnsupportedStepping as e:
-        raise ValueError(f"correction='block' steps single blocks, and this model's blocks "
-                         f"cannot be stepped ({e}); use correction=None") from e
+        raise ValueError(
+            f"correction='block' steps single blocks, and this model's blocks "
+            f"cannot be stepped ({e}); use correction=None"
+        ) from e
     lm, L, P = sess.model, sess.n_layers, sess.n_positions
     S = grid.n_source_rows(site, L)
     clean = sess.clean.resid
@@ -319,20 +378,23 @@ def _block_corrected(sess, kind, site, pair, grads, depth: int = 1):
     vals = sess.values_for(cells, kind, site).reshape(S, P, -1).float()
     ld, lp = torch.zeros(S, P), torch.zeros(S, P)
     exact = np.zeros((S, P), bool)
+    same = (vals == sess.site_acts(site)).all(-1)  # writes the clean value: exactly 0
     for n in range(S):
-        e = grid.entry_row(n, site)                       # the row the change first shows in
-        for s in range(0, P, CHUNK):
-            pos = list(range(s, min(s + CHUNK, P)))
+        e = grid.entry_row(n, site)  # the row the change first shows in
+        live = [i for i in range(P) if not same[n, i]]
+        for c in range(0, len(live), CHUNK):
+            pos = live[c : c + CHUNK]
+            s = pos[0]
             A, rel = len(pos), torch.tensor([i - s for i in pos])
-            h = clean[e, s:].expand(A, -1, -1).clone()    # [A, q, d], row e, positions s..
+            h = clean[e, s:].expand(A, -1, -1).clone()  # [A, q, d], row e, positions s..
             if site == "resid":
                 h[torch.arange(A), rel] = vals[n, pos]
-                last = e                                  # the first block reading it: e
+                last = e  # the first block reading it: e
             elif site == "attn_out":
                 h = clean[n, s:].expand(A, -1, -1).clone()  # the rest of block n: its MLP
                 h = _layer_with_write(stepper, lm, site, n, h, s, rel, vals[n, pos])
-                last = e                                  # row n + 1; block n + 1 reads it
-            else:                                         # mlp_out: row n + 1 gets a' − a
+                last = e  # row n + 1; block n + 1 reads it
+            else:  # mlp_out: row n + 1 gets a' − a
                 h[torch.arange(A), rel] += vals[n, pos] - sess.site_acts(site)[n, pos]
                 last = e
             for _ in range(depth):
@@ -340,7 +402,7 @@ def _block_corrected(sess, kind, site, pair, grads, depth: int = 1):
                     h = stepper.layer(last, h, s)
                     last += 1
             keep = (torch.arange(P - s)[None, :] >= rel[:, None]).float()[..., None]
-            delta = (h - clean[last, s:]) * keep          # exactly 0 before each cell
+            delta = (h - clean[last, s:]) * keep  # exactly 0 before each cell
             if last == L:
                 d_ld, d_lp = _exact_top(sess, h, s, rel, pair)
                 exact[n, pos] = True
@@ -348,8 +410,6 @@ def _block_corrected(sess, kind, site, pair, grads, depth: int = 1):
                 d_ld = (delta * grads["g_ld"][last, s:]).sum((-1, -2))
                 d_lp = (delta * grads["g_lp"][last, s:]).sum((-1, -2))
             ld[n, pos], lp[n, pos] = d_ld, d_lp
-    same = (vals == sess.site_acts(site)).all(-1)      # writes the clean value: exactly 0
-    ld[same], lp[same] = 0.0, 0.0
     return ld, lp, exact | same.numpy()
 
 
@@ -375,14 +435,14 @@ def _exact_top(sess, final, start, rel, pair):
     """Exact change of both metrics for top-row states ``final`` ``[A, q, d]`` (positions
     ``start..P-1``; element ``b`` differs from the clean run from ``rel[b]`` on)."""
     ids = sess.ids
-    logits = sess.model.unembed(final).float()                    # [A, q, V]
+    logits = sess.model.unembed(final).float()  # [A, q, V]
     lsm = torch.log_softmax(logits, dim=-1)
     clean_lp = sess.clean_logprobs[start:]
     A, q = final.shape[:2]
-    tgt = torch.tensor(list(ids[start + 1:]), dtype=torch.long)  # next tokens of start..P-2
+    tgt = torch.tensor(list(ids[start + 1 :]), dtype=torch.long)  # next tokens of start..P-2
     t = torch.arange(q - 1)
-    d = lsm[:, t, tgt] - clean_lp[t, tgt]                         # [A, q - 1]
-    d = d * (t[None, :] >= rel[:, None])                          # exactly 0 before each cell
+    d = lsm[:, t, tgt] - clean_lp[t, tgt]  # [A, q - 1]
+    d = d * (t[None, :] >= rel[:, None])  # exactly 0 before each cell
     d_lp = d.sum(-1)
     d_ld = torch.zeros(A)
     if pair is not None:
@@ -426,8 +486,9 @@ def agreement(attr: Attribution, atlas) -> dict:
     over the cells the atlas has done: Pearson and Spearman correlation of the logit difference
     (when both have one) and of the summed Δ log p, plus the largest absolute errors."""
     if (attr.kind, attr.site) != (atlas.kind, atlas.site):
-        raise ValueError(f"the attribution is {attr.kind}/{attr.site} but the atlas "
-                         f"{atlas.kind}/{atlas.site}")
+        raise ValueError(
+            f"the attribution is {attr.kind}/{attr.site} but the atlas {atlas.kind}/{atlas.site}"
+        )
     done = atlas.done
     res = {}
     pairs = [("logprob_delta", attr.logprob_delta, atlas.logprob_delta.sum(-1))]
@@ -435,7 +496,10 @@ def agreement(attr: Attribution, atlas) -> dict:
         pairs.insert(0, ("logit_diff", attr.logit_diff, atlas.logit_diff))
     for name, est, ex in pairs:
         e, x = est[done], ex[done]
-        res[name] = {"pearson": pearson(e, x), "spearman": spearman(e, x),
-                     "max_abs_error": float(np.abs(e - x).max()) if e.size else 0.0,
-                     "n": int(e.size)}
+        res[name] = {
+            "pearson": pearson(e, x),
+            "spearman": spearman(e, x),
+            "max_abs_error": float(np.abs(e - x).max()) if e.size else 0.0,
+            "n": int(e.size),
+        }
     return res
