@@ -29,8 +29,10 @@ cd "$WORK"
   printf 'pytest_add_cli_args_test_selection = [%s]\n' "$(printf '"%s",' "${TESTS[@]}" | sed 's/,$//')"
   echo 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x", "-W", "ignore::DeprecationWarning"]'
   echo 'also_copy = ["tests"]'
+  # torch is not fork-safe once it has run: fork workers from a clean server process
+  echo 'process_isolation = "forkserver"'
 } >> pyproject.toml
-export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1
 "$ROOT/.venv/bin/mutmut" run --max-children "${MUTMUT_JOBS:-2}" || true
 "$ROOT/.venv/bin/mutmut" results --all true > results.txt 2>&1 || "$ROOT/.venv/bin/mutmut" results > results.txt 2>&1 || true
 {
