@@ -15,12 +15,16 @@ export interface ControlHandlers {
   sweep(): void;
   cancel(): void;
   clear(): void;
+  /** Start or stop the row-by-row reveal of the pinned effect. */
+  animate(): void;
 }
 
 export interface Controls {
   el: HTMLElement;
   /** Refresh every control from the model's traits. */
   sync(): void;
+  /** The animation started or stopped: the button says which. */
+  animating(on: boolean): void;
 }
 
 function h<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: string): HTMLElementTagNameMap[K] {
@@ -131,8 +135,31 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
   const cancelBtn = h("button", "rw-cancel", "Cancel");
   const clearBtn = h("button", "rw-clear", "Clear");
   clearBtn.title = "Clear the pinned selection";
+  const present = h("input", "rw-present-toggle");
+  present.type = "checkbox";
+  const presentWrap = h("label", undefined, "present");
+  presentWrap.title = "Presentation mode for projectors: larger fonts and cells";
+  presentWrap.prepend(present);
+  present.addEventListener("change", () => {
+    model.set("presentation", present.checked);
+    model.save_changes();
+  });
+  const palette = select(
+    "colors",
+    [
+      ["default", "default"],
+      ["contrast", "high contrast"],
+    ],
+    "Colors of the maps: default (viridis), or high contrast for projectors (black to pale yellow)",
+  );
+  const animBtn = h("button", "rw-animate", "▶ animate");
+  animBtn.title = "Reveal the pinned effect row by row, from its row upward: one block at a time";
+  animBtn.addEventListener("click", () => on.animate());
 
-  const bind = (sel: HTMLSelectElement, name: "kind" | "site" | "metric" | "scale" | "overview_metric" | "view") => {
+  const bind = (
+    sel: HTMLSelectElement,
+    name: "kind" | "site" | "metric" | "scale" | "overview_metric" | "view" | "palette",
+  ) => {
     sel.addEventListener("change", () => {
       model.set(name, sel.value);
       model.save_changes();
@@ -144,6 +171,7 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
   bind(scale.sel, "scale");
   bind(overview.sel, "overview_metric");
   bind(view.sel, "view");
+  bind(palette.sel, "palette");
   source.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter") {
       model.set("source_prompt", source.value);
@@ -178,6 +206,9 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
     sweepBtn,
     cancelBtn,
     clearBtn,
+    animBtn,
+    presentWrap,
+    palette.wrap,
   );
 
   // what needs a kernel: disabled on the saved page (its `page` trait), with the reason as title
@@ -213,6 +244,8 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
     scale.sel.value = model.get("scale");
     overview.sel.value = model.get("overview_metric");
     view.sel.value = model.get("view") ?? "map";
+    palette.sel.value = model.get("palette") || "default";
+    present.checked = !!model.get("presentation");
     pull(row, String(model.get("view_row") ?? -1));
     const v = model.get("view");
     rowWrap.style.display = v === "profile" || v === "similarity" ? "" : "none";
@@ -224,5 +257,9 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
     cancelBtn.disabled = !!page || !prog.running;
     sweepBtn.disabled = !!page || !!prog.running;
   };
-  return { el, sync };
+  const animating = (on: boolean) => {
+    animBtn.textContent = on ? "■ stop" : "▶ animate";
+    animBtn.classList.toggle("rw-on", on);
+  };
+  return { el, sync, animating };
 }

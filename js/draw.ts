@@ -10,6 +10,7 @@ import { fmt } from "./scale";
 export function theme(root: HTMLElement): Theme {
   const cs = getComputedStyle(root);
   const v = (n: string, d: string) => cs.getPropertyValue(n).trim() || d;
+  const fs = Number.parseFloat(v("--rw-canvas-px", "11")) || 11;
   return {
     fg: v("--rw-fg", "#1f1f1f"),
     fg2: v("--rw-fg2", "#616161"),
@@ -17,8 +18,10 @@ export function theme(root: HTMLElement): Theme {
     border: v("--rw-border", "#bdbdbd"),
     accent: v("--rw-accent", "#1976d2"),
     hatch: v("--rw-hatch", "#c8c8c8"),
-    font: `11px ${v("--rw-font", "sans-serif")}`,
-    mono: `11px ${v("--rw-mono", "monospace")}`,
+    font: `${fs}px ${v("--rw-font", "sans-serif")}`,
+    mono: `${fs}px ${v("--rw-mono", "monospace")}`,
+    fs,
+    line: Number.parseFloat(v("--rw-line", "2")) || 2,
   };
 }
 
@@ -36,18 +39,22 @@ const STRIP_H = 14;
 const STRIP_GAP = 6;
 
 /** Cell sizes for the map (R rows with an output strip) and the overview (S source rows) side by
- * side in `width` CSS px, P positions each. */
-export function gridLayout(R: number, P: number, S: number, width: number): { map: Geom; overview: Geom } {
+ * side in `width` CSS px, P positions each. `big`: presentation mode (cells up to twice as large,
+ * the grid at most 400 px tall so that a 720-px projector shows it with the controls). */
+export function gridLayout(R: number, P: number, S: number, width: number, big = false): { map: Geom; overview: Geom } {
+  const left = big ? 64 : LEFT;
   const avail = Math.max(320, width) - 16;
-  let cw = Math.floor((avail / 2 - LEFT - 24) / Math.max(1, P));
-  if (cw < 12) cw = Math.floor((avail - LEFT - 24) / Math.max(1, P));
-  cw = Math.max(8, Math.min(34, cw));
-  let ch = Math.max(12, Math.min(22, Math.round(cw * 0.8)));
-  if (R * ch > 440) ch = Math.max(5, Math.floor(440 / Math.max(1, R)));
-  const y0 = STRIP_H + STRIP_GAP + 2;
+  let cw = Math.floor((avail / 2 - left - 24) / Math.max(1, P));
+  if (cw < (big ? 16 : 12)) cw = Math.floor((avail - left - 24) / Math.max(1, P));
+  cw = Math.max(8, Math.min(big ? 64 : 34, cw));
+  let ch = big ? Math.max(16, Math.min(44, Math.round(cw * 0.8))) : Math.max(12, Math.min(22, Math.round(cw * 0.8)));
+  const tall = big ? 400 : 440;
+  if (R * ch > tall) ch = Math.max(5, Math.floor(tall / Math.max(1, R)));
+  const stripH = big ? 22 : STRIP_H;
+  const y0 = stripH + STRIP_GAP + 2;
   return {
-    map: { x0: LEFT, y0, cw, ch, rows: R, cols: P, stripH: STRIP_H, stripGap: STRIP_GAP },
-    overview: { x0: LEFT, y0, cw, ch, rows: S, cols: P, stripH: 0, stripGap: 0 },
+    map: { x0: left, y0, cw, ch, rows: R, cols: P, stripH, stripGap: STRIP_GAP },
+    overview: { x0: left, y0, cw, ch, rows: S, cols: P, stripH: 0, stripGap: 0 },
   };
 }
 

@@ -124,6 +124,10 @@ export interface Theme {
   hatch: string;
   font: string;
   mono: string;
+  /** Canvas font size, CSS px (11; larger in presentation mode). */
+  fs: number;
+  /** Width of the cone outline and the pinned-cell rings, CSS px. */
+  line: number;
 }
 
 export interface PaintOptions {
@@ -149,6 +153,9 @@ export interface PaintOptions {
   /** Extra outlined cells (the first-reached view) and their color. */
   marks?: Cell[];
   markColor?: string;
+  /** Rows above this one are not shown yet (the animation): plain background, no cone outline,
+   * no strip values. Undefined or null: every row. */
+  hideAbove?: number | null;
 }
 
 let hatchCache: { key: string; pattern: CanvasPattern | null } | null = null;
@@ -182,12 +189,14 @@ export function paint(ctx: CanvasRenderingContext2D, g: Geom, o: PaintOptions): 
   ctx.setTransform(o.dpr, 0, 0, o.dpr, 0, 0);
   ctx.clearRect(0, 0, W / o.dpr, H / o.dpr);
   const hatch = hatchPattern(ctx, o.theme.hatch, o.theme.bg);
+  const top = o.hideAbove ?? g.rows - 1;
   // cells
   for (let r = 0; r < g.rows; r++) {
     for (let c = 0; c < g.cols; c++) {
       const q = cellRect(g, r, c);
       const k = r * g.cols + c;
-      if (o.reach && !o.reach[k]) ctx.fillStyle = hatch;
+      if (r > top) ctx.fillStyle = o.theme.bg;
+      else if (o.reach && !o.reach[k]) ctx.fillStyle = hatch;
       else if (o.values) ctx.fillStyle = o.color(o.values[k]);
       else ctx.fillStyle = o.theme.bg;
       ctx.fillRect(q.x, q.y, q.w, q.h);
@@ -201,7 +210,7 @@ export function paint(ctx: CanvasRenderingContext2D, g: Geom, o: PaintOptions): 
   if (g.stripH > 0) {
     for (let c = 0; c < g.cols; c++) {
       const q = stripRect(g, c);
-      const v = o.strip ? o.strip[c] : NaN;
+      const v = o.strip && top >= g.rows - 1 ? o.strip[c] : NaN;
       ctx.fillStyle = o.strip && Number.isFinite(v) && o.stripColor ? o.stripColor(v) : o.theme.bg;
       ctx.fillRect(q.x, q.y, q.w, q.h);
     }
@@ -212,19 +221,20 @@ export function paint(ctx: CanvasRenderingContext2D, g: Geom, o: PaintOptions): 
     ctx.textBaseline = "middle";
     ctx.fillText(o.stripLabel, g.x0 - 4, g.y0 - g.stripGap - g.stripH / 2);
   }
-  // cone outline
+  // cone outline (of the rows shown)
   if (o.reach) {
     ctx.strokeStyle = o.theme.accent;
-    ctx.lineWidth = 2;
+    ctx.lineWidth = o.theme.line;
     ctx.beginPath();
-    for (const [xa, ya, xb, yb] of outline(o.reach, g.rows, g.cols)) {
+    const shown = top >= g.rows - 1 ? o.reach : Array.from(o.reach, (x, k) => (k < (top + 1) * g.cols ? x : 0));
+    for (const [xa, ya, xb, yb] of outline(shown, g.rows, g.cols)) {
       ctx.moveTo(g.x0 + xa * g.cw, g.y0 + (g.rows - ya) * g.ch);
       ctx.lineTo(g.x0 + xb * g.cw, g.y0 + (g.rows - yb) * g.ch);
     }
     ctx.stroke();
   }
   // sources and cursor
-  ctx.lineWidth = 2;
+  ctx.lineWidth = o.theme.line;
   for (const [r, c] of o.sources) {
     if (r < 0 || r >= g.rows || c < 0 || c >= g.cols) continue;
     const q = cellRect(g, r, c);
@@ -252,7 +262,7 @@ export function paint(ctx: CanvasRenderingContext2D, g: Geom, o: PaintOptions): 
   ctx.font = o.theme.font;
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
-  const every = Math.max(1, Math.ceil(12 / g.ch));
+  const every = Math.max(1, Math.ceil((o.theme.fs + 1) / g.ch));
   for (let r = 0; r < g.rows; r++) {
     if (r % every && r !== g.rows - 1) continue;
     const q = cellRect(g, r, 0);
@@ -275,5 +285,10 @@ export function paint(ctx: CanvasRenderingContext2D, g: Geom, o: PaintOptions): 
   ctx.restore();
 }
 
-/** Height reserved under the grid for the rotated token labels, CSS px. */
+/** Height reserved under the grid for the rotated token labels, CSS px (at an 11 px font). */
 export const LABEL_H = 78;
+
+/** `LABEL_H` for a canvas font of `fs` px. */
+export function labelH(fs: number): number {
+  return Math.round((LABEL_H * fs) / 11);
+}

@@ -5,7 +5,7 @@
  */
 
 import { drawProfile, sizeCanvas } from "./draw";
-import { type Cell, type Geom, LABEL_H, paint, type Theme } from "./heatmap";
+import { type Cell, type Geom, labelH, paint, type Theme } from "./heatmap";
 import { type ProfileData, pickRow, profileSeries, type SimilarityData, similarityBlock } from "./lecture";
 import { makeScale } from "./scale";
 
@@ -29,6 +29,7 @@ export interface LecturePanelArgs {
   tokens: string[];
   cw: number;
   mapWidth: number;
+  palette: string;
 }
 
 export function drawLecturePanel(a: LecturePanelArgs): Record<string, unknown> {
@@ -69,8 +70,14 @@ export function drawLecturePanel(a: LecturePanelArgs): Record<string, unknown> {
   a.sub.textContent = a.simil ? "cell (j, i): cos(h[row, j], h[row, i]) · −1 … 1" : "computing…";
   const cw = a.cw;
   const g: Geom = { x0: 44, y0: 6, cw, ch: Math.max(8, Math.min(22, cw)), rows: P, cols: P, stripH: 0, stripGap: 0 };
-  const d = sizeCanvas(a.canvas, g.x0 + P * cw + 16, g.y0 + P * g.ch + LABEL_H);
-  const sc = makeScale(block ?? [], { kind: "linear", diverging: true, center: 0, unit: "cosine" });
+  const d = sizeCanvas(a.canvas, g.x0 + P * cw + 16, g.y0 + P * g.ch + labelH(a.th.fs));
+  const sc = makeScale(block ?? [], {
+    kind: "linear",
+    diverging: true,
+    center: 0,
+    unit: "cosine",
+    palette: a.palette,
+  });
   const ctx = a.canvas.getContext("2d");
   if (ctx) {
     paint(ctx, g, {

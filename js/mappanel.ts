@@ -25,6 +25,9 @@ export interface MapPanelArgs {
   marks: Cell[];
   effect: EffectData | null;
   atlas: AtlasData | null;
+  palette: string;
+  /** The animation: rows above this one are not shown yet (null: all). */
+  hideAbove: number | null;
 }
 
 /** Device pixels per CSS pixel of a canvas sized by `sizeCanvas`. */
@@ -34,8 +37,18 @@ export function dprOf(c: HTMLCanvasElement): number {
 
 export function drawMapPanel(a: MapPanelArgs): void {
   const { dom, shown, metric, th } = a;
-  const mapScale = makeScale(shown.values ?? [], { kind: a.sk, unit: "‖h′−h‖ / ‖h‖", mask: shown.reach });
-  const stripScale = makeScale(shown.strip ?? [], { kind: a.sk, diverging: metric !== "kl", unit: "nats" });
+  const mapScale = makeScale(shown.values ?? [], {
+    kind: a.sk,
+    unit: "‖h′−h‖ / ‖h‖",
+    mask: shown.reach,
+    palette: a.palette,
+  });
+  const stripScale = makeScale(shown.strip ?? [], {
+    kind: a.sk,
+    diverging: metric !== "kl",
+    unit: "nats",
+    palette: a.palette,
+  });
   const ctx = dom.canvas.getContext("2d");
   if (ctx) {
     paint(ctx, a.g, {
@@ -53,6 +66,7 @@ export function drawMapPanel(a: MapPanelArgs): void {
       stripLabel: metric === "kl" ? "KL" : "Δlogp",
       marks: a.firstReachedView && shown.mode === "effect" ? a.marks : [],
       markColor: MARK,
+      hideAbove: a.hideAbove,
     });
   }
   const lctx = dom.legend.getContext("2d");
@@ -62,7 +76,8 @@ export function drawMapPanel(a: MapPanelArgs): void {
     lctx.clearRect(0, 0, dom.legend.width, dom.legend.height);
     const lw = Math.min(240, parseFloat(dom.legend.style.width) - 20);
     drawLegend(lctx, mapScale, "map", 8, 2, lw, th.fg, th.font);
-    drawLegend(lctx, stripScale, metric === "kl" ? "strip: KL" : "strip: Δlog p", 8, 42, lw, th.fg, th.font);
+    const y2 = 2 * th.fs + 24;
+    drawLegend(lctx, stripScale, metric === "kl" ? "strip: KL" : "strip: Δlog p", 8, y2, lw, th.fg, th.font);
   }
   dom.title.textContent = a.firstReachedView
     ? "Downstream effect · first row reached per position (outlined)"

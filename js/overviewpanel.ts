@@ -17,6 +17,7 @@ export interface OverviewArgs {
   which: string;
   site: string;
   tokens: string[];
+  palette: string;
 }
 
 export function drawOverviewPanel(a: OverviewArgs): void {
@@ -47,7 +48,13 @@ export function drawOverviewPanel(a: OverviewArgs): void {
     return;
   }
   const ov = overviewValues(atlas, a.which);
-  const sc = makeScale(ov.values, { kind: sk, diverging: ov.diverging, center: ov.center, unit: ov.unit });
+  const sc = makeScale(ov.values, {
+    kind: sk,
+    diverging: ov.diverging,
+    center: ov.center,
+    unit: ov.unit,
+    palette: a.palette,
+  });
   paint(ctx, g, {
     values: ov.values,
     color: (v) => (Number.isFinite(v) ? sc.css(v) : th.bg),

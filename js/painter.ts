@@ -7,7 +7,7 @@
 
 import type { Dom } from "./dom";
 import { gridLayout, sizeCanvas, theme } from "./draw";
-import { type Cell, type Geom, LABEL_H } from "./heatmap";
+import { type Cell, type Geom, labelH } from "./heatmap";
 import { firstReachedMarks, type ProfileData, type SimilarityData } from "./lecture";
 import { drawLecturePanel } from "./lecturepanel";
 import { drawMapPanel } from "./mappanel";
@@ -28,6 +28,8 @@ export interface Local {
   preview: Cell | null;
   /** Keyboard cursor on the map (map row, position), or null. */
   cursor: Cell | null;
+  /** The animation: the pinned map is shown up to this row (null: every row). */
+  reveal: number | null;
 }
 
 export interface Painter {
@@ -43,6 +45,11 @@ export interface Painter {
   observe(): () => void;
 }
 
+/** Height of one legend (title, bar, tick labels) at a canvas font of `fs` px. */
+function legendH(fs: number): number {
+  return 2 * fs + 22;
+}
+
 export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTMLElement): Painter {
   const { root } = dom;
   let shown: Shown = currentMap({ effect: null, atlas: null, preview: null, metric: "kl", rows: 0, cols: 0 });
@@ -50,6 +57,7 @@ export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTML
   let ovGeom: Geom | null = null;
   let lectureInfo: Record<string, unknown> = {};
   let paints = 0;
+  let laidOut = "";
 
   function layout() {
     const { atlas } = local;
@@ -59,14 +67,17 @@ export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTML
       : t.site() === "resid" && m.get("kind") !== "knockout"
         ? R
         : Math.max(0, R - 1);
-    const g = gridLayout(R, t.cols(), S, root.clientWidth || el.clientWidth || 900);
+    const big = !!m.get("presentation");
+    const g = gridLayout(R, t.cols(), S, root.clientWidth || el.clientWidth || 900, big);
     mapGeom = g.map;
     ovGeom = g.overview;
+    const fs = theme(root).fs;
     const w = g.map.x0 + t.cols() * g.map.cw + 16;
-    sizeCanvas(dom.map.canvas, w, g.map.y0 + g.map.rows * g.map.ch + LABEL_H);
-    sizeCanvas(dom.overview.canvas, w, g.overview.y0 + S * g.overview.ch + LABEL_H);
-    sizeCanvas(dom.map.legend, Math.max(w, 260), 80);
-    sizeCanvas(dom.overview.legend, Math.max(w, 260), 40);
+    sizeCanvas(dom.map.canvas, w, g.map.y0 + g.map.rows * g.map.ch + labelH(fs));
+    sizeCanvas(dom.overview.canvas, w, g.overview.y0 + S * g.overview.ch + labelH(fs));
+    sizeCanvas(dom.map.legend, Math.max(w, 260), legendH(fs) * 2);
+    sizeCanvas(dom.overview.legend, Math.max(w, 260), legendH(fs));
+    laidOut = `${big}`;
     return g.map;
   }
 
@@ -77,10 +88,15 @@ export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTML
     const R = t.rows();
     const P = t.cols();
     const relayout =
-      !mapGeom || mapGeom.rows !== R || mapGeom.cols !== P || (ovGeom && atlas && ovGeom.rows !== atlas.done.shape[0]);
+      !mapGeom ||
+      mapGeom.rows !== R ||
+      mapGeom.cols !== P ||
+      (ovGeom && atlas && ovGeom.rows !== atlas.done.shape[0]) ||
+      laidOut !== `${!!m.get("presentation")}`;
     const g = relayout || !mapGeom ? layout() : mapGeom;
     const metric = m.get("metric");
     const sk = m.get("scale") as ScaleKind;
+    const palette = m.get("palette") || "default";
     const view = t.view();
     shown = currentMap({ effect, atlas, preview, metric, rows: R, cols: P });
     const tokens = t.tokens();
@@ -97,6 +113,8 @@ export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTML
       marks: firstReachedMarks(local.firstReached),
       effect,
       atlas,
+      palette,
+      hideAbove: shown.mode === "effect" ? local.reveal : null,
     });
     if (ovGeom) {
       drawOverviewPanel({
@@ -111,6 +129,7 @@ export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTML
         which: m.get("overview_metric"),
         site: t.site(),
         tokens,
+        palette,
       });
     }
     lectureInfo = drawLecturePanel({
@@ -133,6 +152,7 @@ export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTML
       tokens,
       cw: g.cw,
       mapWidth: parseFloat(dom.map.canvas.style.width) || 420,
+      palette,
     });
     paints++;
     Object.assign(root.dataset, {
@@ -143,6 +163,7 @@ export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTML
       effectId: effect?.id ?? "",
       paints: String(paints),
       view,
+      reveal: shown.mode === "effect" && local.reveal !== null ? String(local.reveal) : "",
     });
     const detail = { mode: shown.mode, cells: shown.cells, id: shown.id, ms: performance.now() - t0 };
     root.dispatchEvent(new CustomEvent("rw-paint", { detail }));

@@ -38,6 +38,40 @@ const RDBU: RGB[] = [
   [178, 24, 43],
 ];
 
+// High contrast (projectors): inferno runs from black to pale yellow, the full range of
+// lightness; the diverging map is RdBu's darkest ends around white.
+const INFERNO: RGB[] = [
+  [0, 0, 4],
+  [31, 12, 72],
+  [85, 15, 109],
+  [136, 34, 106],
+  [186, 54, 85],
+  [227, 89, 51],
+  [249, 140, 10],
+  [249, 201, 50],
+  [252, 255, 164],
+];
+const RDBU_STRONG: RGB[] = [
+  [5, 48, 97],
+  [33, 102, 172],
+  [67, 147, 195],
+  [146, 197, 222],
+  [255, 255, 255],
+  [244, 165, 130],
+  [214, 96, 77],
+  [178, 24, 43],
+  [103, 0, 31],
+];
+
+/** "default" (viridis, RdBu) or "contrast" (inferno, strong RdBu: for projectors). */
+export type Palette = "default" | "contrast";
+
+/** The colormap of a palette, sequential or diverging. */
+export function stopsOf(palette: Palette | string | undefined, diverging: boolean): RGB[] {
+  if (palette === "contrast") return diverging ? RDBU_STRONG : INFERNO;
+  return diverging ? RDBU : VIRIDIS;
+}
+
 /** Interpolate a colormap at t ∈ [0, 1] (clamped; NaN → mid-gray). */
 export function colormap(stops: RGB[], t: number): RGB {
   if (!Number.isFinite(t)) return [128, 128, 128];
@@ -62,6 +96,8 @@ export interface ScaleOptions {
   unit: string;
   /** Only values where mask[i] is non-zero set the range (e.g. the reachable cone). */
   mask?: ArrayLike<number> | null;
+  /** Colormaps (default: viridis / RdBu). */
+  palette?: Palette | string;
 }
 
 export interface ColorScale {
@@ -72,6 +108,8 @@ export interface ColorScale {
   vmax: number;
   center: number;
   unit: string;
+  /** The colormap. */
+  stops: RGB[];
   norm(v: number): number;
   color(v: number): RGB;
   css(v: number): string;
@@ -104,7 +142,7 @@ export function makeScale(values: ArrayLike<number>, opts: ScaleOptions): ColorS
   if (!(maxAbs > 0)) maxAbs = 1; // all zeros: any range will do
   const logLo = Math.max(Number.isFinite(minPos) ? minPos : maxAbs * 1e-4, maxAbs * 1e-4);
   const logRange = Math.log(maxAbs / logLo) || 1;
-  const stops = diverging ? RDBU : VIRIDIS;
+  const stops = stopsOf(opts.palette, diverging);
 
   let norm: (v: number) => number;
   if (!diverging) {
@@ -133,6 +171,7 @@ export function makeScale(values: ArrayLike<number>, opts: ScaleOptions): ColorS
     vmax,
     center,
     unit: opts.unit,
+    stops,
     norm,
     color: (v) => colormap(stops, norm(v)),
     css: (v) => {
@@ -185,11 +224,11 @@ export function drawLegend(
   ctx.textBaseline = "top";
   ctx.textAlign = "left";
   ctx.fillText(`${title} — ${scale.unit}, ${scale.kind}${scale.diverging ? " (diverging)" : ""}`, x, y);
-  const by = y + 15;
+  const fs = Number.parseFloat(font) || 11;
+  const by = y + fs + 4;
   for (let px = 0; px < width; px++) {
     const t = px / Math.max(1, width - 1);
-    const stops = scale.diverging ? RDBU : VIRIDIS;
-    const c = colormap(stops, t);
+    const c = colormap(scale.stops, t);
     ctx.fillStyle = `rgb(${c[0]},${c[1]},${c[2]})`;
     ctx.fillRect(x + px, by, 1, 10);
   }

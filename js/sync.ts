@@ -38,7 +38,18 @@ const HEADER = [
   "logit_pair",
   "page",
 ];
-const REDRAW = ["metric", "scale", "overview_metric", "tokens", "n_rows", "site", "view", "view_row"];
+const REDRAW = [
+  "metric",
+  "scale",
+  "overview_metric",
+  "tokens",
+  "n_rows",
+  "site",
+  "view",
+  "view_row",
+  "presentation",
+  "palette",
+];
 
 /** Load the model's current state, paint, and follow its changes; `dispose` stops following. */
 export function syncModel({ m, t, dom, local, painter, req, say, controls, tip }: SyncDeps) {
@@ -103,7 +114,12 @@ export function syncModel({ m, t, dom, local, painter, req, say, controls, tip }
       "error",
       "The kernel connection is closed (kernel dead or restarted). The view is frozen; re-run the cell to reconnect.",
     );
+  const look = () => {
+    dom.root.classList.toggle("rw-present", !!m.get("presentation"));
+    dom.root.classList.toggle("rw-contrast", m.get("palette") === "contrast");
+  };
   const onRedraw = () => {
+    look();
     syncHeader();
     painter.draw();
   };
@@ -135,6 +151,7 @@ export function syncModel({ m, t, dom, local, painter, req, say, controls, tip }
   local.profile = decodeProfile(m.get("profile"));
   local.simil = decodeSimilarity(m.get("similarity"));
   local.atlas = decodeAtlas(m.get("atlas"));
+  look();
   syncHeader();
   onError();
   painter.layout();

@@ -36,6 +36,10 @@ export type Traits = {
   view_row: number;
   profile: Payload | null;
   similarity: Payload | null;
+  /** Presentation mode (projectors): larger fonts and cells. */
+  presentation: boolean;
+  /** "default" | "contrast" (high-contrast colors for projectors) */
+  palette: string;
   /** Set only by the saved page's host (page.ts), never by the kernel: there is no kernel.
    * `note`: what the page holds; `kernel`: what would need one (the disabled controls say it). */
   page?: PageInfo | null;

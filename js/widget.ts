@@ -18,6 +18,7 @@
  */
 
 import type { RenderProps } from "@anywidget/types";
+import { makeAnimator } from "./animate";
 import { makeControls } from "./controls";
 import { buildDom, sayIn } from "./dom";
 import { attachKeys } from "./keyboard";
@@ -54,9 +55,20 @@ function render({ model, el }: RenderProps<Traits>): () => void {
     simil: null,
     preview: null,
     cursor: null,
+    reveal: null,
   };
   const painter = makePainter(m, t, dom, local, el);
+  const anim = makeAnimator(
+    local,
+    () => [t.rows(), t.cols()],
+    () => painter.draw(),
+    (on) => controls.animating(on),
+  );
   const controls = makeControls(m, {
+    animate: () => {
+      if (!local.effect) say("warn", "Pin a cell first: the animation reveals its effect row by row.");
+      else anim.toggle();
+    },
     sweep: () => m.send({ type: "sweep", id: req.next("sweep") }),
     cancel: () => m.send({ type: "cancel", id: req.next("cancel") }),
     clear: () => {
@@ -129,6 +141,7 @@ function render({ model, el }: RenderProps<Traits>): () => void {
         values: s.values ? Array.from(s.values) : null,
         reach: s.reach ? Array.from(s.reach) : null,
         strip: s.strip ? Array.from(s.strip) : null,
+        reveal: s.mode === "effect" ? local.reveal : null,
       };
     },
     geom: painter.geom,
@@ -140,6 +153,7 @@ function render({ model, el }: RenderProps<Traits>): () => void {
   };
 
   return () => {
+    anim.stop();
     view("closed");
     clearInterval(beat);
     win?.removeEventListener("beforeunload", onLeave, { capture: true });

@@ -517,19 +517,21 @@ def test_sweep_stops_when_every_view_is_gone_and_restarts_when_one_opens():
     w = ResidualExplorer(sess, prompt="When Mary")
     w.send = lambda content, buffers=None: None
     w.orphan_grace_s = 0.05
-    msg = lambda client, state: w._on_custom_msg(w, {"type": "view", "client": client,  # noqa: E731
-                                                     "state": state})
+
+    def msg(client, state):
+        w._on_custom_msg(w, {"type": "view", "client": client, "state": state})
+
     msg("a", "open")
     msg("b", "open")
     w.start_sweep()
     msg("a", "closed")
     time.sleep(0.3)
-    assert w.progress["running"]                        # view b still shows it
+    assert w.progress["running"]  # view b still shows it
     msg("b", "closed")
     w.wait(timeout=10)
     assert w.progress["cancelled"] and not w.progress["running"]
     assert 0 < w.progress["done"] < w.progress["total"]
-    msg("c", "open")                                    # the page came back: sweep again
+    msg("c", "open")  # the page came back: sweep again
     assert w.progress["running"]
     w.wait(timeout=10)
     assert w.current_atlas.complete and not w.progress["cancelled"]
@@ -560,17 +562,28 @@ def test_silent_views_count_as_gone_unless_a_cell_runs(monkeypatch):
     w = ResidualExplorer(sess, prompt="When Mary")
     w.send = lambda content, buffers=None: None
     w.orphan_timeout_s = 0.3
-    monkeypatch.setattr(wmod._cells, "running", True)           # a long cell is running
+    monkeypatch.setattr(wmod._cells, "running", True)  # a long cell is running
     monkeypatch.setattr(wmod._cells, "ended", float("-inf"))
     w._on_custom_msg(w, {"type": "view", "client": "a", "state": "open"})
     w.start_sweep()
     w.wait(timeout=10)
-    assert w.current_atlas.complete                             # silence, but the kernel was busy
+    assert w.current_atlas.complete  # silence, but the kernel was busy
     monkeypatch.setattr(wmod._cells, "running", False)
     w._on_custom_msg(w, {"type": "view", "client": "a", "state": "alive"})
     w.start_sweep()
     w.wait(timeout=10)
     assert w.progress["cancelled"] and w.progress["done"] < w.progress["total"]
-    w._on_custom_msg(w, {"type": "view", "client": "a", "state": "alive"})   # it was only asleep
+    w._on_custom_msg(w, {"type": "view", "client": "a", "state": "alive"})  # it was only asleep
     assert w.progress["running"]
     w.close()
+
+
+def test_presentation_and_palette_traits(widget):
+    """Projector settings are plain traits (the control bar writes them); an unknown palette is
+    refused in words and put back."""
+    w = widget
+    w.presentation, w.palette = True, "contrast"
+    assert (w.presentation, w.palette, w.error) == (True, "contrast", "")
+    w.palette = "rainbow"
+    assert w.palette == "contrast" and "unknown palette 'rainbow'" in w.error
+    assert w.sent[-1]["type"] == "error" and w.sent[-1]["request"] == "palette"

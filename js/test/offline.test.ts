@@ -57,6 +57,8 @@ function traits(extra: Partial<Traits> = {}): Traits {
     view_row: -1,
     profile: null,
     similarity: null,
+    presentation: false,
+    palette: "default",
     page: { note: "n", kernel: "k" },
     ...extra,
   };

@@ -150,7 +150,18 @@ def lecture_view_figure(w):
 
 _STATIC = pathlib.Path(__file__).parent / "static"
 #: view settings the saved page starts with (the widget's traits of the same names)
-SETTINGS = ("kind", "site", "metric", "scale", "overview_metric", "logit_pair", "view", "view_row")
+SETTINGS = (
+    "kind",
+    "site",
+    "metric",
+    "scale",
+    "overview_metric",
+    "logit_pair",
+    "view",
+    "view_row",
+    "presentation",
+    "palette",
+)
 #: the tooltip's logit lens is recorded for every cell up to this many cells (R × P)
 LENS_MAX_CELLS = 4096
 
@@ -204,6 +215,8 @@ def page_state(
         "view_row": int(st.get("view_row", -1)),
         "profile": None,
         "similarity": None,
+        "presentation": bool(st.get("presentation", False)),
+        "palette": st.get("palette", "default"),
     }
     if atlas is not None:
         keep = [tuple(c) for c in effect.cells] if effect is not None else []

@@ -38,6 +38,8 @@ def explore(
     *,
     cell=(0, 0),
     sweep: bool = True,
+    presentation: bool = False,
+    palette: str = "default",
     **session_kw,
 ) -> ResidualExplorer:
     """Open the residual-stream explorer for ``prompt``.
@@ -46,7 +48,9 @@ def explore(
     ``source``: the clean prompt for ``kind="patch"`` (same token length); ``kind``/``site``: the
     initial intervention; ``logit_diff``: ``(good, bad)`` single tokens for the overview's logit
     difference; ``cell``: the ``(row, pos)`` pinned at start (``None`` for none); ``sweep``: start
-    the all-cells sweep in the background. ``remote=True`` (or a host URL) runs on NDIF: the
+    the all-cells sweep in the background; ``presentation``: larger fonts and cells for a
+    projector, ``palette="contrast"``: high-contrast colors (both also in the control bar, and
+    traits of the widget). ``remote=True`` (or a host URL) runs on NDIF: the
     model is named, not downloaded. Extra keywords go to :class:`Session`.
     Returns the :class:`ResidualExplorer` widget (display it, or leave it last in the cell).
     """
@@ -67,6 +71,8 @@ def explore(
         source=source if isinstance(source, str) else None,
         model_name=getattr(lm, "name", "") or type(getattr(lm, "hf", lm)).__name__,
         session_factory=factory,
+        presentation=presentation,
+        palette=palette,
     )
     if cell is not None:
         w.select(cell)

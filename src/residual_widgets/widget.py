@@ -71,6 +71,8 @@ _ESM = _STATIC / "widget.js"
 #: the front end has no way to enter
 WIDGET_KINDS = tuple(k for k in grid.KINDS if k != "set")
 VIEWS = ("map", "first_reached", "profile", "similarity")
+#: color palettes: "default" (viridis / RdBu), "contrast" (inferno / strong RdBu, black on white)
+PALETTES = ("default", "contrast")
 
 
 class _Cells:
@@ -88,6 +90,7 @@ class _Cells:
         cls.hooked = True
         try:
             from IPython import get_ipython
+
             ip = get_ipython()
         except ImportError:
             ip = None
@@ -175,6 +178,9 @@ class ResidualExplorer(anywidget.AnyWidget):
     view_row = t.Int(-1).tag(sync=True)  # -1: follow the hovered / pinned row
     profile = t.Dict(allow_none=True, default_value=None).tag(sync=True)
     similarity = t.Dict(allow_none=True, default_value=None).tag(sync=True)
+    # presenting: larger fonts and cells for projectors; a high-contrast palette
+    presentation = t.Bool(False).tag(sync=True)
+    palette = t.Unicode("default").tag(sync=True)  # "default" | "contrast"
 
     #: seconds between atlas pushes while a sweep runs (progress is pushed every batch)
     atlas_push_interval = 0.3
@@ -212,7 +218,7 @@ class ResidualExplorer(anywidget.AnyWidget):
         self._cancel = threading.Event()
         self._suspend = False
         self._views: dict[str, float] = {}  # client of each view now showing → when last heard
-        self._orphaned = False              # the sweep was stopped because every view closed
+        self._orphaned = False  # the sweep was stopped because every view closed
         self._orphan_timer: threading.Timer | None = None
         _cells.hook()
         super().__init__(**kw)
@@ -233,6 +239,7 @@ class ResidualExplorer(anywidget.AnyWidget):
         self.observe(self._on_settings, names=["kind", "site", "logit_pair"])
         self.observe(self._on_source, names=["source_prompt"])
         self.observe(self._on_view, names=["view"])
+        self.observe(self._on_palette, names=["palette"])
         if self.view != "map":
             self._on_view({"name": "view", "new": self.view})
 
@@ -319,7 +326,7 @@ class ResidualExplorer(anywidget.AnyWidget):
                 self._orphaned = False
                 self.start_sweep()
             return
-        if client not in self._views:    # never opened here (or already closed): not ours
+        if client not in self._views:  # never opened here (or already closed): not ours
             return
         del self._views[client]
         if self._views or not self.progress.get("running"):
@@ -450,7 +457,7 @@ class ResidualExplorer(anywidget.AnyWidget):
         last = [0.0]
 
         def progress(p):
-            if self._views_gone():             # the page closed without a word (Voilà)
+            if self._views_gone():  # the page closed without a word (Voilà)
                 self._views.clear()
                 self._orphaned = True
                 cancel.set()
@@ -511,6 +518,17 @@ class ResidualExplorer(anywidget.AnyWidget):
                 self._send_profile()
         except Exception as exc:  # noqa: BLE001 - a failed view is reported to the user in words
             self._fail("view", None, exc)
+
+    def _on_palette(self, change) -> None:
+        if change["new"] not in PALETTES:
+            self._fail(
+                "palette",
+                None,
+                ValueError(
+                    f"unknown palette {change['new']!r}; choose one of {', '.join(PALETTES)}"
+                ),
+            )
+            self.palette = change["old"] if change["old"] in PALETTES else "default"
 
     def _send_similarity(self) -> None:
         self.similarity = _payloads.similarity_payload(self.session)
