@@ -91,6 +91,8 @@ class Marimo:
 
     def __enter__(self):
         marimo = shutil.which("marimo", path=os.path.dirname(sys.executable))
+        if marimo is None:
+            pytest.skip("marimo is not installed (dev extra)")
         env = dict(
             os.environ,
             XDG_CONFIG_HOME=str(self.tmp / "config"),

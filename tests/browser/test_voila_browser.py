@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import pathlib
@@ -165,11 +166,19 @@ def own_errors(page) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def app():
+def ctx():
+    if importlib.util.find_spec("voila") is None:
+        pytest.skip("voila is not installed (dev extra)")
+    with chromium() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def app(ctx):
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="rw-voila-log-"))
     log = tmp / "progress.jsonl"
     cell = TINY.format(n_layers=N_LAYERS, prompt=PROMPT, log=str(log))
-    with Voila([cell]) as srv, chromium() as ctx:
+    with Voila([cell]) as srv:
         page = open_app(ctx, srv)
         page.progress_log = log
         yield page
@@ -217,12 +226,12 @@ def test_closing_the_page_stops_the_kernels_sweep(app):
 
 
 @pytest.mark.slow
-def test_the_quickstart_notebook_as_an_app():
+def test_the_quickstart_notebook_as_an_app(ctx):
     """examples/quickstart.ipynb under Voilà: both widgets render; a click on the first repaints
     SmolLM2-135M's numbers (computed here by the engine)."""
     import residual_widgets as rw
 
-    with Voila(copy=REPO / "examples/quickstart.ipynb") as srv, chromium() as ctx:
+    with Voila(copy=REPO / "examples/quickstart.ipynb") as srv:
         page = open_app(ctx, srv, timeout_ms=300_000)
         page.wait_for_function(
             "() => document.querySelectorAll('.rw-root').length === 2", timeout=300_000
