@@ -26,6 +26,25 @@ logit difference for patch on attn_out of the IOI pair.
     python bench/bench_attribution.py                # both models, all kinds and sites (~5 min)
     python bench/bench_attribution.py --quick        # patch and zero on attn_out and resid
     python bench/bench_attribution.py --prompts 20   # + 20 IOI and 20 corpus prompts (longer)
+
+On a busy machine use ``--threads 1``: oversubscribed intra-op threads slow the many small
+operations of attribute() far more than the sweep's large matmuls.
+
+Measured (2026-11-27, this 2-core machine shared with other jobs, ``--threads 1``, load 2–4):
+
+    SmolLM2, 33 tokens   atp s  sweep s  ratio | atp: ld r ρ,  lp r ρ  | block: ld r ρ,  lp r ρ
+      patch attn_out      0.44     2.3    5.3x | +0.86 +0.88, +0.63 +0.93 | +0.94 +0.94, +0.60 +0.96
+      patch resid         0.46     2.3    5.1x | +0.67 +0.95, +0.35 +0.85 | +0.69 +0.97, +0.35 +0.85
+      zero attn_out       0.44    25.3   57.1x | +0.56 +0.74, +0.50 +0.80 | +0.50 +0.79, +0.51 +0.84
+      zero resid          0.43    30.3   70.0x | +0.25 +0.02, -0.12 +0.01 | +0.20 +0.14, +0.09 +0.12
+    GPT-2-small shape, 24 tokens (load 4): zero/mean, all sites: 0.33–0.66 s against 6.6–10.1 s,
+      15–27x; correlations 0.75–0.99 except resid Δ log p (0.41–0.70)
+
+(a patch sweep skips the cells before the first differing token, hence its small ratio.) Over
+20 IOI prompts (patch) and 20 corpus prompts of 12 tokens (zero, mean), median Pearson/Spearman:
+patch attn_out logit diff +0.86/+0.92 (min r +0.29), mlp_out +0.29/+0.90, resid +0.44/+0.66;
+Δ log p zero attn_out +0.27/+0.78, mlp_out +0.21/+0.73, resid +0.03/+0.10; mean attn_out
++0.17/+0.90, mlp_out +0.07/+0.61, resid +0.06/+0.03. See residual_widgets/attribution.py.
 """
 
 from __future__ import annotations
