@@ -79,3 +79,16 @@ def test_buffers_leave_the_json():
     assert paths == [["atlas", "resid_delta", "buffer"]]
     assert len(buffers[0]) == 3 * 4 * 3 * 4 * 4
     assert len(json.dumps(clean)) < 200
+
+
+def test_the_edges_the_mutation_run_found_untested():
+    torch = pytest.importorskip("torch")
+    w = torch.ones(3, requires_grad=True)  # a tensor that numpy cannot take without detach()
+    np.testing.assert_array_equal(_codec.decode(_codec.encode(w * 2)), [2, 2, 2])
+    low = _codec.decode(_codec.encode(np.array([-1e9, 1e9], np.float32), half=True))
+    assert low.tolist() == [-65504.0, 65504.0]  # both ends clipped to float16's finite range
+    assert _codec.encode_maybe(np.ones(2), half=True)["dtype"] == "float16"  # options pass on
+    flags = _codec.decode(_codec.encode(np.array([True, False])))
+    assert flags.dtype == bool and flags.tolist() == [True, False]
+    scalar = _codec.decode(_codec.encode(np.float32(2.5)))
+    assert scalar.shape == () and float(scalar) == 2.5
