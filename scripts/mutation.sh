@@ -17,7 +17,7 @@ MODULES=("$@")
   src/residual_widgets/interventions.py src/residual_widgets/metrics.py src/residual_widgets/_codec.py)
 # the fast engine tests (MUTATION_TESTS overrides: the TransformerLens oracle, say, is thorough
 # but slow enough to time mutants out on 2 cores)
-read -r -a TESTS <<< "${MUTATION_TESTS:-tests/test_engine.py tests/test_stepping.py tests/test_knockout.py tests/test_codec.py tests/test_metrics.py}"
+read -r -a TESTS <<< "${MUTATION_TESTS:-tests/test_engine.py tests/test_stepping.py tests/test_knockout.py tests/test_codec.py tests/test_metrics.py tests/test_interventions.py}"
 WORK=$(mktemp -d /tmp/rw-mutation-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 cp -r src tests pyproject.toml "$WORK/"
