@@ -64,6 +64,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_server(proc, log, tmp: pathlib.Path) -> None:
+    """End a test server's process (terminate, then kill after 20 s), close its log, remove its
+    temp dir: what every server of the browser tests (Jupyter, marimo, Voilà) does on exit."""
+    if proc is not None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    log.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 class JupyterServer:
     """``jupyter lab`` or ``jupyter notebook`` (7) in a temp root, token auth, localhost only."""
 
@@ -132,14 +145,7 @@ class JupyterServer:
         return (self.tmp / "server.log").read_text(errors="replace")
 
     def __exit__(self, *exc) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        stop_server(self.proc, self.log, self.tmp)
 
     def write_notebook(self, name: str, cells: list[str]) -> pathlib.Path:
         import nbformat

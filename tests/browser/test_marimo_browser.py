@@ -24,7 +24,17 @@ import urllib.request
 import numpy as np
 import pytest
 
-from .harness import REPO, ROOT, _free_port, cell_xy, chromium, current, error_text, wait_effect
+from .harness import (
+    REPO,
+    ROOT,
+    _free_port,
+    cell_xy,
+    chromium,
+    current,
+    error_text,
+    stop_server,
+    wait_effect,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
@@ -137,13 +147,7 @@ class Marimo:
         return (self.tmp / "server.log").read_text(errors="replace")
 
     def __exit__(self, *exc):
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        stop_server(self.proc, self.log, self.tmp)
 
 
 @pytest.fixture(scope="module", params=["wrapped", "direct"])

@@ -27,7 +27,16 @@ import urllib.request
 import numpy as np
 import pytest
 
-from .harness import REPO, _free_port, cell_xy, chromium, current, error_text, wait_effect
+from .harness import (
+    REPO,
+    _free_port,
+    cell_xy,
+    chromium,
+    current,
+    error_text,
+    stop_server,
+    wait_effect,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
@@ -139,13 +148,7 @@ class Voila:
         return (self.tmp / "voila.log").read_text(errors="replace")
 
     def __exit__(self, *exc):
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        stop_server(self.proc, self.log, self.tmp)
 
 
 def open_app(ctx, srv: Voila, timeout_ms: int = 120_000):
