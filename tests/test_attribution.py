@@ -12,7 +12,6 @@ remote path is bit-identical and takes one request; bad input gets a clear error
 import numpy as np
 import pytest
 import torch
-from test_engine import server_without_our_package  # noqa: F401 - a fixture
 
 import residual_widgets as rw
 from residual_widgets.attribution import agreement, pearson, spearman
@@ -232,7 +231,7 @@ def test_block_correction_improves_whole_residual_zeroing(gpt2):
         assert block[m]["spearman"] > plain[m]["spearman"], m
 
 
-def test_remote_local_is_identical_and_one_request(lm, server_without_our_package):  # noqa: F811
+def test_remote_local_is_identical_and_one_request(lm, server_without_our_package):
     """nnsight's remote path, in-process and with this package unimportable on the 'server':
     bit-identical to local, one request per call (after the session's one-time lazy fetch of
     what the blocks wrote, which patch, mean and noise need and zero does not)."""
