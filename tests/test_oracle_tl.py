@@ -23,7 +23,6 @@ TransformerLens cannot boot them offline.
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TQDM_DISABLE", "1")  # TL's patching loop shows a tqdm bar per sweep
 
 import copy
 import functools
@@ -36,6 +35,10 @@ from transformer_lens import ActivationCache, patching
 
 import residual_widgets as rw
 from residual_widgets.tiny import random_ids, tiny_model
+
+# TL's patching loop draws a tqdm bar per sweep; TQDM_DISABLE would come too late (conftest
+# imports tqdm first), so hand its module a tqdm that is off
+patching.tqdm = functools.partial(patching.tqdm, disable=True)
 
 TOL = 1e-4
 N_LAYERS, D_MODEL, N_HEADS, N_CTX, N_TOK = 3, 64, 4, 64, 10
