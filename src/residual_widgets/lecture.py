@@ -346,34 +346,17 @@ def zero_ablation_kl(model, ids_list, specs, chunk: int = 64) -> dict[str, np.nd
     return {"kl": torch.cat(kls).numpy(), "logprob_delta": torch.cat(dlps).numpy()}
 
 
-@torch.no_grad()
 def knockout_blocks(sess, position: int, blocks) -> dict[str, np.ndarray]:
     """Stop every later position reading ``position`` through attention **in ``blocks`` only**
-    (the engine's ``kind="knockout"`` removes the edges in every block from a row up). Position
+    (``Session.intervene((min(blocks), position), kind="knockout", blocks=blocks)``; without
+    ``blocks`` the engine removes the edges in every block from a row up). Position
     ``position`` itself is untouched. Returns ``{"kl": [P], "logprob_delta": [P - 1],
     "resid": [R, P, d]}`` against the clean run."""
-    from . import metrics
-
-    stepper = sess.stepper()
-    blocks = {int(b) for b in blocks}
-    L, i = sess.n_layers, int(position)
-    clean = sess.clean.resid
-    resid = clean.clone()
-    k0 = min(blocks)
-    h = clean[k0, i:].unsqueeze(0)
-    with sess.lock:
-        for k in range(k0, L):
-            h = stepper.layer(k, h, i, hide_keys=[i] if k in blocks else [])
-            h[0, 0] = clean[k + 1, i]  # position i itself: exactly clean
-            resid[k + 1, i:] = h[0]
-        logits = sess.clean.logits.clone()
-        logits[i + 1 :] = sess.model.unembed(resid[L, i + 1 :]).float()
-    lp = torch.log_softmax(logits, -1)
-    return {
-        "kl": metrics.kl_from_logprobs(sess.clean_logprobs, lp).numpy(),
-        "logprob_delta": metrics.logprob_delta(sess.clean_logprobs, lp, sess.ids).numpy(),
-        "resid": resid,
-    }
+    blocks = sorted({int(b) for b in blocks})
+    if not blocks:
+        raise ValueError("blocks must name at least one block")
+    eff = sess.intervene((blocks[0], int(position)), kind="knockout", blocks=blocks)
+    return {"kl": eff.kl, "logprob_delta": eff.logprob_delta, "resid": eff.resid}
 
 
 # ---- figures ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from . import remote as rm
 from .effects import Atlas, Effect
 from .interventions import replacement_values
 from .models import LoadedModel, load_model
-from .runs import Edit, RunRecord, traced_run, traced_unembed
+from .runs import RunRecord, traced_run, traced_unembed
 from .stepper import Stepper
 
 
@@ -87,6 +87,7 @@ class Session:
         self._mean_cache: dict[str, torch.Tensor] = {}
         self.sigma = float(self.clean.resid[0].std())
         self._stepper: Stepper | None = None
+        self._stepper_refused: str | None = None  # why clicks trace instead (see .click)
         self._lens_cache: dict = {}  # remote skeleton: clean lens by cell
 
     # ---- basic facts --------------------------------------------------------------------------
@@ -222,23 +223,49 @@ class Session:
         )
 
     def intervene(
-        self, cells, kind: str = "zero", site: str = "resid", *, value=None, logit_diff=None
+        self,
+        cells,
+        kind: str = "zero",
+        site: str = "resid",
+        *,
+        value=None,
+        logit_diff=None,
+        blocks=None,
+        method: str = "auto",
     ) -> Effect:
-        """Replace ``cells`` of ``site`` by ``kind`` and measure everything downstream."""
+        """Replace ``cells`` of ``site`` by ``kind`` and measure everything downstream.
+
+        ``blocks`` (``kind="knockout"`` only): remove the edges to each cell's position only in
+        these blocks (those ``≥`` the cell's row; default: every block from the row up).
+
+        ``method`` (every other kind): ``"cone"`` recomputes only rows ≥ the lowest cell's, at
+        positions ≥ the leftmost one's (:mod:`.click`); ``"trace"`` runs one full nnsight trace;
+        ``"auto"`` takes the cone where the model steps locally, else the trace (equal within
+        1e-5)."""
         cells = self.check(cells, kind, site)
+        if blocks is not None and kind != "knockout":
+            raise ValueError("blocks= applies to kind='knockout' only")
         pair = self.token_pair(logit_diff) if logit_diff is not None else self.default_pair
         if kind == "knockout":
             if self.remote is not None:
                 raise ValueError("kind='knockout' steps blocks locally; use a local session")
-            from .knockout import knockout_run
+            from .knockout import acting_cells, knockout_run
 
             with self.lock:
-                run = knockout_run(self, cells)
-            return self._effect(cells, kind, site, run, pair)
+                run = knockout_run(self, cells, blocks=blocks)
+            eff = self._effect(cells, kind, site, run, pair)
+            if blocks is not None:  # what can change starts at the first knocked-out block
+                eff.reachable = grid.reachable_mask(
+                    acting_cells(cells, self.n_layers, blocks),
+                    self.n_layers,
+                    self.n_positions,
+                    kind="knockout",
+                )
+            return eff
+        from .click import click_run
+
         vals = self.values_for(cells, kind, site, value)
-        edits = [Edit(site, r, p, v) for (r, p), v in zip(cells, vals, strict=True)]
-        with self.lock:
-            run = self._run(self.ids, edits)
+        run = click_run(self, cells, vals, site, method)
         return self._effect(cells, kind, site, run, pair)
 
     def _run(self, ids, edits=(), save_writes=False) -> RunRecord:
@@ -387,3 +414,15 @@ class Session:
         from .attribution import attribute
 
         return attribute(self, kind, site, logit_diff, **kw)
+
+    # ---- transplant (issue 15) ----------------------------------------------------------------
+    def transplant(
+        self, source, source_cell, target_cell, *, site: str = "resid", logit_diff=None
+    ) -> Effect:
+        """Write cell ``source_cell = (row, pos)`` of the run of ``source`` (a prompt of any
+        length, or ``None`` for this one) into ``target_cell`` of this prompt — rows and
+        positions may differ — and measure the effect like :meth:`intervene` (kind
+        ``"transplant"``). See :mod:`.transplant`."""
+        from .transplant import transplant
+
+        return transplant(self, source, source_cell, target_cell, site=site, logit_diff=logit_diff)
