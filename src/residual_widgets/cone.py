@@ -85,7 +85,8 @@ def cone_group(sess, stepper: Stepper, atlas: Atlas, cells, kind, site, pair, wo
             break
         if site != "resid" and fresh:
             states = torch.cat([states, clean[k, i:].expand(len(fresh), -1, -1).clone()])
-            out = _layer_with_write(stepper, lm, site, k, states, i, {b: live[b][1] for b in fresh})
+            writes = [(b, 0, live[b][1]) for b in fresh]
+            out = layer_with_write(stepper, lm, site, k, states, i, writes)
             out[fresh, 1:] = clean[k + 1, i + 1 :]  # provably unchanged: exact
         else:
             out = stepper.layer(k, states, i) if len(states) else states
@@ -95,21 +96,23 @@ def cone_group(sess, stepper: Stepper, atlas: Atlas, cells, kind, site, pair, wo
     _finish(sess, atlas, [(n, i) for n, _ in live], site, states, maps, pair, work_budget)
 
 
-def _layer_with_write(stepper, lm, site, k, states, i, new_by_batch: dict):
-    """Run block ``k`` with the attention/MLP output at relative position 0 replaced."""
-    idx = torch.tensor(list(new_by_batch))
-    vals = torch.stack(list(new_by_batch.values()))
+def layer_with_write(stepper, lm, site, k, states, start, writes):
+    """Run block ``k`` on ``states`` ``[A, q, d]`` (positions ``start..P-1``) with the attention or
+    MLP output replaced where ``writes`` says: ``(batch index, relative position, value [d])``."""
+    b_idx = torch.tensor([b for b, _, _ in writes])
+    q_idx = torch.tensor([q for _, q, _ in writes])
+    vals = torch.stack([v for _, _, v in writes])
 
     def hook(mod, args, out):
         t = out[0] if isinstance(out, tuple) else out
         t = t.clone()
-        t[idx, 0] = vals.to(t.dtype)
+        t[b_idx, q_idx] = vals.to(t.dtype)
         return (t, *out[1:]) if isinstance(out, tuple) else t
 
     module = _get(lm.hf, lm.write_path(site, k))
     h = module.register_forward_hook(hook)
     try:
-        return stepper.layer(k, states, i)
+        return stepper.layer(k, states, start)
     finally:
         h.remove()
 
