@@ -50,6 +50,9 @@ except ImportError:  # running from a checkout without an install
     import residual_widgets as rw
 from residual_widgets.tiny import random_ids, tiny_model
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _flops import cone_sweep_flops, matmul_peak  # bench/ is not a package
+
 BAR_SPEEDUP, BAR_TOL = 4.0, 1e-4
 
 
@@ -113,6 +116,23 @@ def run_tl(bridge, ids, positions, pair, L):
     )
 
 
+def load(args):
+    """The model, the prompt's ids and a description, for ``--model``."""
+    if args.model == "smollm2":
+        from residual_widgets.lecture import load_prompts
+
+        lm = rw.load_model("smollm2-135m")
+        text = " ".join(load_prompts("both", 2))  # two corpus sentences, cut to 33 tokens
+        ids = list(lm.tokenizer(text, add_special_tokens=False)["input_ids"])[:33]
+        return lm, ids, f"bundled SmolLM2-135M (L={lm.n_layers}, d={lm.d_model})"
+    V = 50257
+    hf, tok = tiny_model(
+        "gpt2", n_layers=12, d_model=768, n_heads=12, vocab_size=V, n_ctx=64, seed=args.seed
+    )
+    ids = random_ids(24, V, seed=args.seed + 1)
+    return rw.load_model(hf, tok), ids, f"gpt2-shaped random, L=12 d=768 heads=12 vocab={V}"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="4 positions (48 cells), 1 round")
@@ -122,13 +142,21 @@ def main(argv=None):
     )
     ap.add_argument("--methods", default="cone,tl,loop", help="comma list of cone, tl, loop, batch")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--model",
+        default="gpt2-shape",
+        choices=("gpt2-shape", "smollm2"),
+        help="gpt2-shape: random GPT-2-small shape, 24 tokens (the benchmark); smollm2: the "
+        "bundled SmolLM2-135M on a 33-token corpus prompt (no TransformerLens)",
+    )
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = args.repeats or (1 if args.quick else 2)
     methods = [m for m in args.methods.split(",") if m]
 
-    L, P, V = 12, 24, 50257
+    if args.model == "smollm2":
+        methods = [m for m in methods if m != "tl"]  # TL's bridge is checked on the GPT-2 shape
     print("command:", " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
     print(
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "
@@ -140,13 +168,11 @@ def main(argv=None):
             "threads can slow every method several-fold (seen here: 10x); consider --threads 1"
         )
 
-    hf, tok = tiny_model(
-        "gpt2", n_layers=L, d_model=768, n_heads=12, vocab_size=V, n_ctx=64, seed=args.seed
-    )
-    ids = random_ids(P, V, seed=args.seed + 1)
+    lm, ids, what = load(args)
+    L, P = lm.n_layers, len(ids)
+    hf, tok = lm.hf, lm.tokenizer
     pair = (ids[-2], ids[3])  # any two tokens
     positions = [0, 7, 15, 23] if args.quick else list(range(P))
-    lm = rw.load_model(hf, tok)
     bridge = None
     if "tl" in methods:
         from transformer_lens.model_bridge import TransformerBridge
@@ -159,7 +185,7 @@ def main(argv=None):
         bridge = TransformerBridge.boot_transformers("gpt2", hf_model=hf_copy, tokenizer=tl_tok)
         bridge.eval()
     print(
-        f"model: gpt2-shaped random, L={L} d=768 heads=12 vocab={V}; prompt {P} tokens; "
+        f"model: {what}; prompt {P} tokens; "
         f"zero-ablate resid rows 0..{L - 1} x {len(positions)} positions = "
         f"{L * len(positions)} cells; {repeats} interleaved round(s)"
     )
@@ -216,6 +242,15 @@ def main(argv=None):
     if "cone" in results:
         kl = results["cone"][0]
         print(f"  (scale: cone total KL range {kl.min():.3g} .. {kl.max():.3g} nats)")
+    if "cone" in med:
+        flops = cone_sweep_flops(lm, P, [(n, i) for n in range(L) for i in positions])
+        peak = matmul_peak()
+        achieved = flops / med["cone"] / 1e9
+        print(
+            f"\ncone arithmetic: {flops / 1e9:.1f} GFLOP in {med['cone']:.2f} s = "
+            f"{achieved:.1f} GFLOP/s; float32 matmul peak measured now: {peak:.1f} GFLOP/s "
+            f"({torch.get_num_threads()} threads) -> {achieved / peak:.0%} of peak"
+        )
     print(f"loadavg at end {os.getloadavg()}")
     if "tl" in med and "cone" in med:
         speedup = med["tl"] / med["cone"]
