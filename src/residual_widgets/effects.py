@@ -46,11 +46,14 @@ class Effect:
     def figure(self, metric: str = "kl", scale: str = "linear"):
         """Plotly figure: the downstream map with the cone outlined, the output metric on top."""
         strip = self.kl if metric == "kl" else np.append(self.logprob_delta, np.nan)
+        cells, site = self.cells, self.site
+        if site == "head":  # (layer, head, pos) enters where block `layer`'s attention writes
+            cells, site = [(c[0], c[2]) for c in cells], "attn_out"
         return figures.effect_figure(
             self.resid_delta,
             self.tokens,
-            cells=self.cells,
-            site=self.site,
+            cells=cells,
+            site=site,
             reachable=self.reachable,
             strip=strip,
             strip_name="KL (nats)" if metric == "kl" else "Δ log p",

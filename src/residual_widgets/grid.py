@@ -16,6 +16,12 @@ A **cell** is ``(row, position)``. Interventions address cells at one of three *
 * ``"attn_out"`` / ``"mlp_out"``: what block ``k``'s attention / MLP writes into the residual
   (after any post-norm the block applies before adding), rows ``0..L-1`` meaning *block* ``k``.
 
+A fourth site, ``"head"`` (:mod:`.heads`), addresses single attention heads: a cell is then a
+triple ``(layer, head, pos)`` — the output ``z`` of query head ``head`` at ``pos`` in block
+``layer``, before the output projection. It enters the residual where block ``layer``'s
+attention writes, row ``layer + 1``. It is not in ``SITES`` (the block sites every view and sweep
+of ``(row, pos)`` cells offers); :func:`normalize_head_cells` validates its cells.
+
 The kind ``"knockout"`` is not a value written into a cell but the removal of attention edges:
 knocking out ``(n, i)`` stops every later position from reading position ``i`` through attention
 in blocks ``n..L-1``; position ``i`` itself and everything below row ``n`` are untouched.
@@ -39,9 +45,11 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 SITES = ("resid", "attn_out", "mlp_out")
+HEAD_SITE = "head"  # cells (layer, head, pos): see heads.py
 KINDS = ("zero", "mean", "noise", "patch", "resample", "set", "knockout")
 
 Cell = tuple[int, int]
+HeadCell = tuple[int, int, int]
 
 
 def n_source_rows(site: str, n_layers: int) -> int:
@@ -112,10 +120,13 @@ def reachable_mask(
     For a resid cell ``(n, i)``: the cell itself and rows ``> n`` at positions ``≥ i``.
     For an attn_out/mlp_out cell ``(k, i)``: ``(k + 1, i)`` and rows ``> k + 1`` at positions
     ``≥ i``.
+    For a head cell ``(k, h, i)`` (``site="head"``): as for the attn_out cell ``(k, i)``.
     For a knockout ``(n, i)`` (later positions may not read position ``i`` from block ``n`` up):
     rows ``> n`` at positions ``> i``.
     """
     mask = np.zeros((n_layers + 1, n_positions), dtype=bool)
+    if site == HEAD_SITE:  # (layer, head, pos): enters where block `layer`'s attention writes
+        cells, site = [(c[0], c[2]) for c in cells], "attn_out"
     for r, p in cells:
         if kind == "knockout":
             mask[r + 1 :, p + 1 :] = True
@@ -124,6 +135,42 @@ def reachable_mask(
         mask[e, p] = True
         mask[e + 1 :, p:] = True
     return mask
+
+
+def normalize_head_cells(cells, n_layers: int, n_heads: int, n_positions: int) -> list[HeadCell]:
+    """One ``(layer, head, pos)`` triple or an iterable of them as a validated list of tuples.
+    ``head`` counts *query* heads (``0..n_heads-1``, grouped-query models included). Raises
+    ``TypeError`` for things that are not triples and ``ValueError`` for out-of-range, negative or
+    duplicate cells, naming the valid ranges."""
+    if isinstance(cells, tuple) and len(cells) == 3 and all(_is_int(c) for c in cells):
+        cells = [cells]
+    if isinstance(cells, (str, bytes)) or not isinstance(cells, Iterable):
+        raise TypeError(
+            f"head cells must be a (layer, head, position) triple or a list of them, got {cells!r}"
+        )
+    out: list[HeadCell] = []
+    for c in cells:
+        if not (isinstance(c, (tuple, list)) and len(c) == 3 and all(_is_int(x) for x in c)):
+            raise TypeError(f"each head cell must be a (layer, head, position) triple, got {c!r}")
+        k, h, p = (int(x) for x in c)
+        ranges = f"layers 0..{n_layers - 1}, heads 0..{n_heads - 1}, positions 0..{n_positions - 1}"
+        if min(k, h, p) < 0:
+            raise ValueError(f"negative index in head cell {tuple(c)}: not wrapped; use {ranges}")
+        if k >= n_layers:
+            raise ValueError(f"layer {k} out of range for site 'head': valid {ranges}")
+        if h >= n_heads:
+            raise ValueError(
+                f"head {h} out of range: the model has {n_heads} query heads per layer ({ranges})"
+            )
+        if p >= n_positions:
+            raise ValueError(f"position {p} out of range: valid {ranges}")
+        out.append((k, h, p))
+    if not out:
+        raise ValueError("no head cells given: pass a (layer, head, position) triple or a list")
+    if len(set(out)) != len(out):
+        dups = sorted({c for c in out if out.count(c) > 1})
+        raise ValueError(f"duplicate head cells {dups}: list each cell once")
+    return out
 
 
 def _is_int(x) -> bool:

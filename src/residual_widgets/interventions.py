@@ -22,12 +22,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .grid import SITES, Cell
+from .grid import HEAD_SITE, SITES, Cell
 
 
 def noise_for(seed: int, site: str, row: int, pos: int, d: int) -> torch.Tensor:
     """Standard-normal ``[d]`` noise, reproducible for ``(seed, site, row, pos)``."""
-    state = np.random.SeedSequence([int(seed), SITES.index(site), int(row), int(pos)])
+    code = len(SITES) if site == HEAD_SITE else SITES.index(site)  # head rows: layer·H + head
+    state = np.random.SeedSequence([int(seed), code, int(row), int(pos)])
     g = torch.Generator().manual_seed(int(state.generate_state(1, dtype=np.uint64)[0] >> 1))
     return torch.randn(d, generator=g)
 

@@ -198,7 +198,12 @@ class Session:
 
     # ---- interventions ------------------------------------------------------------------------
     def values_for(self, cells, kind: str, site: str, value=None) -> torch.Tensor:
-        """The vectors ``[n_cells, d]`` an intervention of ``kind`` writes into ``cells``."""
+        """The vectors ``[n_cells, d]`` an intervention of ``kind`` writes into ``cells``
+        (``[n_cells, d_head]`` for ``site="head"``)."""
+        if site == grid.HEAD_SITE:
+            from . import heads
+
+            return heads.values_for(self, cells, kind, value)
         return replacement_values(
             kind,
             site,
@@ -212,6 +217,10 @@ class Session:
         )
 
     def check(self, cells, kind: str, site: str) -> list[grid.Cell]:
+        if site == grid.HEAD_SITE:  # (layer, head, pos) triples
+            from . import heads
+
+            return heads.check_cells(self, cells, kind)
         grid.check_kind(kind)
         grid.check_site(site)
         if kind == "knockout":
@@ -241,7 +250,15 @@ class Session:
         ``method`` (every other kind): ``"cone"`` recomputes only rows ≥ the lowest cell's, at
         positions ≥ the leftmost one's (:mod:`.click`); ``"trace"`` runs one full nnsight trace;
         ``"auto"`` takes the cone where the model steps locally, else the trace (equal within
-        1e-5)."""
+        1e-5).
+
+        ``site="head"``: cells are ``(layer, head, pos)`` triples (:mod:`.heads`; one trace)."""
+        if site == grid.HEAD_SITE:
+            if blocks is not None:
+                raise ValueError("blocks= applies to kind='knockout' only")
+            from . import heads
+
+            return heads.intervene(self, cells, kind, value=value, logit_diff=logit_diff)
         cells = self.check(cells, kind, site)
         if blocks is not None and kind != "knockout":
             raise ValueError("blocks= applies to kind='knockout' only")
@@ -426,3 +443,27 @@ class Session:
         from .transplant import transplant
 
         return transplant(self, source, source_cell, target_cell, site=site, logit_diff=logit_diff)
+
+    # ---- attention heads (issue 15) -----------------------------------------------------------
+    @property
+    def n_heads(self) -> int:
+        """Query heads per block (the ``head`` of a ``site="head"`` cell; see :mod:`.heads`)."""
+        from .heads import layout
+
+        return layout(self.model).n_heads
+
+    @property
+    def d_head(self) -> int:
+        """Width of one head's output ``z`` (what ``kind="set"`` writes at ``site="head"``)."""
+        from .heads import layout
+
+        return layout(self.model).d_head
+
+    def sweep_heads(self, kind: str = "zero", *, positions=None, **kw):
+        """Intervene on every attention head ``(layer, head, pos)`` one at a time; returns a
+        :class:`~.head_sweep.HeadAtlas` (arrays ``[L, H, P, ...]``). ``positions="all"``: each
+        head at every position at once (``[L, H, ...]``). Options (``layers``, ``heads``,
+        ``logit_diff``, ``method``, ``keep_maps``, ...): :func:`.head_sweep.run_head_sweep`."""
+        from .head_sweep import run_head_sweep
+
+        return run_head_sweep(self, kind=kind, positions=positions, **kw)
