@@ -1,0 +1,275 @@
+"""Session.transplant: one cell of any run written into any cell of this prompt (issue 15).
+
+The reference here is written with plain torch hooks on the HF modules (no nnsight): a pre-hook on
+block 0 and forward hooks on every block and on the modules that write ``attn_out``/``mlp_out``
+record the source run, and the same hooks, one of them replacing a vector, give the target run.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+import residual_widgets as rw
+from residual_widgets import grid
+from residual_widgets.models import _get
+
+from helpers import PROMPT, SOURCE
+
+# 6 tokens; PROMPT has 14 (the tiny word-level tokenizer splits the comma off)
+OTHER = "the cat sat on the mat"
+
+
+def _first(o):
+    return o[0] if isinstance(o, (tuple, list)) else o
+
+
+def _swap(o, new):
+    return (new, *o[1:]) if isinstance(o, tuple) else new
+
+
+def hook_run(lm, ids, write=None):
+    """Plain-torch run of ``ids``: ``(resid [L+1, P, d], writes {site: [L, P, d]}, logits [P, V])``;
+    ``write = (site, row, pos, vector)`` replaces that one vector on the way."""
+    L = lm.n_layers
+    rows, writes = [None] * (L + 1), {"attn_out": [None] * L, "mlp_out": [None] * L}
+    handles = []
+
+    def put(h, site, row):
+        if write is not None and write[:2] == (site, row):
+            h = h.clone()
+            h[0, write[2]] = write[3].to(h.dtype)
+        return h
+
+    def pre0(mod, args, kwargs):
+        if args:
+            h = put(args[0], "resid", 0)
+            args = (h, *args[1:])
+        else:
+            h = put(kwargs["hidden_states"], "resid", 0)
+            kwargs = {**kwargs, "hidden_states": h}
+        rows[0] = h[0].detach().clone()
+        return args, kwargs
+
+    def block_post(k):
+        def hook(mod, args, out):
+            h = put(_first(out), "resid", k + 1)
+            rows[k + 1] = h[0].detach().clone()
+            return _swap(out, h)
+
+        return hook
+
+    def write_post(site, k):
+        def hook(mod, args, out):
+            h = put(_first(out), site, k)
+            writes[site][k] = h[0].detach().clone()
+            return _swap(out, h)
+
+        return hook
+
+    blocks = lm.blocks
+    try:
+        handles.append(blocks[0].register_forward_pre_hook(pre0, with_kwargs=True))
+        for k in range(L):
+            handles.append(blocks[k].register_forward_hook(block_post(k)))
+            for site in ("attn_out", "mlp_out"):
+                mod = _get(lm.hf, lm.write_path(site, k))
+                handles.append(mod.register_forward_hook(write_post(site, k)))
+        with torch.no_grad():
+            logits = lm.hf(torch.tensor([ids])).logits[0].float()
+    finally:
+        for h in handles:
+            h.remove()
+    return torch.stack(rows), {s: torch.stack(w) for s, w in writes.items()}, logits
+
+
+def _ids(lm, text):
+    return lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def reference(lm, prompt, source, site, s_cell, t_cell):
+    """The transplant computed with hooks: ``(resid, logits)`` of the target run."""
+    resid, writes, _ = hook_run(lm, source)
+    acts = resid if site == "resid" else writes[site]
+    resid, _, logits = hook_run(lm, prompt, (site, t_cell[0], t_cell[1], acts[s_cell]))
+    return resid, logits
+
+
+@pytest.mark.parametrize("site", grid.SITES[:3])
+def test_same_length_same_cell_equals_patch(lm, site):
+    sess = rw.Session(lm, PROMPT, source=SOURCE, logit_diff=(" Mary", " John"))
+    for cell in [(0, 2), (1, 5), (2, 13)]:
+        a = sess.transplant(SOURCE, cell, cell, site=site)
+        b = sess.patch(cell, site=site)
+        assert a.kind == "transplant" and a.cells == [cell] and a.site == site
+        for f in ("resid_delta", "kl", "logprob_delta", "reachable"):
+            assert np.array_equal(getattr(a, f), getattr(b, f)), (cell, f)
+        assert a.logit_diff == b.logit_diff and a.logit_diff_clean == b.logit_diff_clean
+        assert torch.equal(a.resid, b.resid)
+    assert sess.patch((2, 13), site=site).total_kl > 0  # the comparison is not of two no-ops
+
+
+CASES = [  # (source, site, source_cell, target_cell): lengths, positions and rows all differ
+    (OTHER, "resid", (2, 1), (1, 7)),  # shorter source, cross-row down, cross-position
+    (OTHER, "resid", (0, 5), (3, 13)),  # cross-row up into the last row and position
+    (PROMPT + " the", "resid", (3, 14), (2, 4)),  # longer source, a position past this prompt
+    (None, "resid", (3, 9), (1, 2)),  # this prompt, moved down and left
+    (OTHER, "attn_out", (1, 2), (0, 9)),  # blocks as rows
+    (OTHER, "mlp_out", (0, 5), (2, 3)),
+    (None, "mlp_out", (2, 1), (2, 6)),
+]
+
+
+@pytest.mark.parametrize("source,site,s_cell,t_cell", CASES)
+def test_transplant_matches_a_plain_hook_reference(lm, source, site, s_cell, t_cell):
+    sess = rw.Session(lm, PROMPT)
+    eff = sess.transplant(source, s_cell, t_cell, site=site)
+    src_ids = sess.ids if source is None else _ids(lm, source)
+    resid, logits = reference(lm, sess.ids, src_ids, site, s_cell, t_cell)
+    clean_resid, _, clean_logits = hook_run(lm, sess.ids)
+    torch.testing.assert_close(sess.clean.resid, clean_resid, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(eff.resid, resid, atol=1e-5, rtol=1e-5)
+    want_kl = (
+        (clean_logits.log_softmax(-1).exp())
+        * (clean_logits.log_softmax(-1) - logits.log_softmax(-1))
+    ).sum(-1)
+    np.testing.assert_allclose(eff.kl, want_kl.numpy(), atol=2e-5)
+    want_delta = (resid - clean_resid).norm(dim=-1) / clean_resid.norm(dim=-1)
+    np.testing.assert_allclose(eff.resid_delta, want_delta.numpy(), atol=2e-5)
+    assert eff.total_kl > 1e-6  # the vector moved: something changed downstream
+    assert np.array_equal(
+        eff.reachable, grid.reachable_mask([t_cell], lm.n_layers, sess.n_positions, site)
+    )
+    assert not eff.resid_delta[~eff.reachable].any()  # nothing outside the target's cone
+
+
+@pytest.mark.parametrize("site", grid.SITES[:3])
+def test_transplant_to_the_same_cell_of_this_prompt_is_an_exact_no_op(lm, site):
+    sess = rw.Session(lm, PROMPT, logit_diff=(" Mary", " John"))
+    for cell in [(0, 0), (1, 6), (2, 13)]:
+        eff = sess.transplant(None, cell, cell, site=site)
+        assert eff.kind == "transplant" and eff.cells == [cell]
+        assert not eff.kl.any() and not eff.resid_delta.any() and not eff.logprob_delta.any()
+        assert eff.logit_diff == eff.logit_diff_clean
+        assert eff.reachable[grid.entry_row(cell[0], site), cell[1]]
+    # the same prompt given as text or ids is this prompt too
+    assert sess.transplant(PROMPT, (1, 3), (1, 3)).total_kl == 0.0
+    assert sess.transplant(sess.ids, (1, 3), (1, 4)).total_kl > 0
+
+
+def test_errors_name_the_prompt_and_its_length_and_leave_the_session_usable(gpt2):
+    sess = rw.Session(gpt2, PROMPT, logit_diff=(" Mary", " John"))
+    before = sess.transplant(OTHER, (1, 2), (2, 7))
+    bad = [
+        (
+            (OTHER, (1, 6), (1, 1)),
+            ValueError,
+            r"source_cell \(1, 6\): position 6 is outside "
+            r"the source prompt, which has 6 tokens \(positions 0\.\.5\)",
+        ),
+        (
+            (None, (1, 14), (1, 1)),
+            ValueError,
+            r"position 14 is outside this prompt \(the source "
+            r"is None\), which has 14 tokens",
+        ),
+        (
+            (OTHER, (1, 1), (1, 14)),
+            ValueError,
+            r"target_cell \(1, 14\): position 14 is outside "
+            r"this prompt, which has 14 tokens \(positions 0\.\.13\)",
+        ),
+        (
+            (OTHER, (4, 1), (1, 1)),
+            ValueError,
+            r"source_cell \(4, 1\): row 4 is out of range for "
+            r"site 'resid'; valid rows are 0\.\.3",
+        ),
+        ((OTHER, (1, 1), (9, 1)), ValueError, r"target_cell \(9, 1\): row 9 is out of range"),
+        (
+            (OTHER, (3, 1), (1, 1), "mlp_out"),
+            ValueError,
+            r"source_cell \(3, 1\): block 3 is out "
+            r"of range for site 'mlp_out'; valid blocks are 0\.\.2",
+        ),
+        (
+            (OTHER, (-1, 1), (1, 1)),
+            ValueError,
+            r"source_cell \(-1, 1\) has a negative index.*"
+            r"positions 0\.\.5 of the source prompt \(6 tokens\)",
+        ),
+        ((OTHER, (1, 1), (1, -2)), ValueError, r"target_cell \(1, -2\) has a negative index"),
+        ((OTHER, (1, 1, 1), (1, 1)), TypeError, r"source_cell must be a \(row, position\) pair"),
+        ((OTHER, (1, 1), "a"), TypeError, r"target_cell must be a \(row, position\) pair"),
+        ((OTHER, (1, 1), (1, 1), "head"), ValueError, r"unknown site 'head' for a transplant"),
+        (("", (0, 0), (1, 1)), ValueError, r"the source prompt is empty"),
+        (([5, 10**7], (0, 0), (1, 1)), ValueError, r"token ids \[10000000\] in the source prompt"),
+        (([[1, 2]], (0, 0), (1, 1)), TypeError, r"the source prompt must be a string or a 1-D"),
+        ((3.5, (0, 0), (1, 1)), TypeError, r"the source prompt must be a string"),
+    ]
+    for args, exc, msg in bad:
+        site = args[3] if len(args) > 3 else "resid"
+        with pytest.raises(exc, match=msg):
+            sess.transplant(*args[:3], site=site)
+    with pytest.raises(ValueError, match=r"not one"):
+        sess.transplant(OTHER, (1, 1), (1, 1), logit_diff=(" Mary Mary", " John"))
+    after = sess.transplant(OTHER, (1, 2), (2, 7))
+    assert np.array_equal(after.kl, before.kl) and after.logit_diff == before.logit_diff
+    assert sess.ablate((1, 2)).total_kl > 0  # everything else still works
+
+
+def test_the_source_run_is_computed_once_per_source_prompt(gpt2):
+    sess = rw.Session(gpt2, PROMPT, source=SOURCE)
+    runs = []
+    orig = sess._run
+
+    def counting(ids, *a, **kw):
+        runs.append(tuple(ids))
+        return orig(ids, *a, **kw)
+
+    sess._run = counting
+    other = tuple(_ids(gpt2, OTHER))
+    first = sess.transplant(OTHER, (1, 2), (2, 7))
+    assert runs.count(other) == 1
+    again = [sess.transplant(OTHER, (1, 2), (2, 7))]
+    again += [sess.transplant(list(other), (3, 5), (1, 1), site="resid")]
+    again += [sess.transplant(OTHER, (2, 0), (0, 3), site="mlp_out")]
+    assert runs.count(other) == 1  # text or ids, any cell or site: the cached run
+    assert np.array_equal(again[0].kl, first.kl)
+    n = len(runs)
+    sess.transplant(None, (1, 2), (2, 7))  # this prompt: the clean run, nothing new computed
+    sess.transplant(SOURCE, (1, 2), (2, 7))  # the session's source: its run
+    sess.transplant(None, (1, 2), (1, 2))  # a no-op: the clean run is the answer
+    assert all(r == tuple(sess.ids) for r in runs[n:])  # the edited runs only, no source run
+
+
+def test_remote_local_equals_local_with_one_request_per_source(gpt2, server_without_our_package):
+    """nnsight's remote path in-process (this package unimportable on the 'server'): the source
+    prompt's activations (residuals and writes) come from one request, each transplant is one
+    more, and the numbers are the local ones."""
+    calls = server_without_our_package
+    local = rw.Session(gpt2, PROMPT, logit_diff=(" Mary", " John"))
+    remote = rw.Session(gpt2, PROMPT, logit_diff=(" Mary", " John"), remote="local")
+    for site, s_cell, t_cell in (("resid", (2, 1), (1, 7)), ("mlp_out", (0, 5), (2, 3))):
+        before = len(calls)
+        b = remote.transplant(OTHER, s_cell, t_cell, site=site)
+        assert len(calls) - before == (2 if site == "resid" else 1)  # source run once, then edits
+        a = local.transplant(OTHER, s_cell, t_cell, site=site)
+        # locally a click takes the cone path (equal to a full trace within 1e-5), remotely a trace
+        assert np.array_equal(a.reachable, b.reachable) and a.total_kl > 0
+        for f in ("resid_delta", "kl", "logprob_delta", "logit_diff"):
+            np.testing.assert_allclose(getattr(a, f), getattr(b, f), atol=1e-6, err_msg=f)
+
+
+def test_the_cache_keeps_the_most_recent_source_prompts(gpt2, monkeypatch):
+    from residual_widgets import transplant as tp
+
+    monkeypatch.setattr(tp, "CACHE_SIZE", 2)
+    sess = rw.Session(gpt2, PROMPT)
+    runs = []
+    orig = sess._run
+    sess._run = lambda ids, *a, **kw: (runs.append(tuple(ids)), orig(ids, *a, **kw))[1]
+    a, b, c = "the cat sat", "the dog ran", "a red car"
+    for src in (a, b, a, c, a, b):  # a stays recent; b is dropped when c comes
+        sess.transplant(src, (1, 1), (1, 5))
+    assert [runs.count(tuple(_ids(gpt2, s))) for s in (a, b, c)] == [1, 2, 1]
+    assert list(sess._transplant_runs) == [tuple(_ids(gpt2, s)) for s in (a, b)]
