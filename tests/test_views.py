@@ -128,6 +128,102 @@ def test_position_content_position_part_and_inputs():
         views.position_content(x[:2])
 
 
+def test_position_content_for_a_session_uses_the_corpus_at_the_prompts_length():
+    lm = tiny_lm("gpt2")
+    sess = rw.Session(lm, "When Mary and John went to the store, John gave a drink to")
+    pc = lec.position_content_for(sess, n_prompts=20)
+    P = min(max(sess.n_positions, 8), 24)
+    assert (pc.n_prompts, pc.n_tokens, pc.first) == (20, P, 1)
+    # the same numbers as the decomposition of those prompts' residuals
+    ref = views.position_content(lec.residuals(lm, lec.prompt_ids(lm, n=20, length=P)))
+    for k in pc.KINDS:
+        np.testing.assert_array_equal(pc.sim[k], ref.sim[k])
+    np.testing.assert_array_equal(pc.energy, ref.energy)
+    assert lec.position_content_for(lm, n_prompts=5, length=6).n_tokens == 6
+    short = rw.Session(lm, "When Mary went")  # 3 tokens: clamped up to 8
+    assert lec.position_content_for(short, n_prompts=4).n_tokens == 8
+    with pytest.raises(ValueError, match="fewer prompts"):
+        lec.position_content_for(lm, n_prompts=500)
+
+
+def test_position_content_payload_shapes_dtypes_and_values():
+    from residual_widgets import _codec, _payloads
+
+    pc = views.position_content(_planted(N=20, R=3, P=12))
+    pay = _payloads.position_content_payload(pc)
+    dec = {k: _codec.decode(v) for k, v in pay.items() if isinstance(v, dict)}
+    R, D, K, M = 3, 10, len(pc.KINDS), len(pc.massive_dims)
+    assert pay["kinds"] == list(pc.KINDS) and M == 1
+    shapes = {
+        "massive_dims": ((M,), "int32"),
+        "massive_abs": ((R, M), "float32"),
+        "median_abs": ((R,), "float32"),
+        "energy": ((R, 3), "float32"),
+        "energy_no_massive": ((R, 3), "float32"),
+        "distance": ((D,), "int32"),
+        "mean": ((K, R, D), "float32"),
+        "lo": ((K, R, D), "float32"),
+        "hi": ((K, R, D), "float32"),
+    }
+    assert set(dec) == set(shapes)
+    for k, (shape, dtype) in shapes.items():
+        assert dec[k].shape == shape and str(dec[k].dtype) == dtype, k
+        assert pay[k]["dtype"] == dtype
+    assert (pay["n_prompts"], pay["n_tokens"], pay["first"], pay["conf"]) == (20, 13 - 1, 1, 0.95)
+    np.testing.assert_array_equal(dec["massive_dims"], pc.massive_dims)
+    np.testing.assert_allclose(dec["energy"], pc.energy, rtol=1e-6)
+    np.testing.assert_allclose(dec["massive_abs"], pc.massive_abs, rtol=1e-6)
+    for j, kind in enumerate(pc.KINDS):
+        x = pc.sim[kind].astype(np.float64)  # [N, R, D]
+        mean = x.mean(0)
+        half = lec.t_quantile(0.975, 19) * x.std(0, ddof=1) / np.sqrt(20)
+        np.testing.assert_allclose(dec["mean"][j], mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(dec["lo"][j], mean - half, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(dec["hi"][j], mean + half, rtol=1e-5, atol=1e-6)
+    assert np.all(dec["lo"] < dec["mean"]) and np.all(dec["mean"] < dec["hi"])
+    # the planted constant in row 1: raw similarity high, content similarity near 0
+    assert dec["mean"][0, 1].min() > 0.9 and np.abs(dec["mean"][3, 1]).max() < 0.1
+
+
+def test_widget_position_content_view_on_the_worker():
+    import threading
+
+    from residual_widgets import _codec
+    from residual_widgets.explore import explore
+
+    hf, tok = tiny_model("gpt2", n_layers=2)
+    w = explore("When Mary and John went to the store", model=rw.load_model(hf, tok), cell=None)
+    w.send = lambda *a, **k: None
+    w.wait()
+    threads = []
+    real = lec.position_content_for
+
+    def spy(sess, **kw):
+        threads.append(threading.current_thread().name)
+        return real(sess, **kw)
+
+    try:
+        lec.position_content_for = spy
+        w.view = "position_content"
+        w.wait(sweep=False)
+    finally:
+        lec.position_content_for = real
+    assert threads == ["residual-widgets-jobs"]  # computed on the worker, once
+    pc = w.current_position_content
+    ref = real(w.session)
+    np.testing.assert_array_equal(pc.sim["content"], ref.sim["content"])
+    np.testing.assert_allclose(
+        _codec.decode(w.position_content["mean"])[3], ref.sim["content"].mean(0), rtol=1e-5
+    )
+    assert w.session.n_positions == 8
+    assert w.position_content["n_prompts"] == 24 and w.position_content["n_tokens"] == 8
+    w.view = "map"
+    w.view = "position_content"  # shown again: not recomputed
+    w.wait(sweep=False)
+    assert w.current_position_content is pc and w.error == ""
+    w.close()
+
+
 # ---- lecture helpers -----------------------------------------------------------------------------
 
 

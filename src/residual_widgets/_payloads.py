@@ -7,7 +7,7 @@ what is sent and in which precision:
 
 * ``effect``: one pinned :class:`~.effects.Effect`, with its first-reached rows;
 * ``atlas``: the sweep, float16 maps when large, kept in the kernel when too big for the comm;
-* ``profile`` / ``similarity``: the lecture views' arrays;
+* ``profile`` / ``similarity`` / ``position_content``: the lecture views' arrays;
 * the ``lens`` reply: the logit lens of one cell, clean and intervened.
 """
 
@@ -92,6 +92,43 @@ def similarity_payload(session) -> dict:
     """``similarity`` trait: cosine similarity ``[R, P, P]`` of the clean run, and by distance."""
     sim, by_d = views.similarity(session.clean.resid)
     return {"sim": encode(sim, half=wants_half(sim.shape)), "by_distance": encode(by_d)}
+
+
+def position_content_payload(pc, conf: float = 0.95) -> dict:
+    """``position_content`` trait from a :class:`views.PositionContent` (or a session / model,
+    for which :func:`lecture.position_content_for` computes it): ``R`` rows, ``M`` massive
+    dimensions, ``K`` kinds (``kinds``, in :attr:`PositionContent.KINDS` order), distances
+    ``1..D``.
+
+    ``massive_dims`` int32 ``[M]``, ``massive_abs`` ``[R, M]``, ``median_abs`` ``[R]``,
+    ``energy`` / ``energy_no_massive`` ``[R, 3]`` (shared, position, content), ``distance``
+    int32 ``[D]``; ``mean`` / ``lo`` / ``hi`` ``[K, R, D]``: the cosine by distance averaged over
+    prompts with its ``conf`` Student-t interval; ``n_prompts``, ``n_tokens``, ``first``."""
+    if not isinstance(pc, views.PositionContent):
+        from .lecture import position_content_for
+
+        pc = position_content_for(pc)
+    ivs = [pc.interval(k, conf=conf) for k in pc.KINDS]
+
+    def f32(a):
+        return encode(np.asarray(a, np.float32))
+
+    return {
+        "kinds": list(pc.KINDS),
+        "massive_dims": encode(np.asarray(pc.massive_dims, np.int32)),
+        "massive_abs": f32(pc.massive_abs),
+        "median_abs": f32(pc.median_abs),
+        "energy": f32(pc.energy),
+        "energy_no_massive": f32(pc.energy_no_massive),
+        "distance": encode(np.asarray(pc.distance, np.int32)),
+        "mean": f32(np.stack([iv.mean for iv in ivs])),
+        "lo": f32(np.stack([iv.lo for iv in ivs])),
+        "hi": f32(np.stack([iv.hi for iv in ivs])),
+        "conf": float(conf),
+        "n_prompts": pc.n_prompts,
+        "n_tokens": int(pc.n_tokens),
+        "first": int(pc.first),
+    }
 
 
 def lens_reply(request_id, key, cell, clean, intervened) -> dict:

@@ -10,6 +10,8 @@ to a control that would fail if the claim were false. This module holds the piec
   next token): the control for "this is about predicting text";
 * :func:`residuals` — every residual row of many prompts in one batched forward pass
   ``[N, R, P, d]`` (equal to ``Session(...).clean.resid`` of each prompt);
+* :func:`position_content_for` — :func:`views.position_content` of corpus prompts for a
+  session or model (prompt length and BOS chosen from the session; the widget's view);
 * :func:`t_interval` / :func:`bootstrap_interval` — confidence intervals over prompts;
 * :func:`untrained_twin` — a bundled model's architecture with fresh random weights (the model
   where a learned claim should *not* hold);
@@ -124,6 +126,52 @@ def residuals(model, ids_list, batch: int = 16) -> torch.Tensor:
         for h in handles:
             h.remove()
     return torch.cat(out)
+
+
+# ---- position vs content over the corpus ---------------------------------------------------
+def position_content_for(
+    model,
+    n_prompts: int = 24,
+    length: int | None = None,
+    max_length: int = 24,
+    min_length: int = 8,
+    source: str = "both",
+    **kw,
+):
+    """:func:`views.position_content` of ``n_prompts`` corpus prompts for a session or model:
+    the session's decomposition view in one call (the widget's ``position_content`` view).
+
+    ``length`` (tokens per prompt): by default the session prompt's length clamped to
+    ``min_length..max_length`` (24 for a bare model); where the corpus has too few prompts that
+    long for the tokenizer, two tokens shorter until it has (down to 4). A BOS token is prepended
+    when the session's prompt starts with one. ``kw`` goes to :func:`views.position_content`
+    (``first``, ``massive_dims``, ``factor``, ``max_distance``). The result's ``n_prompts`` and
+    ``n_tokens`` say what was used."""
+    from .models import load_model
+    from .views import position_content
+
+    sess = model if hasattr(model, "clean") and hasattr(model, "model") else None
+    lm = sess.model if sess is not None else load_model(model)
+    if sess is not None and getattr(sess, "remote", None) is not None:
+        raise ValueError("position_content_for runs the corpus locally; use a local session")
+    bos_id = getattr(lm.tokenizer, "bos_token_id", None)
+    bos = sess is not None and bos_id is not None and int(sess.ids[0]) == int(bos_id)
+    if length is None:
+        want = sess.n_positions if sess is not None else max_length
+        length = min(max(int(want), min_length), max_length)
+    ids = None
+    for n in range(int(length), 3, -2):
+        try:
+            ids = prompt_ids(lm, n=n_prompts, length=n, source=source, bos=bos)
+            break
+        except ValueError:
+            continue
+    if ids is None:
+        raise ValueError(
+            f"the corpus has fewer than {n_prompts} prompts of 4 or more tokens for this "
+            "tokenizer; ask for fewer prompts"
+        )
+    return position_content(residuals(lm, ids), **kw)
 
 
 # ---- intervals -----------------------------------------------------------------------------

@@ -176,8 +176,21 @@ class PositionContent:
     sim: dict
     distance: np.ndarray
     first: int
+    #: tokens per prompt, position 0 included (``first`` of them are left out of the statistics)
+    n_tokens: int = 0
 
     KINDS = ("raw", "no_massive", "centred", "content", "content_other")
+
+    @property
+    def n_prompts(self) -> int:
+        return int(self.sim["raw"].shape[0])
+
+    def interval(self, kind: str, conf: float = 0.95):
+        """The ``conf`` Student-t interval over prompts of ``sim[kind]``: ``[R, D]`` arrays
+        ``mean``, ``lo``, ``hi`` (a :class:`~.lecture.Interval`)."""
+        from .lecture import t_interval
+
+        return t_interval(self.sim[kind], axis=0, conf=conf)
 
     def far(self, kind: str, min_distance: int = 5) -> np.ndarray:
         """Per prompt and row ``[N, R]``: mean similarity at distances ≥ ``min_distance``."""
@@ -290,6 +303,7 @@ def position_content(
     models, with a residual unlike any other). ``max_distance``: largest ``d`` (default: all).
     """
     x = torch.as_tensor(np.asarray(resid) if not isinstance(resid, torch.Tensor) else resid)
+    n_tokens = int(x.shape[2])
     x = x.float()[:, :, first:]
     N, R, P, d = x.shape
     if N < 3:
@@ -344,4 +358,5 @@ def position_content(
         sim=sim,
         distance=np.arange(1, D + 1),
         first=first,
+        n_tokens=n_tokens,
     )

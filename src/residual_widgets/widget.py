@@ -22,7 +22,8 @@ client}``                   (no reply). A running sweep stops when every view th
                             kernel) — and restarts when a view comes back
 ==========================  ==================================================================
 
-Lecture views (``view`` trait: ``map`` | ``first_reached`` | ``profile`` | ``similarity``), all
+Lecture views (``view`` trait: ``map`` | ``first_reached`` | ``profile`` | ``similarity`` |
+``position_content``), all
 computed by the engine (:mod:`.views`) and sent as binary arrays (:mod:`._payloads` builds what
 each trait and reply carries; :mod:`._export` draws ``figure()`` and writes ``save_html()``):
 
@@ -30,7 +31,11 @@ each trait and reply carries; :mod:`._export` draws ``figure()`` and writes ``sa
 * ``profile`` — :func:`views.future_profile` of the atlas's KL for every source row, mean and max
   (``[S, P]`` each, by distance ``j - i``), filled when the view is shown and the atlas changes;
 * ``similarity`` — :func:`views.similarity` of the clean run (``[R, P, P]`` and ``[R, P]``),
-  computed once per session when the view is first shown.
+  computed once per session when the view is first shown;
+* ``position_content`` — :func:`lecture.position_content_for` the session (corpus prompts of
+  about the prompt's length: massive dimensions, energy split, cosine by distance with its
+  interval), computed on the job worker once per session when the view is first shown
+  (``current_position_content`` holds the :class:`views.PositionContent`).
 
 Every request is acknowledged at once (``{type: "ack", id}``) from the comm handler, so the front
 end can tell a busy or dead kernel from a slow computation. Failures reply
@@ -70,7 +75,7 @@ _ESM = _STATIC / "widget.js"
 #: the kinds the widget offers: all of grid.KINDS but "set", which needs a vector per cell that
 #: the front end has no way to enter
 WIDGET_KINDS = tuple(k for k in grid.KINDS if k != "set")
-VIEWS = ("map", "first_reached", "profile", "similarity")
+VIEWS = ("map", "first_reached", "profile", "similarity", "position_content")
 #: color palettes: "default" (viridis / RdBu), "contrast" (inferno / strong RdBu, black on white)
 PALETTES = ("default", "contrast")
 
@@ -178,6 +183,7 @@ class ResidualExplorer(anywidget.AnyWidget):
     view_row = t.Int(-1).tag(sync=True)  # -1: follow the hovered / pinned row
     profile = t.Dict(allow_none=True, default_value=None).tag(sync=True)
     similarity = t.Dict(allow_none=True, default_value=None).tag(sync=True)
+    position_content = t.Dict(allow_none=True, default_value=None).tag(sync=True)
     # presenting: larger fonts and cells for projectors; a high-contrast palette
     presentation = t.Bool(False).tag(sync=True)
     palette = t.Unicode("default").tag(sync=True)  # "default" | "contrast"
@@ -211,6 +217,7 @@ class ResidualExplorer(anywidget.AnyWidget):
         self.session = session
         self.current_effect = None  # engine Effect shown in `effect`
         self.current_atlas = None  # engine Atlas shown in `atlas`
+        self.current_position_content = None  # views.PositionContent shown in `position_content`
         self._factory = session_factory
         self._lock = threading.RLock()
         self._py_ids = 0
@@ -403,6 +410,8 @@ class ResidualExplorer(anywidget.AnyWidget):
                 self._do_lens(rid, *arg)
             elif typ == "rebuild":
                 self._do_rebuild(arg)
+            elif typ == "position_content":
+                self._do_position_content()
         except Exception as exc:  # noqa: BLE001 - a failed job is reported to the user in words
             self._fail(typ, rid, exc)
         finally:
@@ -447,9 +456,13 @@ class ResidualExplorer(anywidget.AnyWidget):
             self.atlas = None
             self.profile = None
             self.similarity = None
+            self.position_content = None
+            self.current_position_content = None
             self.error = ""
         if self.view == "similarity":
             self._send_similarity()
+        if self.view == "position_content":
+            self._do_position_content()
         self._refresh()
 
     # ---- the sweep thread -----------------------------------------------------------------------
@@ -514,6 +527,8 @@ class ResidualExplorer(anywidget.AnyWidget):
         try:
             if change["new"] == "similarity" and self.similarity is None:
                 self._send_similarity()
+            elif change["new"] == "position_content" and self.position_content is None:
+                self._submit("position_content", self._next_py_id(), None)  # on the worker
             elif change["new"] == "profile":
                 self._send_profile()
         except Exception as exc:  # noqa: BLE001 - a failed view is reported to the user in words
@@ -532,6 +547,15 @@ class ResidualExplorer(anywidget.AnyWidget):
 
     def _send_similarity(self) -> None:
         self.similarity = _payloads.similarity_payload(self.session)
+
+    def _do_position_content(self) -> None:
+        from .lecture import position_content_for
+
+        sess = self.session
+        pc = position_content_for(sess)
+        if sess is self.session:  # not rebuilt meanwhile
+            self.current_position_content = pc
+            self.position_content = _payloads.position_content_payload(pc)
 
     def _send_profile(self) -> None:
         atlas = self.current_atlas
