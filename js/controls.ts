@@ -8,7 +8,7 @@
  * markup.
  */
 
-import { VIEWS } from "./lecture";
+import { ROW_VIEWS, VIEWS } from "./lecture";
 import type { Model } from "./traits";
 
 export interface ControlHandlers {
@@ -105,12 +105,12 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
   const view = select(
     "view",
     VIEWS,
-    "Which picture: the downstream map, the first row reached per position, the future-effect profile by distance, or cross-position similarity",
+    "Which picture: the downstream map, the first row reached per position, the future-effect profile by distance, cross-position similarity, or position vs content (corpus prompts: massive dims, energy split, cosine by distance)",
   );
   const row = h("input", "rw-row");
   row.type = "number";
   row.min = "-1";
-  row.title = "Row for the profile / similarity views (-1: follow the hovered or pinned row)";
+  row.title = "Row for the profile / similarity / position-content views (-1: follow the hovered or pinned row)";
   const rowWrap = h("label", undefined, "row");
   rowWrap.title = row.title;
   rowWrap.append(row);
@@ -248,7 +248,7 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
     present.checked = !!model.get("presentation");
     pull(row, String(model.get("view_row") ?? -1));
     const v = model.get("view");
-    rowWrap.style.display = v === "profile" || v === "similarity" ? "" : "none";
+    rowWrap.style.display = ROW_VIEWS.includes(v) ? "" : "none";
     pull(source, model.get("source_prompt") ?? "");
     const pair: string[] = model.get("logit_pair") ?? [];
     pull(good, pair[0] ?? "");

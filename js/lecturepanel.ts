@@ -1,12 +1,23 @@
 /**
- * The lecture-view panel beside the map: the future profile (line chart) or the cross-position
- * similarity heatmap of one row. Returns what it drew (the test hook's `view()`); for the
+ * The lecture-view panel beside the map: the future profile (line chart), the cross-position
+ * similarity heatmap of one row, or the position-vs-content decomposition (poscon.ts). Returns what it drew (the test hook's `view()`); for the
  * first-reached view (drawn on the map itself) it records the marks in `data-first-reached`.
  */
 
 import { drawProfile, sizeCanvas } from "./draw";
 import { type Cell, type Geom, labelH, paint, type Theme } from "./heatmap";
-import { type ProfileData, pickRow, profileSeries, type SimilarityData, similarityBlock } from "./lecture";
+import {
+  type PositionContentData,
+  type ProfileData,
+  pcRows,
+  pickRow,
+  positionContentAt,
+  profileSeries,
+  ROW_VIEWS,
+  type SimilarityData,
+  similarityBlock,
+} from "./lecture";
+import { drawPositionContent, pcHeight } from "./poscon";
 import { makeScale } from "./scale";
 
 export interface LecturePanelArgs {
@@ -21,6 +32,8 @@ export interface LecturePanelArgs {
   firstReached: number[] | null;
   profile: ProfileData | null;
   simil: SimilarityData | null;
+  /** the position/content decomposition (null: not computed yet) */
+  poscon?: PositionContentData | null;
   viewRow: number;
   preview: Cell | null;
   pinned: Cell[];
@@ -34,12 +47,13 @@ export interface LecturePanelArgs {
 
 export function drawLecturePanel(a: LecturePanelArgs): Record<string, unknown> {
   const v = a.view;
-  a.panel.style.display = v === "profile" || v === "similarity" ? "" : "none";
+  a.panel.style.display = ROW_VIEWS.includes(v) ? "" : "none";
   if (v === "first_reached") {
     const marks = a.shownMode === "effect" ? a.firstReached : null;
     a.root.dataset.firstReached = marks ? JSON.stringify(marks) : "";
     return { view: v, firstReached: marks };
   }
+  if (v === "position_content") return drawPosCon(a);
   if (v !== "profile" && v !== "similarity") return { view: v };
   if (v === "profile") {
     const S = a.profile ? a.profile.mean.shape[0] : 0;
@@ -96,4 +110,35 @@ export function drawLecturePanel(a: LecturePanelArgs): Record<string, unknown> {
     });
   }
   return { view: v, row, sim: block ? Array.from(block) : null };
+}
+
+function drawPosCon(a: LecturePanelArgs): Record<string, unknown> {
+  const pc = a.poscon ?? null;
+  const R = pc ? pcRows(pc) : a.rows;
+  const row = pickRow(a.viewRow, a.preview, a.site === "resid" ? a.pinned : [], R, R - 1);
+  const s = positionContentAt(pc, row);
+  a.title.textContent = `Position vs content at row ${row}: what the residual shares across positions`;
+  a.sub.textContent = pc
+    ? `${pc.nPrompts} corpus prompts × ${pc.nTokens} tokens (position${pc.first > 1 ? "s" : ""} < ${pc.first} left out) · ` +
+      `shared = row mean, position = mean over prompts at that position, content = the rest · ` +
+      `content − other prompt at d ≥ ${s?.farFrom ?? 5}: ${s ? s.excess.toFixed(3) : "–"}`
+    : "computing over the corpus prompts…";
+  const w = Math.max(360, Math.min(620, a.mapWidth));
+  const d = sizeCanvas(a.canvas, w, pcHeight(a.th.fs));
+  const ctx = a.canvas.getContext("2d");
+  if (ctx) drawPositionContent(ctx, w, d, pc, s, a.th);
+  return {
+    view: "position_content",
+    row,
+    nPrompts: pc?.nPrompts ?? null,
+    nTokens: pc?.nTokens ?? null,
+    massiveDims: pc?.massiveDims ?? null,
+    massive: s ? s.massive.map((m) => m.value) : null,
+    median: s?.median ?? null,
+    energy: s ? s.energy : null,
+    mean: s ? Object.fromEntries(s.curves.map((c) => [c.kind, c.mean])) : null,
+    lo: s ? Object.fromEntries(s.curves.map((c) => [c.kind, c.lo])) : null,
+    hi: s ? Object.fromEntries(s.curves.map((c) => [c.kind, c.hi])) : null,
+    excess: s?.excess ?? null,
+  };
 }

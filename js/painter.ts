@@ -8,7 +8,7 @@
 import type { Dom } from "./dom";
 import { gridLayout, sizeCanvas, theme } from "./draw";
 import { type Cell, type Geom, labelH } from "./heatmap";
-import { firstReachedMarks, type ProfileData, type SimilarityData } from "./lecture";
+import { firstReachedMarks, type PositionContentData, type ProfileData, type SimilarityData } from "./lecture";
 import { drawLecturePanel } from "./lecturepanel";
 import { drawMapPanel } from "./mappanel";
 import { type AtlasData, currentMap, type EffectData, type Shown } from "./mapstate";
@@ -24,6 +24,8 @@ export interface Local {
   firstReached: number[] | null;
   profile: ProfileData | null;
   simil: SimilarityData | null;
+  /** The position-vs-content decomposition (`position_content` trait), or null. */
+  poscon?: PositionContentData | null;
   /** Source cell whose atlas map is previewed (hover), or null. */
   preview: Cell | null;
   /** Keyboard cursor on the map (map row, position), or null. */
@@ -144,6 +146,7 @@ export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTML
       firstReached: local.firstReached,
       profile: local.profile,
       simil: local.simil,
+      poscon: local.poscon ?? null,
       viewRow: m.get("view_row") ?? -1,
       preview,
       pinned: effect ? effect.cells : [],

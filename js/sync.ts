@@ -6,7 +6,7 @@
 
 import type { Controls } from "./controls";
 import { type Dom, HELP, PAGE_HELP, type Say, showing } from "./dom";
-import { decodeFirstReached, decodeProfile, decodeSimilarity } from "./lecture";
+import { decodeFirstReached, decodePositionContent, decodeProfile, decodeSimilarity } from "./lecture";
 import { decodeAtlas, decodeEffect, slowPathNote, storageNote } from "./mapstate";
 import type { Local, Painter } from "./painter";
 import { type Requests, watchKernel } from "./protocol";
@@ -131,6 +131,10 @@ export function syncModel({ m, t, dom, local, painter, req, say, controls, tip }
     local.simil = decodeSimilarity(m.get("similarity"));
     painter.draw();
   };
+  const onPosCon = () => {
+    local.poscon = decodePositionContent(m.get("position_content"));
+    painter.draw();
+  };
   const kernel = watchKernel(m, (text) => say("error", text));
 
   const listeners: [string, (msg: Msg) => void][] = [
@@ -141,6 +145,7 @@ export function syncModel({ m, t, dom, local, painter, req, say, controls, tip }
     ["comm_live_update", onDead],
     ["change:profile", onProfile],
     ["change:similarity", onSimil],
+    ["change:position_content", onPosCon],
     ...HEADER.map((name): [string, () => void] => [`change:${name}`, syncHeader]),
     ...REDRAW.map((name): [string, () => void] => [`change:${name}`, onRedraw]),
   ];
@@ -150,6 +155,7 @@ export function syncModel({ m, t, dom, local, painter, req, say, controls, tip }
   local.firstReached = decodeFirstReached(m.get("effect"));
   local.profile = decodeProfile(m.get("profile"));
   local.simil = decodeSimilarity(m.get("similarity"));
+  local.poscon = decodePositionContent(m.get("position_content"));
   local.atlas = decodeAtlas(m.get("atlas"));
   look();
   syncHeader();

@@ -36,6 +36,8 @@ export type Traits = {
   view_row: number;
   profile: Payload | null;
   similarity: Payload | null;
+  /** The position-vs-content decomposition over corpus prompts (lecture.ts), or null. */
+  position_content?: Payload | null;
   /** Presentation mode (projectors): larger fonts and cells. */
   presentation: boolean;
   /** "default" | "contrast" (high-contrast colors for projectors) */
