@@ -8,7 +8,8 @@
  * - `atlas`: the sweep, filled progressively —
  *   `{kind, site, complete, resid_delta: f32|f16[S, P, R, P], kl: f32[S, P, P] | null,
  *     total_kl: f32[S, P], logit_diff: f32[S, P] | null, done: bool[S, P], clean_logit_diff,
- *     method: "cone"|"batch"|"loop", slow_path: why the cone was refused ("" if it was not)}`
+ *     method: "cone"|"batch"|"loop", slow_path: why the cone was refused ("" if it was not),
+ *     logprob_total: f32[S, P] (Σ Δlog p), agreement: with the estimate (see estimate.ts)}`
  *   where S = R source rows for the residual site and S = L = R-1 blocks for attn_out/mlp_out.
  *   The saved page (`_payloads.page_atlas_payload`) may keep only some cells' maps: then
  *   `resid_delta` is `f16[K, R, P]` and `map_index: i32[S, P]` says which map is whose (-1: none,
@@ -19,6 +20,7 @@
  */
 
 import { block2d, decode, decodeMaybe, isEncoded, type NDArray, num, type Payload, row1d, str } from "./codec";
+import { type Agreement, decodeAgreement } from "./estimate";
 import { type Cell, reachable, type Site } from "./heatmap";
 
 export interface EffectData {
@@ -50,6 +52,10 @@ export interface AtlasData {
   /** `[S, P, P-1]` Δlog p of every source cell, when sent (the saved page), else null. */
   logprob: NDArray | null;
   totalKl: NDArray;
+  /** `[S, P]` Σ Δlog p of the next tokens per source cell (exact; estimate.ts), when sent. */
+  logprobTotal?: NDArray | null;
+  /** The estimate's agreement with the cells done so far (estimate.ts), when sent. */
+  agreement?: Record<string, Agreement> | null;
   logitDiff: NDArray | null;
   done: NDArray;
   cleanLogitDiff: number | null;
@@ -87,6 +93,8 @@ export function decodeAtlas(raw: Payload | null | undefined): AtlasData | null {
     kl: decodeMaybe(raw.kl),
     logprob: decodeMaybe(raw.logprob_delta),
     totalKl: decode(raw.total_kl),
+    logprobTotal: decodeMaybe(raw.logprob_total),
+    agreement: decodeAgreement(raw.agreement),
     logitDiff: decodeMaybe(raw.logit_diff),
     done: decode(raw.done),
     cleanLogitDiff: num(raw.clean_logit_diff),

@@ -8,6 +8,7 @@
  */
 
 import type { Dom, Say } from "./dom";
+import { cellText, type EstimateData, overviewCells } from "./estimate";
 import { type Cell, type Geom, type Hit, hitTest } from "./heatmap";
 import { type AtlasData, atlasHas, mapCellToSource, overviewValues, type Shown } from "./mapstate";
 import type { Local, Painter } from "./painter";
@@ -56,7 +57,8 @@ export function mapTip(hit: NonNullable<Hit>, g: Geom, shown: Shown, tokens: str
   };
 }
 
-/** The tooltip of overview cell (row, col) of `g`: the sweep's summary value of that source cell. */
+/** The tooltip of overview cell (row, col) of `g`: the sweep's summary value of that source cell;
+ * with an estimate (`est`), a cell the sweep has not reached says so and gives the estimate. */
 export function overviewTip(
   row: number,
   col: number,
@@ -64,12 +66,20 @@ export function overviewTip(
   atlas: AtlasData | null,
   which: string,
   tokens: string[],
+  est: EstimateData | null = null,
+  sweeping = false,
 ): TipText {
+  const head = `source ${(atlas?.site ?? est?.site ?? "resid") === "resid" ? "row" : "block"} ${row}, position ${col}`;
+  const token = tokens[col] ?? "";
+  if (est) {
+    const cells = overviewCells(atlas, est, which, g.rows, g.cols);
+    return { head, token, value: cellText(cells, row, col, g.cols, sweeping), lensCell: null };
+  }
   const ov = atlas ? overviewValues(atlas, which) : null;
   const v = ov ? ov.values[row * g.cols + col] : NaN;
   return {
-    head: `source ${atlas?.site === "resid" || !atlas ? "row" : "block"} ${row}, position ${col}`,
-    token: tokens[col] ?? "",
+    head,
+    token,
     value: ov ? `${ov.title} = ${show(v, "not swept yet")} ${ov.unit}` : "no sweep yet",
     lensCell: null,
   };
@@ -121,7 +131,9 @@ export function attachPointer({ m, t, dom, local, painter, tip, act }: PointerDe
       return;
     }
     const c: Cell = [hit.row, hit.col];
-    tip.show(ev, overviewTip(hit.row, hit.col, g, local.atlas, m.get("overview_metric"), t.tokens()), effectId());
+    const which = m.get("overview_metric");
+    const sweeping = !!m.get("progress")?.running;
+    tip.show(ev, overviewTip(hit.row, hit.col, g, local.atlas, which, t.tokens(), local.estimate, sweeping), effectId());
     act.setPreview(atlasHas(local.atlas, c) ? c : null);
   };
   const onOvClick = (ev: MouseEvent) => {

@@ -146,6 +146,7 @@ function render({ model, el }: RenderProps<Traits>): () => void {
     },
     geom: painter.geom,
     view: painter.lectureInfo,
+    overview: painter.overviewInfo,
     atlasDone: () => (local.atlas ? Array.from(local.atlas.done.data) : null),
     paints: painter.paints,
     clientId: req.client,

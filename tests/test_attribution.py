@@ -317,3 +317,79 @@ def test_correlations_and_agreement():
     assert spearman(x, -x) == pytest.approx(-1.0)
     assert spearman([1, 1, 2], [1, 1, 2]) == pytest.approx(1.0)  # ties share ranks
     assert np.isnan(pearson([1, 1, 1], [1, 2, 3]))
+
+
+# ---- agreement with the exact sweep (agreement.py: the widget's scatter and outlines) --------
+def _loop_ranks(x):
+    """Average ranks by a plain loop over sorted runs (the reference for the vectorised one)."""
+    x = np.asarray(x, float)
+    order = np.argsort(x, kind="mergesort")
+    out = np.empty(len(x))
+    i = 0
+    while i < len(x):
+        j = i
+        while j + 1 < len(x) and x[order[j + 1]] == x[order[i]]:
+            j += 1
+        out[order[i : j + 1]] = (i + j) / 2
+        i = j + 1
+    return out
+
+
+def test_vectorised_ranks_equal_the_loop_with_ties():
+    from residual_widgets.agreement import ranks
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 7, 200):
+        x = rng.integers(0, 5, n).astype(float)  # many ties
+        np.testing.assert_array_equal(ranks(x), _loop_ranks(x))
+        y = rng.normal(size=n)
+        np.testing.assert_array_equal(ranks(y), _loop_ranks(y))
+
+
+def test_compare_lists_the_worst_cells_over_done_cells_only():
+    from residual_widgets.agreement import compare
+
+    exact = np.arange(12, dtype=np.float32).reshape(3, 4)
+    est = exact.copy()
+    est[2, 1] += 9  # worst, but not done: must not be listed
+    est[0, 3] -= 5
+    est[1, 0] += 3
+    est[2, 2] += 1
+    done = np.ones((3, 4), bool)
+    done[2, 1] = False
+    res = compare(est, exact, done, k=3)
+    assert res["worst"] == [[0, 3], [1, 0], [2, 2]]
+    assert res["max_abs_error"] == pytest.approx(5.0) and res["n"] == 11
+    e, x = est[done], exact[done]
+    assert res["pearson"] == pytest.approx(np.corrcoef(e, x)[0, 1])
+    assert res["spearman"] == pytest.approx(np.corrcoef(_loop_ranks(e), _loop_ranks(x))[0, 1])
+    none = compare(est, exact, np.zeros((3, 4), bool))
+    assert none["n"] == 0 and none["worst"] == [] and np.isnan(none["pearson"])
+
+
+def test_agreement_of_a_partial_atlas_and_its_figure():
+    """The agreement covers the cells swept so far; the figure's title carries its numbers and
+    labels the worst cells."""
+    sess = rw.Session(tiny_lm("gpt2"), PROMPT, logit_diff=PAIR)
+    attr = sess.attribute("zero", "attn_out")
+    atlas = sess.sweep(kind="zero", site="attn_out", positions=[0, 3, 5, 8])
+    ag = attr.agreement(atlas, k=4)
+    done = atlas.done
+    assert set(ag) == {"logit_diff", "logprob_delta"} and ag["logprob_delta"]["n"] == done.sum()
+    ex = atlas.logprob_delta.sum(-1)
+    err = np.abs(attr.logprob_delta - ex)
+    err[~done] = -1
+    top = sorted(map(tuple, np.argwhere(done)), key=lambda c: -err[c])[:4]
+    assert [tuple(c) for c in ag["logprob_delta"]["worst"]] == top
+    assert ag["logprob_delta"]["pearson"] == pytest.approx(pearson(attr.logprob_delta[done], ex[done]))
+    fig = attr.agreement_figure(atlas, k=4)
+    r = ag["logit_diff"]
+    assert f"Pearson r {r['pearson']:.2f}" in fig.layout.title.text
+    assert f"Spearman ρ {r['spearman']:.2f}" in fig.layout.title.text
+    np.testing.assert_allclose(fig.data[0].x, attr.logit_diff[done])
+    np.testing.assert_allclose(fig.data[0].y, atlas.logit_diff[done])
+    assert len(fig.data[-1].x) == len(r["worst"])
+    with pytest.raises(ValueError, match="token pair"):
+        rw.Session(tiny_lm("gpt2"), PROMPT).attribute().agreement_figure(
+            rw.Session(tiny_lm("gpt2"), PROMPT).sweep(rows=[0], positions=[0]), "logit_diff"
+        )

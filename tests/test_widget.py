@@ -587,3 +587,106 @@ def test_presentation_and_palette_traits(widget):
     w.palette = "rainbow"
     assert w.palette == "contrast" and "unknown palette 'rainbow'" in w.error
     assert w.sent[-1]["type"] == "error" and w.sent[-1]["request"] == "palette"
+
+
+# ---- the instant overview: the attribution estimate before the sweep (issue 11 item 3) ------
+def _tiny_session(prompt="When Mary and John went to the store", **kw):
+    import residual_widgets as rw
+    from residual_widgets.tiny import tiny_model
+
+    hf, tok = tiny_model("gpt2", n_layers=2)
+    return rw.Session(rw.load_model(hf, tok), prompt, **kw)
+
+
+def test_estimate_is_set_before_the_sweeps_first_cell_and_equals_the_engine():
+    """The sweep waits for the estimate: when the sweep starts and when its first cell is filed
+    the estimate trait is already set, even though the estimate is made slow here. Its arrays
+    are the engine's Attribution; the atlas carries the exact Σ Δlog p and the agreement."""
+    sess = _tiny_session(logit_diff=(" Mary", " John"))
+    slow_attribute, real_sweep = sess.attribute, sess.sweep
+    seen: dict = {}
+
+    def attribute(*a, **k):
+        time.sleep(0.3)  # a slow estimate: the sweep must still come second
+        return slow_attribute(*a, **k)
+
+    def sweep(*a, progress=None, **k):
+        seen["at_start"] = w.estimate
+
+        def first(p):
+            seen.setdefault("at_first_cell", (int(p.done), w.estimate))
+            progress(p)
+
+        return real_sweep(*a, progress=first, **k)
+
+    sess.attribute, sess.sweep = attribute, sweep
+    w = ResidualExplorer(sess, logit_diff=(" Mary", " John"))
+    w.send = lambda *a, **k: None
+    w.start_sweep()
+    w.wait()
+    assert seen["at_start"] is not None and seen["at_start"]["note"] == ""
+    done, est_then = seen["at_first_cell"]
+    assert done >= 1 and est_then is not None
+    attr = slow_attribute("zero", "resid", logit_diff=(" Mary", " John"))
+    e = w.estimate
+    assert (e["kind"], e["site"], e["method"]) == ("zero", "resid", "atp")
+    assert e["logprob_delta"]["dtype"] == "float32" and e["logprob_delta"]["shape"] == [3, 8]
+    np.testing.assert_allclose(_codec.decode(e["logprob_delta"]), attr.logprob_delta, atol=1e-6)
+    np.testing.assert_allclose(_codec.decode(e["logit_diff"]), attr.logit_diff, atol=1e-6)
+    assert e["clean_logit_diff"] == pytest.approx(attr.logit_diff_clean)
+    assert "far from linear" in e["caveat"]  # zero on whole residual vectors
+    atlas = w.current_atlas
+    np.testing.assert_allclose(
+        _codec.decode(w.atlas["logprob_total"]), atlas.logprob_delta.sum(-1), atol=1e-6
+    )
+    ag, ref = w.atlas["agreement"], attr.agreement(atlas)
+    for m in ("logit_diff", "logprob_delta"):
+        assert ag[m]["n"] == 24 and ag[m]["worst"] == ref[m]["worst"]
+        assert ag[m]["pearson"] == pytest.approx(ref[m]["pearson"], abs=1e-5)
+        assert ag[m]["spearman"] == pytest.approx(ref[m]["spearman"], abs=1e-5)
+    assert w.overview_metric == "logit_diff"
+    w.close()
+
+
+def test_estimate_follows_the_settings_and_says_why_when_there_is_none():
+    sess = _tiny_session()
+    w = ResidualExplorer(sess)
+    w.send = lambda *a, **k: None
+    assert w.overview_metric == "logprob_delta"  # no token pair: Σ Δlog p (it has an estimate)
+    assert w.estimate is None
+    w._on_view_state("v1", "open")  # a view opening asks for it, without a sweep
+    w.wait(sweep=False)
+    assert w.estimate["kind"] == "zero" and w.estimate["logit_diff"] is None
+    assert w._sweep_thread is None
+    w.kind = "mean"
+    w.wait(sweep=False)
+    e = w.estimate
+    assert (e["kind"], e["caveat"] != "") == ("mean", True)
+    np.testing.assert_allclose(
+        _codec.decode(e["logprob_delta"]), sess.attribute("mean").logprob_delta, atol=1e-6
+    )
+    w.site = "attn_out"
+    w.wait(sweep=False)
+    assert (w.estimate["site"], w.estimate["caveat"]) == ("attn_out", "")
+    assert w.estimate["logprob_delta"]["shape"] == [2, 8]
+    w.site = "resid"
+    w.kind = "knockout"
+    w.start_sweep()
+    w.wait()
+    e = w.estimate
+    assert e["kind"] == "knockout" and e["logprob_delta"] is None
+    assert e["note"].startswith("no estimate for knockout")
+    assert w.atlas["complete"] and w.atlas["agreement"] is None  # the sweep still ran
+    assert w.error == ""
+    with pytest.raises(ValueError, match="overview_metric"):
+        ResidualExplorer(sess, overview_metric="kl")
+    w.close()
+
+
+def test_estimate_of_a_session_without_attribution_is_a_note(widget):
+    w = widget  # the fake session has no attribute(): the sweep must not wait forever
+    w.session.step_s = 0.0
+    w.start_sweep()
+    w.wait()
+    assert w.estimate["note"] == "no estimate: this session offers no attribution"
+    assert w.atlas["complete"] and w.atlas["agreement"] is None and w.error == ""

@@ -7,6 +7,7 @@ what is sent and in which precision:
 
 * ``effect``: one pinned :class:`~.effects.Effect`, with its first-reached rows;
 * ``atlas``: the sweep, float16 maps when large, kept in the kernel when too big for the comm;
+* ``estimate``: the instant overview (attribution patching) and, in the atlas, its agreement;
 * ``profile`` / ``similarity`` / ``position_content``: the lecture views' arrays;
 * the ``lens`` reply: the logit lens of one cell, clean and intervened.
 """
@@ -48,9 +49,10 @@ def effect_payload(eff, request_id: str | None) -> dict:
     }
 
 
-def atlas_payload(atlas) -> dict:
+def atlas_payload(atlas, agreement: dict | None = None) -> dict:
     """The ``atlas`` trait: maps ``[S, P, R, P]`` (float16 when large), ``kl [S, P, P]``,
-    ``total_kl [S, P]``, ``logit_diff [S, P]`` or None, ``done [S, P]``."""
+    ``total_kl [S, P]``, ``logprob_total [S, P]`` (Σ Δlog p), ``logit_diff [S, P]`` or None,
+    ``done [S, P]``, and ``agreement`` with the estimate (:func:`agreement_payload`) or None."""
     maps, kl = atlas.resid_delta, atlas.kl
     storage = getattr(atlas, "storage", "float32")
     if maps is not None and maps.size * 2 > SEND_LIMIT_BYTES:
@@ -66,10 +68,55 @@ def atlas_payload(atlas) -> dict:
         "resid_delta": encode_maybe(maps, half=half),
         "kl": encode(kl) if kl.nbytes <= SEND_LIMIT_BYTES else None,
         "total_kl": encode(atlas.kl.sum(-1)),
+        "logprob_total": _logprob_total(atlas),
         "logit_diff": encode_maybe(atlas.logit_diff),
         "done": encode(atlas.done),
         "clean_logit_diff": _float(getattr(atlas, "logit_diff_clean", None)),
+        "agreement": agreement,
     }
+
+
+def _logprob_total(atlas):
+    """``[S, P]``: each source cell's change of the summed log p of the actual next tokens (the
+    exact counterpart of :attr:`Attribution.logprob_delta`), or None when the atlas has none."""
+    lp = getattr(atlas, "logprob_delta", None)
+    return None if lp is None else encode(lp.sum(-1).astype(np.float32))
+
+
+def estimate_payload(attr, *, kind: str, site: str, note: str = "", caveat: str = "") -> dict:
+    """The ``estimate`` trait: the instant overview (:class:`~.attribution.Attribution`,
+    first-order attribution patching) for ``kind``/``site`` — ``logit_diff`` ``[S, P]`` (None
+    without a token pair), ``logprob_delta`` ``[S, P]``, float32, and ``caveat`` (where the
+    estimate is known to be poor) — or, when ``attr`` is None, only ``note``: why there is no
+    estimate (the overview says it)."""
+    out = {"kind": kind, "site": site, "note": note, "caveat": caveat, "method": ""}
+    out["logit_diff"] = None
+    out.update(logprob_delta=None, clean_logit_diff=None)
+    if attr is not None:
+        out.update(
+            method=attr.method,
+            logit_diff=encode_maybe(attr.logit_diff),
+            logprob_delta=encode(attr.logprob_delta),
+            clean_logit_diff=_float(attr.logit_diff_clean),
+        )
+    return out
+
+
+def agreement_payload(attr, atlas) -> dict | None:
+    """The atlas's ``agreement``: :func:`.agreement.agreement` of the estimate and the exact
+    cells done so far (Pearson, Spearman, n, the worst cells), NaN correlations as None; None
+    when either is missing, they differ in kind/site, or no cell is done."""
+    from .agreement import agreement
+
+    if attr is None or atlas is None or (attr.kind, attr.site) != (atlas.kind, atlas.site):
+        return None
+    if getattr(atlas, "logprob_delta", None) is None or not atlas.done.any():
+        return None
+    res = agreement(attr, atlas)
+    for v in res.values():
+        for key in ("pearson", "spearman", "max_abs_error"):
+            v[key] = float(v[key]) if np.isfinite(v[key]) else None  # JSON has no NaN
+    return res
 
 
 def row_profile(atlas, row: int, agg: str) -> views.FutureProfile:
@@ -192,6 +239,7 @@ def page_atlas_payload(atlas, budget: int = PAGE_BUDGET_BYTES, keep=()) -> tuple
         "kl": kl,
         "logprob_delta": lp,
         "total_kl": encode(atlas.kl.sum(-1)),
+        "logprob_total": _logprob_total(atlas),
         "logit_diff": encode_maybe(atlas.logit_diff),
         "done": encode(atlas.done),
         "clean_logit_diff": _float(getattr(atlas, "logit_diff_clean", None)),

@@ -72,6 +72,7 @@ import torch
 
 from . import figures, grid, metrics
 from . import remote as rm
+from .agreement import WORST_K, agreement, agreement_figure, pearson, spearman  # noqa: F401
 from .interventions import noise_for
 
 #: kinds whose intervention writes a value a' into a cell, so (a' − a) · ∇ is defined
@@ -142,9 +143,15 @@ class Attribution:
         fig.update_traces(colorscale="RdBu", zmid=0)
         return fig
 
-    def agreement(self, atlas) -> dict:
-        """Pearson/Spearman correlation with an exact :class:`Atlas` (see :func:`agreement`)."""
-        return agreement(self, atlas)
+    def agreement(self, atlas, k: int = WORST_K) -> dict:
+        """Pearson/Spearman correlation with an exact :class:`Atlas` and the ``k`` worst cells
+        (see :func:`.agreement.agreement`)."""
+        return agreement(self, atlas, k)
+
+    def agreement_figure(self, atlas, metric: str = "auto", k: int = WORST_K):
+        """Plotly scatter of this estimate against the exact atlas, correlations in the title,
+        the ``k`` worst cells labelled (see :func:`.agreement.agreement_figure`)."""
+        return agreement_figure(self, atlas, metric, k)
 
 
 _METRIC_NAMES = {
@@ -476,57 +483,3 @@ def _exact_top(sess, final, start, rel, pair):
         g, b = pair
         d_ld = (lsm[:, -1, g] - lsm[:, -1, b]) - (clean_lp[-1, g] - clean_lp[-1, b])
     return d_ld, d_lp
-
-
-# ---- agreement with the exact sweep ----------------------------------------------------------
-def pearson(x, y) -> float:
-    """Pearson correlation of two arrays (flattened); NaN when either is constant."""
-    x = np.asarray(x, np.float64).ravel()
-    y = np.asarray(y, np.float64).ravel()
-    x, y = x - x.mean(), y - y.mean()
-    den = np.sqrt((x * x).sum() * (y * y).sum())
-    return float((x * y).sum() / den) if den > 0 else float("nan")
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks 0..n-1 with ties given their average rank."""
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    ranks = np.empty(len(x), np.float64)
-    start = 0
-    for end in range(1, len(x) + 1):
-        if end == len(x) or xs[end] != xs[start]:
-            ranks[order[start:end]] = (start + end - 1) / 2
-            start = end
-    return ranks
-
-
-def spearman(x, y) -> float:
-    """Spearman rank correlation (ties share their average rank); NaN when either is constant."""
-    x = np.asarray(x, np.float64).ravel()
-    y = np.asarray(y, np.float64).ravel()
-    return pearson(_ranks(x), _ranks(y))
-
-
-def agreement(attr: Attribution, atlas) -> dict:
-    """How an :class:`Attribution` agrees with an exact :class:`Atlas` of the same kind and site,
-    over the cells the atlas has done: Pearson and Spearman correlation of the logit difference
-    (when both have one) and of the summed Δ log p, plus the largest absolute errors."""
-    if (attr.kind, attr.site) != (atlas.kind, atlas.site):
-        raise ValueError(
-            f"the attribution is {attr.kind}/{attr.site} but the atlas {atlas.kind}/{atlas.site}"
-        )
-    done = atlas.done
-    res = {}
-    pairs = [("logprob_delta", attr.logprob_delta, atlas.logprob_delta.sum(-1))]
-    if attr.logit_diff is not None and atlas.logit_diff is not None:
-        pairs.insert(0, ("logit_diff", attr.logit_diff, atlas.logit_diff))
-    for name, est, ex in pairs:
-        e, x = est[done], ex[done]
-        res[name] = {
-            "pearson": pearson(e, x),
-            "spearman": spearman(e, x),
-            "max_abs_error": float(np.abs(e - x).max()) if e.size else 0.0,
-            "n": int(e.size),
-        }
-    return res

@@ -48,6 +48,18 @@ the sweep releases it between positions, so a click during a sweep waits for at 
 position's batch. ipykernel's iopub socket is thread-safe, so traits set from these threads reach
 the browser while the kernel's main thread stays free for new messages.
 
+The instant overview (``estimate`` trait, :mod:`._estimate`): before a sweep starts (and when a
+view opens) the job worker computes the attribution-patching estimate of every source cell —
+one forward and one backward pass, ≈ 0.5 s on SmolLM2 at 33 tokens, one request remotely — and
+the sweep waits for it, so the overview is painted from the estimate first (marked as one) and
+each cell turns exact as the sweep reaches it. The atlas then carries ``agreement`` (Pearson,
+Spearman and the worst cells of estimate vs exact so far; the overview draws the scatter and
+outlines those cells). The overview metric (``overview_metric``) is the summed Δ log p of the
+prompt's next tokens by default, the logit difference with a token pair: both have an
+estimate. ``total_kl`` stays available, exact only: KL(clean ‖ new) has zero gradient at the
+clean run, so its first-order estimate is identically 0 and none is shown. ``set`` and
+``knockout`` write no value to linearise: the overview says so and fills from the sweep.
+
 Changing ``kind``, ``site`` or ``logit_pair`` from either side recomputes the pinned effect and
 restarts the sweep; changing ``source_prompt`` rebuilds the session first. For a remote session
 the ``remote_status`` trait says what the server is doing ("waiting on the remote queue", …).
@@ -76,6 +88,8 @@ _ESM = _STATIC / "widget.js"
 #: the front end has no way to enter
 WIDGET_KINDS = tuple(k for k in grid.KINDS if k != "set")
 VIEWS = ("map", "first_reached", "profile", "similarity", "position_content")
+#: the overview's summary per source cell (see "The instant overview" in the module docstring)
+OVERVIEW_METRICS = ("logprob_delta", "logit_diff", "total_kl")
 #: color palettes: "default" (viridis / RdBu), "contrast" (inferno / strong RdBu, black on white)
 PALETTES = ("default", "contrast")
 
@@ -167,12 +181,16 @@ class ResidualExplorer(anywidget.AnyWidget):
     site = t.Unicode("resid").tag(sync=True)
     metric = t.Unicode("kl").tag(sync=True)  # strip: "kl" | "logprob"
     scale = t.Unicode("linear").tag(sync=True)  # "linear" | "log"
-    overview_metric = t.Unicode("total_kl").tag(sync=True)  # "total_kl" | "logit_diff"
+    #: "logprob_delta" (Σ Δlog p of the next tokens; the default without a token pair) |
+    #: "logit_diff" (the default with one) | "total_kl" (exact only: no estimate exists)
+    overview_metric = t.Unicode("logprob_delta").tag(sync=True)
     logit_pair = t.List(t.Unicode()).tag(sync=True)  # [] or [good, bad]
     # results
     selection = t.List(t.List(t.Int())).tag(sync=True)
     effect = t.Dict(allow_none=True, default_value=None).tag(sync=True)
     atlas = t.Dict(allow_none=True, default_value=None).tag(sync=True)
+    #: the instant overview: attribution-patching estimate of every source cell (_estimate.py)
+    estimate = t.Dict(allow_none=True, default_value=None).tag(sync=True)
     progress = t.Dict({"done": 0, "total": 0, "running": False, "cancelled": False}).tag(sync=True)
     status = t.Unicode("idle").tag(sync=True)
     #: for a remote session: what the server is doing ("waiting on the remote queue", …), else ""
@@ -193,6 +211,8 @@ class ResidualExplorer(anywidget.AnyWidget):
     #: bytes the sweep's atlas may take (None: half of available memory); beyond it the maps are
     #: kept as float16, or not at all (the overview says which, and clicks compute maps)
     memory_budget: int | None = None
+    #: seconds a sweep waits for the estimate of its settings before starting anyway
+    estimate_wait_s = 120.0
     #: seconds a sweep goes on after the last view closed, in case one reopens (a page reload,
     #: a re-rendered output)
     orphan_grace_s = 10.0
@@ -217,6 +237,10 @@ class ResidualExplorer(anywidget.AnyWidget):
         self.session = session
         self.current_effect = None  # engine Effect shown in `effect`
         self.current_atlas = None  # engine Atlas shown in `atlas`
+        self.current_estimate = None  # engine Attribution shown in `estimate`
+        self._estimate_key = None  # the settings whose estimate was last asked for
+        self._estimate_ready = threading.Event()  # set: no estimate pending (the sweep waits)
+        self._estimate_ready.set()
         self.current_position_content = None  # views.PositionContent shown in `position_content`
         self._factory = session_factory
         self._lock = threading.RLock()
@@ -239,9 +263,16 @@ class ResidualExplorer(anywidget.AnyWidget):
             self.logit_pair = [str(x) for x in logit_diff] if logit_diff else []
             if logit_diff and "overview_metric" not in kw:
                 self.overview_metric = "logit_diff"
+            if self.overview_metric not in OVERVIEW_METRICS:
+                raise ValueError(
+                    f"unknown overview_metric {self.overview_metric!r}; "
+                    f"choose one of {', '.join(OVERVIEW_METRICS)}"
+                )
             self._load_session_facts()
         self._watch_remote(session)
-        self._jobs = LatestJobs(self._run_job, priority=("rebuild", "intervene", "lens"))
+        self._jobs = LatestJobs(
+            self._run_job, priority=("rebuild", "intervene", "estimate", "lens")
+        )
         self.on_msg(self._on_custom_msg)
         self.observe(self._on_settings, names=["kind", "site", "logit_pair"])
         self.observe(self._on_source, names=["source_prompt"])
@@ -264,6 +295,7 @@ class ResidualExplorer(anywidget.AnyWidget):
         """(Re)start the sweep for the current kind/site/token pair in a background thread."""
         self.cancel_sweep(wait=True)
         self._cancel = threading.Event()
+        self.request_estimate()
         kind, site, pair = self.kind, self.site, self._pair()
         self.progress = {"done": 0, "total": 0, "running": True, "cancelled": False}
         th = threading.Thread(
@@ -275,6 +307,17 @@ class ResidualExplorer(anywidget.AnyWidget):
         self._sweep_thread = th
         _LIVE.add(self)
         th.start()
+
+    def request_estimate(self) -> None:
+        """Compute the instant overview (attribution patching, :mod:`._estimate`) for the current
+        settings on the job worker, unless it was already asked for; a sweep started now waits
+        for it, so the estimate is painted before the first exact cell arrives."""
+        key = (id(self.session), self.kind, self.site, self._pair())
+        if key == self._estimate_key:
+            return
+        self._estimate_key = key
+        self._estimate_ready.clear()
+        self._submit("estimate", self._next_py_id(), key)
 
     def cancel_sweep(self, wait: bool = False) -> None:
         """Stop a running sweep (its partial atlas stays shown)."""
@@ -326,6 +369,7 @@ class ResidualExplorer(anywidget.AnyWidget):
         after that restarts it. Silent views are noticed by the sweep thread (``_views_gone``)."""
         if state in ("open", "alive"):
             self._views[client] = time.monotonic()
+            self.request_estimate()  # a view shows the estimate even without a sweep
             if self._orphan_timer is not None:
                 self._orphan_timer.cancel()
                 self._orphan_timer = None
@@ -410,6 +454,8 @@ class ResidualExplorer(anywidget.AnyWidget):
                 self._do_lens(rid, *arg)
             elif typ == "rebuild":
                 self._do_rebuild(arg)
+            elif typ == "estimate":
+                self._do_estimate(arg)
             elif typ == "position_content":
                 self._do_position_content()
         except Exception as exc:  # noqa: BLE001 - a failed job is reported to the user in words
@@ -439,6 +485,29 @@ class ResidualExplorer(anywidget.AnyWidget):
         eff = self.current_effect
         inter = self.session.logit_lens((r, p), k=5, effect=eff) if eff is not None else None
         self.send(_payloads.lens_reply(rid, key, (r, p), clean, inter))
+
+    def _do_estimate(self, key) -> None:
+        from . import _estimate
+
+        try:
+            if key != self._estimate_key:  # settings changed since: a newer one is queued
+                return
+            _, kind, site, pair = key
+            attr, note, caveat = _estimate.estimate_for(self.session, kind, site, pair)
+            payload = _payloads.estimate_payload(
+                attr, kind=kind, site=site, note=note, caveat=caveat
+            )
+            with self._lock:
+                if key != self._estimate_key:
+                    return
+                self.current_estimate = attr
+                self.estimate = payload
+                atlas = self.current_atlas
+                if atlas is not None and (atlas.kind, atlas.site) == (kind, site):
+                    self._push_atlas(atlas, None)  # its agreement with the new estimate
+        finally:
+            if key == self._estimate_key:
+                self._estimate_ready.set()
 
     def _do_rebuild(self, source) -> None:
         if self._factory is None:
@@ -486,6 +555,10 @@ class ResidualExplorer(anywidget.AnyWidget):
                 self._push_atlas(p.atlas, cancel)
 
         self.status = "sweeping"
+        t_end = time.monotonic() + self.estimate_wait_s  # the estimate is painted first
+        while not self._estimate_ready.wait(0.1) and not cancel.is_set():
+            if time.monotonic() > t_end:
+                break
         try:
             kw = {"logit_diff": pair} if pair else {}
             if self.memory_budget is not None:
@@ -511,7 +584,8 @@ class ResidualExplorer(anywidget.AnyWidget):
             return
         with self._lock:
             self.current_atlas = atlas
-            self.atlas = _payloads.atlas_payload(atlas)
+            est = self.current_estimate
+            self.atlas = _payloads.atlas_payload(atlas, _payloads.agreement_payload(est, atlas))
             if self.view == "profile":
                 self._send_profile()
 
@@ -603,6 +677,9 @@ class ResidualExplorer(anywidget.AnyWidget):
         self.current_atlas = None
         self.atlas = None
         self.profile = None
+        self.current_estimate = None
+        self.estimate = None
+        self.request_estimate()
         if had_sweep:
             self.start_sweep()
 
