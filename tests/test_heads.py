@@ -1,0 +1,359 @@
+"""Single attention heads as a site (``site="head"``, cells ``(layer, head, pos)``).
+
+The reference is written here with plain torch hooks on the output projection, named per family
+(the engine finds it by behaviour, heads.py): a forward pre-hook replaces the slice
+``h·d_head:(h+1)·d_head`` of its input at one position, forward hooks record every residual
+row. Every family and every kind are checked against it; the sweep against single
+interventions; the all-positions variant against an intervention on every position at once.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+import residual_widgets as rw
+from residual_widgets import grid, heads
+from residual_widgets.head_sweep import HeadAtlas
+from residual_widgets.models import _get
+from residual_widgets.sweep import SweepTooLarge, estimate_bytes
+from residual_widgets.tiny import build_tokenizer
+
+from helpers import PROMPT, SOURCE, tiny_lm
+
+TOL = 1e-5
+PAIR = (" Mary", " John")
+
+
+def proj_of(lm, k):
+    """The output projection of block ``k``, named by hand per family (not heads.layout)."""
+    name = type(lm.hf).__name__
+    path = (
+        "attn.c_proj"
+        if name.startswith("GPT2")
+        else ("attention.dense" if name.startswith("GPTNeoX") else "self_attn.o_proj")
+    )
+    mod = lm.blocks[k]
+    for part in path.split("."):
+        mod = getattr(mod, part)
+    return mod
+
+
+@torch.no_grad()
+def reference(lm, ids, edits=(), n_heads=None, record_z=False):
+    """Plain HF forward with ``edits`` ``[(layer, head, pos, value [d_head])]`` written into the
+    output projection's input. Returns (rows [L+1, P, d], logits [P, V], z [L, P, H*dh])."""
+    rows, zs, hooks = {}, {}, []
+    n_heads = n_heads or lm.hf.config.num_attention_heads
+    for k in range(lm.n_layers):
+
+        def pre(mod, args, k=k):
+            z = args[0].clone()
+            dh = z.shape[-1] // n_heads
+            for layer, h, p, v in edits:
+                if layer == k:
+                    z[0, p, h * dh : (h + 1) * dh] = v
+            zs[k] = z[0].clone()
+            return (z, *args[1:])
+
+        hooks.append(proj_of(lm, k).register_forward_pre_hook(pre))
+        hooks.append(
+            lm.blocks[k].register_forward_hook(
+                lambda m, a, out, k=k: rows.__setitem__(
+                    k + 1, (out[0] if isinstance(out, tuple) else out)[0]
+                )
+            )
+        )
+    hooks.append(
+        lm.blocks[0].register_forward_pre_hook(
+            lambda m, args, kwargs: rows.__setitem__(
+                0, (args[0] if args else kwargs["hidden_states"])[0]
+            ),
+            with_kwargs=True,
+        )
+    )
+    try:
+        logits = lm.hf(torch.tensor([ids])).logits[0]
+    finally:
+        for h in hooks:
+            h.remove()
+    R = lm.n_layers + 1
+    z = torch.stack([zs[k] for k in range(lm.n_layers)]) if record_z else None
+    return torch.stack([rows[r] for r in range(R)]).float(), logits.float(), z
+
+
+def expected_effect(sess, ref_rows, ref_logits):
+    clean_lp = sess.clean_logprobs
+    new_lp = torch.log_softmax(ref_logits, -1)
+    num = (ref_rows - sess.clean.resid).norm(dim=-1)
+    den = sess.clean.resid.norm(dim=-1)
+    kl = (clean_lp.exp() * (clean_lp - new_lp)).sum(-1)
+    good, bad = sess.default_pair
+    return (num / den).numpy(), kl.numpy(), float(new_lp[-1, good] - new_lp[-1, bad])
+
+
+def check_against_reference(sess, eff, cells, values):
+    dh = sess.d_head
+    pairs = zip(cells, values, strict=True)
+    edits = [(k, h, p, torch.as_tensor(v).reshape(dh)) for (k, h, p), v in pairs]
+    rows, logits, _ = reference(sess.model, sess.ids, edits, sess.n_heads)
+    rd, kl, ld = expected_effect(sess, rows, logits)
+    np.testing.assert_allclose(eff.resid_delta, rd, atol=TOL, rtol=0)
+    np.testing.assert_allclose(eff.kl, kl, atol=TOL, rtol=0)
+    assert abs(eff.logit_diff - ld) < TOL
+
+
+# ---- layout ------------------------------------------------------------------------------------
+def test_layout_every_family(family):
+    lm = tiny_lm(family)
+    lay = heads.layout(lm)
+    cfg = lm.hf.config
+    assert lay.n_heads == (getattr(cfg, "num_attention_heads", None) or cfg.n_head)
+    for k in range(lm.n_layers):  # the module found by behaviour is the hand-named one
+        assert _get(lm.hf, lay.paths[k]) is proj_of(lm, k)
+    # the clean z the engine records is the reference's
+    sess = rw.Session(lm, PROMPT)
+    _, _, z = reference(lm, sess.ids, record_z=True)
+    got = heads.head_acts(sess)
+    assert got.shape == (lm.n_layers, sess.n_positions, lay.n_heads, lay.d_head)
+    torch.testing.assert_close(got.reshape(z.shape), z, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "config,kw",
+    [
+        ("LlamaConfig", {"num_key_value_heads": 1}),  # multi-query
+        ("Qwen3Config", {"num_key_value_heads": 2, "head_dim": 8}),  # H·d_head 32 != d_model 64
+        ("Gemma2Config", {"num_key_value_heads": 2, "head_dim": 24}),  # wider than d_model / H
+        ("MistralConfig", {"num_key_value_heads": 4}),  # plain multi-head through GQA code
+    ],
+)
+def test_attention_layouts(config, kw):
+    import transformers
+
+    cfg = getattr(transformers, config)(
+        vocab_size=len(build_tokenizer()),
+        num_hidden_layers=2,
+        hidden_size=64,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=64,
+        **kw,
+    )
+    torch.manual_seed(0)
+    hf = transformers.AutoModelForCausalLM.from_config(cfg).eval()
+    lm = rw.load_model(hf, build_tokenizer())
+    sess = rw.Session(lm, PROMPT, logit_diff=PAIR)
+    assert sess.n_heads == 4
+    assert sess.d_head == kw.get("head_dim", 16)
+    cells = [(0, 3, 2), (1, 1, 5)]
+    val = torch.linspace(-2, 2, sess.d_head)
+    eff = sess.intervene(cells, kind="set", site="head", value=val)
+    assert eff.kl.max() > 1e-6
+    check_against_reference(sess, eff, cells, [val, val])
+
+
+# ---- every family, every kind ------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["zero", "mean", "noise", "patch", "resample", "set"])
+def test_every_kind_matches_reference(family, kind):
+    lm = tiny_lm(family)
+    sess = rw.Session(lm, PROMPT, source=SOURCE, logit_diff=PAIR, mean_reference=[SOURCE])
+    cells = [(0, 1, 9), (1, 3, 10), (2, 0, 11)]
+    _, _, zc = reference(lm, sess.ids, record_z=True)
+    _, _, zs = reference(lm, sess.source_ids, record_z=True)
+    zr = zs  # the mean reference prompt is the source
+    dh = sess.d_head
+    value = None
+    if kind == "zero":
+        vals = [torch.zeros(dh)] * 3
+    elif kind == "mean":  # over the prompt's and the reference prompt's positions
+        both = torch.cat([zc, zr], dim=1)
+        vals = [both[k, :, h * dh : (h + 1) * dh].mean(0) for k, h, _ in cells]
+    elif kind in ("patch", "resample"):
+        vals = [zs[k, p, h * dh : (h + 1) * dh] for k, h, p in cells]
+    elif kind == "set":
+        value = torch.randn(3, dh, generator=torch.Generator().manual_seed(3))
+        vals = list(value)
+    else:  # noise: the clean vector plus sigma-scaled noise, the same for a cell alone
+        vals = list(sess.values_for(cells, "noise", "head"))
+        clean = [zc[k, p, h * dh : (h + 1) * dh] for k, h, p in cells]
+        diff = torch.stack([v - c for v, c in zip(vals, clean, strict=True)])
+        assert 0.3 < float(diff.std() / (sess.noise_scale * sess.sigma)) < 3.0
+        alone = sess.values_for([cells[1]], "noise", "head")[0]
+        assert torch.equal(alone, vals[1])
+    eff = sess.intervene(cells, kind=kind, site="head", value=value)
+    assert eff.site == "head" and eff.cells == cells and eff.kind == kind
+    assert eff.resid_delta.shape == (sess.n_rows, sess.n_positions)
+    if kind not in ("patch", "resample"):  # patch may write equal values at equal tokens
+        assert eff.kl.max() > 1e-7
+    check_against_reference(sess, eff, cells, vals)
+
+
+def test_cone_and_reachable(family):
+    lm = tiny_lm(family)
+    sess = rw.Session(lm, PROMPT, logit_diff=PAIR)
+    k, h, p = 1, 2, 4
+    eff = sess.ablate((k, h, p), kind="zero", site="head")
+    mask = np.zeros((sess.n_rows, sess.n_positions), bool)
+    mask[k + 1, p] = True
+    mask[k + 2 :, p:] = True
+    np.testing.assert_array_equal(eff.reachable, mask)
+    np.testing.assert_array_equal(grid.reachable_mask([(k, h, p)], lm.n_layers, 14, "head"), mask)
+    assert (eff.resid_delta[~mask] == 0).all()  # exactly, not approximately
+    assert eff.resid_delta[k + 1, p] > 0 and (eff.kl[:p] == 0).all()
+    eff.figure()  # draws with the cone of the attn_out cell (k, p)
+
+
+# ---- sweeps ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["zero", "patch", "noise", "mean"])
+def test_sweep_equals_single_interventions(family, kind):
+    lm = tiny_lm(family)
+    sess = rw.Session(lm, PROMPT, source=SOURCE, logit_diff=PAIR)
+    atlas = sess.sweep(kind=kind, site="head")
+    L, H, P = lm.n_layers, sess.n_heads, sess.n_positions
+    assert isinstance(atlas, HeadAtlas) and atlas.method == "cone"
+    assert atlas.done.shape == (L, H, P) and atlas.complete and atlas.done.all()
+    assert atlas.kl.shape == (L, H, P, P) and atlas.resid_delta.shape == (L, H, P, L + 1, P)
+    assert atlas.logprob_delta.shape == (L, H, P, P - 1) and atlas.logit_diff.shape == (L, H, P)
+    rng = np.random.default_rng(0)
+    picks = [(2, 3, 13), (0, 0, 0), (L - 1, H - 1, P - 1)]
+    picks += [tuple(int(x) for x in rng.integers((L, H, P))) for _ in range(4)]
+    for c in picks:
+        eff = sess.intervene(c, kind=kind, site="head")
+        np.testing.assert_allclose(atlas.resid_delta[c], eff.resid_delta, atol=TOL, rtol=0)
+        np.testing.assert_allclose(atlas.kl[c], eff.kl, atol=TOL, rtol=0)
+        np.testing.assert_allclose(atlas.logprob_delta[c], eff.logprob_delta, atol=TOL, rtol=0)
+        assert abs(atlas.logit_diff[c] - eff.logit_diff) < TOL
+        outside = ~grid.reachable_mask([c], L, P, "head")
+        assert (atlas.resid_delta[c][outside] == 0).all()
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_cone_equals_loop_everywhere(family):
+    sess = rw.Session(tiny_lm(family), PROMPT, source=SOURCE, logit_diff=PAIR)
+    for positions in (None, "all"):
+        cone = sess.sweep_heads(kind="patch", positions=positions, method="cone")
+        loop = sess.sweep_heads(kind="patch", positions=positions, method="loop")
+        assert (cone.method, loop.method) == ("cone", "loop")
+        for name in ("resid_delta", "kl", "logprob_delta", "logit_diff"):
+            np.testing.assert_allclose(
+                getattr(cone, name), getattr(loop, name), atol=TOL, rtol=0, err_msg=name
+            )
+
+
+def test_all_positions_variant(family):
+    lm = tiny_lm(family)
+    sess = rw.Session(lm, PROMPT, source=SOURCE, logit_diff=PAIR)
+    atlas = sess.sweep_heads(kind="zero", positions="all")
+    L, H, P = lm.n_layers, sess.n_heads, sess.n_positions
+    assert atlas.all_positions and atlas.done.shape == (L, H) and atlas.complete
+    assert atlas.kl.shape == (L, H, P) and atlas.total_kl.shape == (L, H)
+    assert atlas.resid_delta.shape == (L, H, L + 1, P)
+    for k, h in [(0, 2), (L - 1, 0), (1, H - 1)]:
+        eff = sess.intervene([(k, h, p) for p in range(P)], kind="zero", site="head")
+        np.testing.assert_allclose(atlas.resid_delta[k, h], eff.resid_delta, atol=TOL, rtol=0)
+        np.testing.assert_allclose(atlas.kl[k, h], eff.kl, atol=TOL, rtol=0)
+        assert abs(atlas.logit_diff[k, h] - eff.logit_diff) < TOL
+        assert (atlas.resid_delta[k, h, : k + 1] == 0).all()
+    atlas.figure()
+
+
+def test_sweep_subsets_and_unchanged_cells():
+    lm = tiny_lm("llama")
+    sess = rw.Session(lm, PROMPT, source=SOURCE, logit_diff=PAIR)
+    part = sess.sweep(kind="zero", site="head", rows=[1], positions=[3, 7])
+    assert part.complete and part.done.sum() == sess.n_heads * 2
+    assert part.done[1][:, [3, 7]].all() and not part.done[0].any()
+    sub = sess.sweep_heads(kind="zero", layers=[2], heads=[1, 3], positions=[5])
+    assert sub.done.sum() == 2 and sub.done[2, [1, 3], 5].all()
+    full = sess.sweep(kind="zero", site="head")
+    np.testing.assert_allclose(sub.kl[2, 1, 5], full.kl[2, 1, 5], atol=TOL, rtol=0)
+    own = rw.Session(lm, PROMPT, source=PROMPT, logit_diff=PAIR)  # patching from itself
+    same = own.sweep(kind="patch", site="head")
+    assert same.complete and (same.kl == 0).all() and (same.resid_delta == 0).all()
+    assert (same.logit_diff == same.logit_diff_clean).all()
+    same.figure()
+
+
+def test_progress_cancel_and_memory_guard():
+    sess = rw.Session(tiny_lm("gpt2"), PROMPT, logit_diff=PAIR)
+    seen = []
+    sess.sweep(kind="zero", site="head", progress=lambda p: seen.append(p.done))
+    assert seen[-1] == sess.n_layers * sess.n_heads * sess.n_positions
+    assert seen == sorted(seen)
+    import threading
+
+    stop = threading.Event()
+    stop.set()
+    cut = sess.sweep(kind="zero", site="head", cancel=stop)
+    assert not cut.complete and not cut.done.any()
+    L, H, R, P = sess.n_layers, sess.n_heads, sess.n_rows, sess.n_positions
+    need16 = estimate_bytes(L * H, R, P, map_bytes=2)  # the [L, H, P, R, P] maps in float16
+    half = sess.sweep(kind="zero", site="head", memory_budget=need16)
+    assert half.storage == "float16" and half.resid_delta.dtype == np.float16
+    none = sess.sweep(kind="zero", site="head", memory_budget=need16 - 1)
+    assert none.storage == "summary" and none.resid_delta is None and none.complete
+    np.testing.assert_allclose(none.kl, half.kl, atol=TOL, rtol=0)
+    with pytest.raises(SweepTooLarge):
+        sess.sweep(kind="zero", site="head", keep_maps=True, memory_budget=need16)
+
+
+# ---- errors ------------------------------------------------------------------------------------
+def test_bad_input_errors_and_session_stays_usable():
+    sess = rw.Session(tiny_lm("llama"), PROMPT, logit_diff=PAIR)
+    cases = [
+        ((3, 0, 0), ValueError, "layer 3 out of range"),
+        ((0, 4, 0), ValueError, "head 4 out of range: the model has 4 query heads"),
+        ((0, 0, 14), ValueError, "position 14 out of range"),
+        ((0, -1, 0), ValueError, "negative index"),
+        ((0, 1), TypeError, "triple"),
+        ([(0, 1, 2), (0, 1, 2)], ValueError, "duplicate head cells"),
+        ([], ValueError, "no head cells"),
+        ("L0H1", TypeError, "triple"),
+    ]
+    for cells, exc, msg in cases:
+        with pytest.raises(exc, match=msg):
+            sess.intervene(cells, kind="zero", site="head")
+    with pytest.raises(ValueError, match="knockout"):
+        sess.intervene((0, 0, 1), kind="knockout", site="head")
+    with pytest.raises(ValueError, match=r"value= \(a \[16\]"):
+        sess.intervene((0, 0, 1), kind="set", site="head")
+    with pytest.raises(ValueError, match=r"expected \(16,\)"):
+        sess.intervene((0, 0, 1), kind="set", site="head", value=np.ones(64))
+    with pytest.raises(ValueError, match="needs a source prompt"):
+        sess.intervene((0, 0, 1), kind="patch", site="head")
+    with pytest.raises(ValueError, match="blocks="):
+        sess.intervene((0, 0, 1), kind="zero", site="head", blocks=[1])
+    with pytest.raises(ValueError, match="head sweeps take"):
+        sess.sweep(kind="set", site="head")
+    with pytest.raises(ValueError, match="needs a source prompt"):
+        sess.sweep(kind="patch", site="head")
+    with pytest.raises(ValueError, match="unknown method"):
+        sess.sweep(kind="zero", site="head", method="batch")
+    with pytest.raises(ValueError, match="positions must be 'all'"):
+        sess.sweep_heads(kind="zero", positions="every")
+    with pytest.raises(ValueError, match="heads must be a non-empty subset of 0..3"):
+        sess.sweep_heads(kind="zero", heads=[4])
+    with pytest.raises(ValueError, match="layers must be"):
+        sess.sweep(kind="zero", site="head", rows=[3])
+    with pytest.raises(ValueError, match="unknown kind"):
+        sess.intervene((0, 0, 1), kind="melt", site="head")
+    eff = sess.intervene((0, 0, 1), kind="zero", site="head")  # still usable
+    assert eff.kl.max() > 0
+    assert "head" not in grid.SITES  # the widget's site menu stays the three block sites
+
+
+def test_remote_local_path_matches_local(server_without_our_package):
+    """The head trace ships through nnsight's remote serialization unchanged."""
+    lm = tiny_lm("gpt2")
+    here = rw.Session(lm, PROMPT, source=SOURCE, logit_diff=PAIR)
+    there = rw.Session(lm, PROMPT, source=SOURCE, logit_diff=PAIR, remote="local")
+    cells = [(0, 1, 3), (2, 2, 9)]
+    a = here.intervene(cells, kind="patch", site="head")
+    b = there.intervene(cells, kind="patch", site="head")
+    np.testing.assert_allclose(a.resid_delta, b.resid_delta, atol=1e-6, rtol=0)
+    assert abs(a.logit_diff - b.logit_diff) < 1e-6
+    atlas = there.sweep(kind="zero", site="head", rows=[2], positions=[12])
+    assert atlas.method == "loop" and atlas.complete
+    eff = here.intervene((2, 0, 12), kind="zero", site="head")
+    np.testing.assert_allclose(atlas.kl[2, 0, 12], eff.kl, atol=1e-6, rtol=0)
+    assert server_without_our_package  # the simulated server ran
