@@ -1,6 +1,6 @@
 /**
- * The control bar: kind, site, metric, color scale, overview metric, source prompt and token
- * pair, plus sweep / cancel / clear buttons. Each control writes one synced trait
+ * The control bar: kind, site, metric, color scale, overview metric, source prompt, transplant
+ * prompt and token pair, the heads view's layer, plus sweep / cancel / clear / undo buttons. Each control writes one synced trait
  * (`model.set(name, value); model.save_changes()`); the kernel reacts to the change (new
  * intervention, new sweep). `sync()` pulls trait values back into the controls.
  *
@@ -8,6 +8,7 @@
  * markup.
  */
 
+import { HEADS_VIEW } from "./heads";
 import { ROW_VIEWS, VIEWS } from "./lecture";
 import type { Model } from "./traits";
 
@@ -17,6 +18,8 @@ export interface ControlHandlers {
   clear(): void;
   /** Start or stop the row-by-row reveal of the pinned effect. */
   animate(): void;
+  /** Restore the previous pinned effect (a transplant, a click, a head). */
+  undo(): void;
 }
 
 export interface Controls {
@@ -97,14 +100,15 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
   const overview = select(
     "overview",
     [
-      ["total_kl", "total KL"],
-      ["logit_diff", "logit diff"],
+      ["logprob_delta", "Σ Δlog p (estimate first)"],
+      ["logit_diff", "logit diff (estimate first)"],
+      ["total_kl", "total KL (exact only)"],
     ],
-    "Summary per source cell in the overview",
+    "Summary per source cell in the overview. Σ Δlog p and logit diff show an instant first-order estimate until the sweep's exact values replace it; total KL has no estimate (its gradient at the clean run is 0)",
   );
   const view = select(
     "view",
-    VIEWS,
+    [...VIEWS, HEADS_VIEW],
     "Which picture: the downstream map, the first row reached per position, the future-effect profile by distance, cross-position similarity, or position vs content (corpus prompts: massive dims, energy split, cosine by distance)",
   );
   const row = h("input", "rw-row");
@@ -120,6 +124,33 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
     model.save_changes();
   });
   row.addEventListener("keydown", (ev) => ev.stopPropagation());
+  const layer = h("input", "rw-heads-layer");
+  layer.type = "number";
+  layer.min = "-1";
+  layer.title = "Layer of the heads view (-1: every layer)";
+  const layerWrap = h("label", undefined, "layer");
+  layerWrap.title = layer.title;
+  layerWrap.append(layer);
+  layer.addEventListener("change", () => {
+    const v = parseInt(layer.value, 10);
+    model.set("heads_layer", Number.isFinite(v) ? v : -1);
+    model.save_changes();
+  });
+  layer.addEventListener("keydown", (ev) => ev.stopPropagation());
+  const tprompt = h("input", "rw-tprompt");
+  tprompt.placeholder = "transplant from (any prompt)";
+  tprompt.title =
+    "A second prompt of any length to transplant cells from: its grid appears beside the map; drag a cell onto the map. Empty: transplant within this prompt. Enter to apply";
+  tprompt.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") {
+      model.set("transplant_prompt", tprompt.value);
+      model.save_changes();
+    }
+    ev.stopPropagation();
+  });
+  const undoBtn = h("button", "rw-undo", "↶ undo");
+  undoBtn.title = "Back to the previous pinned effect (Ctrl+Z on the map)";
+  undoBtn.addEventListener("click", () => on.undo());
   const source = h("input", "rw-source");
   source.placeholder = "source prompt (for patch)";
   source.title = "Source (clean) prompt whose residuals are patched in; press Enter to apply";
@@ -196,16 +227,19 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
   el.append(
     view.wrap,
     rowWrap,
+    layerWrap,
     kind.wrap,
     site.wrap,
     metric.wrap,
     scale.wrap,
     overview.wrap,
     source,
+    tprompt,
     pairWrap,
     sweepBtn,
     cancelBtn,
     clearBtn,
+    undoBtn,
     animBtn,
     presentWrap,
     palette.wrap,
@@ -216,6 +250,8 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
     kind.sel,
     site.sel,
     source,
+    tprompt,
+    undoBtn,
     good,
     bad,
     sweepBtn,
@@ -250,6 +286,9 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
     const v = model.get("view");
     rowWrap.style.display = ROW_VIEWS.includes(v) ? "" : "none";
     pull(source, model.get("source_prompt") ?? "");
+    pull(tprompt, model.get("transplant_prompt") ?? "");
+    pull(layer, String(model.get("heads_layer") ?? -1));
+    layerWrap.style.display = v === "heads" ? "" : "none";
     const pair: string[] = model.get("logit_pair") ?? [];
     pull(good, pair[0] ?? "");
     pull(bad, pair[1] ?? "");

@@ -7,7 +7,8 @@
  *   progress  sweep progress bar + its text
  *   note      the saved page only: what it holds, what needs a kernel
  *   message   kernel errors / disconnection, in words
- *   panels    [map: output strip + downstream map + legends]  [lecture: profile | similarity]
+ *   panels    [map: output strip + downstream map + legends]  [source: the transplant prompt]
+ *             [lecture: profile | similarity]  [heads: head × position]
  *             [overview: one value per source cell]
  *   help, tooltip
  */
@@ -40,13 +41,18 @@ export interface Dom {
   overview: LegendPanel;
   /** The lecture-view panel beside the map (future profile, similarity). */
   lecture: Panel;
+  /** The heads view's head × position map (headspanel.ts). */
+  heads: LegendPanel;
+  /** The transplant prompt's grid, to drag source cells from (sourcepanel.ts). */
+  source: Panel;
   tooltip: HTMLDivElement;
   help: HTMLDivElement;
 }
 
 export const HELP =
   "Hover a cell to preview its map from the sweep · click to intervene (pin) · shift-click or Space to add to the set · " +
-  "arrows move the cursor, Enter pins, Esc drops · Shift+Enter runs the cell · hatched = unreachable (exactly 0)";
+  "arrows move the cursor, Enter pins, Esc drops · drag a cell onto another to transplant it (or T on the source, Enter on " +
+  "the target), Ctrl+Z undoes · Shift+Enter runs the cell · hatched = unreachable (exactly 0)";
 
 /** The help line of the saved page (no kernel). */
 export const PAGE_HELP =
@@ -71,11 +77,15 @@ export function buildDom(css: string): Dom {
   const map = legendPanel(panel("rw-map", "Downstream effect"));
   const overview = legendPanel(panel("rw-overview", "Overview: which cells matter"));
   const lecture = panel("rw-view", "");
-  panels.append(map.panel, lecture.panel, overview.panel);
+  const heads = legendPanel(panel("rw-heads", "Heads"));
+  const source = panel("rw-tsource", "Transplant source");
+  heads.panel.style.display = "none";
+  source.panel.style.display = "none";
+  panels.append(map.panel, source.panel, lecture.panel, heads.panel, overview.panel);
   const tooltip = h("div", "rw-tooltip");
   const help = h("div", "rw-help", HELP);
   root.append(style, header.el, progress.el, note, message, panels, help, tooltip);
-  return { style, root, header, progress, message, note, panels, map, overview, lecture, tooltip, help };
+  return { style, root, header, progress, message, note, panels, map, overview, lecture, heads, source, tooltip, help };
 }
 
 function panel(cls: string, title: string): Panel {

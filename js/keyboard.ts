@@ -4,7 +4,11 @@
  *   arrows   move a cursor (previewing the atlas map under it while nothing is pinned)
  *   Enter    pins the cursor cell
  *   Space    adds the cursor cell to the pinned set, or removes it (like shift-click)
- *   Escape   drops the preview and the cursor — only while there is one
+ *   Escape   disarms an armed transplant source; else drops the preview and the cursor — only
+ *            while there is one
+ *   T        arms the cursor cell as a transplant source; Enter then transplants it onto the
+ *            cursor cell (transplant.ts)
+ *   Ctrl+Z   (⌘Z) restores the previous pinned effect — only while the kernel has one to restore
  *
  * Every other key, and these with a modifier (Shift+Enter, Ctrl+Enter, Shift+arrows, …), is the
  * notebook's: Shift+Enter runs the cell, Escape then `a`/`b`/… are command-mode keys as on any
@@ -25,6 +29,7 @@ import { atlasHas, mapCellToSource } from "./mapstate";
 import type { Local } from "./painter";
 import type { Actions } from "./pointer";
 import type { Reads } from "./traits";
+import { request } from "./transplant";
 
 /** The parts of a keydown event that decide what it does. */
 export interface KeyInput {
@@ -44,11 +49,24 @@ export interface KeyState {
   anchor: Cell | null;
   /** The previewed source cell, or null. */
   preview: Cell | null;
+  /** A transplant source is armed (T, or a click on the source grid). */
+  armed?: boolean;
+  /** The kernel holds an earlier pinned effect to go back to. */
+  canUndo?: boolean;
 }
 
 /** `move`: the cursor goes to `to`; `pin`: pin the cursor cell (`add`: toggle it in the set);
- * `drop`: drop the preview and the cursor. */
-export type KeyAction = { do: "move"; to: Cell } | { do: "pin"; add: boolean } | { do: "drop" };
+ * `drop`: drop the preview and the cursor; `arm`: the cursor cell becomes the transplant source;
+ * `transplant`: the armed source goes onto the cursor cell; `disarm`: forget the armed source;
+ * `undo`: back to the previous pinned effect. */
+export type KeyAction =
+  | { do: "move"; to: Cell }
+  | { do: "pin"; add: boolean }
+  | { do: "drop" }
+  | { do: "arm" }
+  | { do: "transplant" }
+  | { do: "disarm" }
+  | { do: "undo" };
 
 const MOVES = new Map<string, [number, number]>([
   ["ArrowUp", [1, 0]],
@@ -59,6 +77,8 @@ const MOVES = new Map<string, [number, number]>([
 
 /** What key `ev` does to the map in state `s`; null: nothing — the key is the notebook's. */
 export function keyAction(ev: KeyInput, s: KeyState): KeyAction | null {
+  const z = ev.key === "z" || ev.key === "Z";
+  if (z && (ev.ctrlKey || ev.metaKey) && !ev.shiftKey && !ev.altKey) return s.canUndo ? { do: "undo" } : null;
   if (!s.rows || !s.cols || ev.shiftKey || ev.ctrlKey || ev.altKey || ev.metaKey) return null;
   const step = MOVES.get(ev.key);
   if (step) {
@@ -66,8 +86,10 @@ export function keyAction(ev: KeyInput, s: KeyState): KeyAction | null {
     const clamp = (v: number, n: number) => Math.min(n - 1, Math.max(0, v));
     return { do: "move", to: [clamp(base[0] + step[0], s.rows), clamp(base[1] + step[1], s.cols)] };
   }
-  if (ev.key === "Enter" && s.cursor) return { do: "pin", add: false };
+  if ((ev.key === "t" || ev.key === "T") && s.cursor) return { do: "arm" };
+  if (ev.key === "Enter" && s.cursor) return s.armed ? { do: "transplant" } : { do: "pin", add: false };
   if (ev.key === " " && s.cursor) return { do: "pin", add: true };
+  if (ev.key === "Escape" && s.armed) return { do: "disarm" };
   if (ev.key === "Escape" && (s.cursor || s.preview)) return { do: "drop" };
   return null;
 }
@@ -85,19 +107,43 @@ export function attachKeys({ root, t, local, act, draw }: KeyDeps): () => void {
   const onKey = (ev: KeyboardEvent) => {
     if (ev.target !== root || ev.isComposing) return;
     const anchor = t.selection()[0] ?? null;
-    const a = keyAction(ev, { rows: t.rows(), cols: t.cols(), cursor: local.cursor, anchor, preview: local.preview });
+    const a = keyAction(ev, {
+      rows: t.rows(),
+      cols: t.cols(),
+      cursor: local.cursor,
+      anchor,
+      preview: local.preview,
+      armed: !!local.hand.armed,
+      canUndo: local.hand.undo > 0,
+    });
     if (!a) return; // the notebook's key: Lumino sees it
     ev.preventDefault();
     ev.stopPropagation();
+    if (a.do === "undo") {
+      act.undo();
+      return;
+    }
+    if (a.do === "transplant" && local.cursor && local.hand.armed) {
+      const r = request(local.hand.armed.where, local.hand.armed.cell, local.cursor, t.site());
+      local.hand.armed = null;
+      if ("error" in r) act.say("error", r.error);
+      else act.transplant(r);
+      draw();
+      return;
+    }
     if (a.do === "pin") {
       const src = local.cursor && mapCellToSource(local.cursor[0], local.cursor[1], t.site());
       if (src) act.pin(src, a.add);
       return;
     }
-    if (a.do === "drop") {
+    if (a.do === "arm" && local.cursor) {
+      local.hand.armed = { where: "map", cell: [local.cursor[0], local.cursor[1]] };
+    } else if (a.do === "disarm") {
+      local.hand.armed = null;
+    } else if (a.do === "drop") {
       local.preview = null;
       local.cursor = null;
-    } else {
+    } else if (a.do === "move") {
       local.cursor = a.to;
       const src = mapCellToSource(a.to[0], a.to[1], t.site());
       if (!local.effect && src && atlasHas(local.atlas, src)) local.preview = src;

@@ -6,9 +6,12 @@
 
 import type { LegendPanel } from "./dom";
 import { MARK } from "./draw";
+import type { HeadCell } from "./heads";
+import { drawRings } from "./headspanel";
 import { type Cell, type Geom, paint, type Theme } from "./heatmap";
 import type { AtlasData, EffectData, Shown } from "./mapstate";
 import { drawLegend, fmt, makeScale, type ScaleKind } from "./scale";
+import type { PinInfo } from "./transplant";
 
 export interface MapPanelArgs {
   dom: LegendPanel;
@@ -28,6 +31,13 @@ export interface MapPanelArgs {
   palette: string;
   /** The animation: rows above this one are not shown yet (null: all). */
   hideAbove: number | null;
+  /** Transplant marks on this map (map cells): the pinned transplant's source and target, and
+   * the armed / dragged source and the cell under the drag (transplant.ts `marks`). */
+  hand?: { source: Cell[]; target: Cell[]; pending: Cell[] };
+  /** The pinned effect's transplant, if it is one (for the subtitle). */
+  pinInfo?: PinInfo | null;
+  /** The head cells shown (a pinned or previewed head intervention), for the subtitle. */
+  headCells?: HeadCell[];
 }
 
 /** Device pixels per CSS pixel of a canvas sized by `sizeCanvas`. */
@@ -68,6 +78,12 @@ export function drawMapPanel(a: MapPanelArgs): void {
       markColor: MARK,
       hideAbove: a.hideAbove,
     });
+    if (a.hand) {
+      const dpr = dprOf(dom.canvas);
+      drawRings(ctx, a.g, a.hand.source, MARK, { dpr, width: th.line + 1 });
+      drawRings(ctx, a.g, a.hand.target, th.fg, { dpr, width: th.line + 1, inset: 3 });
+      drawRings(ctx, a.g, a.hand.pending, MARK, { dpr, dash: [3, 2], width: th.line });
+    }
   }
   const lctx = dom.legend.getContext("2d");
   if (lctx) {
@@ -82,18 +98,33 @@ export function drawMapPanel(a: MapPanelArgs): void {
   dom.title.textContent = a.firstReachedView
     ? "Downstream effect · first row reached per position (outlined)"
     : "Downstream effect";
-  dom.sub.textContent = mapSubtitle(shown, a.effect, a.atlas);
+  dom.sub.textContent = mapSubtitle(shown, a.effect, a.atlas, a.pinInfo ?? null, a.headCells ?? []);
 }
 
 /** What the map's subtitle says about what is shown. */
-export function mapSubtitle(shown: Shown, effect: EffectData | null, atlas: AtlasData | null): string {
+export function mapSubtitle(
+  shown: Shown,
+  effect: EffectData | null,
+  atlas: AtlasData | null,
+  pin: PinInfo | null = null,
+  heads: HeadCell[] = [],
+): string {
+  const cell = (c: number[]) => `(${c.join(", ")})`;
+  const heading = heads.map(([l, h, p]) => `layer ${l} head ${h} at position ${p}`).join(", ");
   const what =
-    shown.mode === "effect"
-      ? `pinned ${shown.cells.map(([r, c]) => `(${r}, ${c})`).join(" ")} · ${effect?.kind} @ ${effect?.site}` +
-        (effect?.logitDiff != null ? ` · logit diff ${fmt(effect.logitDiff)}` : "") +
-        (effect?.fromSweep ? " · from the saved sweep" : "")
-      : shown.mode === "atlas"
-        ? `preview from sweep: (${shown.cells[0][0]}, ${shown.cells[0][1]}) · ${atlas?.kind} @ ${atlas?.site}`
-        : "hover the overview or click a cell";
+    shown.mode === "effect" && pin
+      ? `transplant ${cell(pin.sourceCell)} of ${pin.source === "this" ? "this prompt" : "the source prompt"} → ` +
+        `${cell(pin.targetCell)} · ${effect?.site}` +
+        (effect?.logitDiff != null ? ` · logit diff ${fmt(effect.logitDiff)}` : "")
+      : shown.site === ("head" as string) && heads.length
+        ? `${shown.mode === "effect" ? "pinned" : "preview from head sweep:"} ${heading} · ${effect?.kind ?? ""} @ head` +
+          (shown.mode === "effect" && effect?.logitDiff != null ? ` · logit diff ${fmt(effect.logitDiff)}` : "")
+        : shown.mode === "effect"
+          ? `pinned ${shown.cells.map(([r, c]) => `(${r}, ${c})`).join(" ")} · ${effect?.kind} @ ${effect?.site}` +
+            (effect?.logitDiff != null ? ` · logit diff ${fmt(effect.logitDiff)}` : "") +
+            (effect?.fromSweep ? " · from the saved sweep" : "")
+          : shown.mode === "atlas"
+            ? `preview from sweep: (${shown.cells[0][0]}, ${shown.cells[0][1]}) · ${atlas?.kind} @ ${atlas?.site}`
+            : "hover the overview or click a cell";
   return what + (shown.stripNote ? ` · ${shown.stripNote}` : "");
 }

@@ -7,14 +7,19 @@
 
 import type { Dom } from "./dom";
 import { gridLayout, sizeCanvas, theme } from "./draw";
+import type { EstimateData } from "./estimate";
+import { type HeadsLocal, headShown } from "./heads";
+import { drawHeadsPanel } from "./headspanel";
 import { type Cell, type Geom, labelH } from "./heatmap";
 import { firstReachedMarks, type PositionContentData, type ProfileData, type SimilarityData } from "./lecture";
 import { drawLecturePanel } from "./lecturepanel";
 import { drawMapPanel } from "./mappanel";
 import { type AtlasData, currentMap, type EffectData, type Shown } from "./mapstate";
-import { drawOverviewPanel } from "./overviewpanel";
+import { drawOverviewPanel, type OverviewInfo } from "./overviewpanel";
 import type { ScaleKind } from "./scale";
+import { drawSourcePanel } from "./sourcepanel";
 import type { Model, Reads } from "./traits";
+import { type Hand, marks } from "./transplant";
 
 /** What this view holds besides the synced traits: decoded payloads, the hovered preview, the
  * keyboard cursor. */
@@ -32,6 +37,12 @@ export interface Local {
   cursor: Cell | null;
   /** The animation: the pinned map is shown up to this row (null: every row). */
   reveal: number | null;
+  /** Transplanting by hand: armed source, drag, the pinned transplant, the source grid. */
+  hand: Hand;
+  /** The heads view: the head sweep and the hovered head. */
+  heads: HeadsLocal;
+  /** The instant overview's estimate (estimate.ts), or null. */
+  estimate?: EstimateData | null;
 }
 
 export interface Painter {
@@ -39,9 +50,13 @@ export interface Painter {
   draw(): void;
   /** What the map shows since the last `draw()`. */
   shown(): Shown;
-  geom(): { map: Geom | null; overview: Geom | null };
+  geom(): { map: Geom | null; overview: Geom | null; heads: Geom | null; source: Geom | null };
+  /** What the heads and transplant-source panels drew last (the test hook's `heads()`). */
+  sideInfo(): { heads: Record<string, unknown>; source: Record<string, unknown> };
   /** What the lecture panel drew last (the test hook's `view()`). */
   lectureInfo(): Record<string, unknown>;
+  /** What the overview painted last: values, which are estimated, outlined cells, agreement. */
+  overviewInfo(): OverviewInfo | null;
   paints(): number;
   /** Repaint on theme switches and resizes; returns the disconnect. */
   observe(): () => void;
@@ -58,6 +73,10 @@ export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTML
   let mapGeom: Geom | null = null;
   let ovGeom: Geom | null = null;
   let lectureInfo: Record<string, unknown> = {};
+  let overviewInfo: OverviewInfo | null = null;
+  let headsGeom: Geom | null = null;
+  let sourceGeom: Geom | null = null;
+  let sideInfo = { heads: {} as Record<string, unknown>, source: {} as Record<string, unknown> };
   let paints = 0;
   let laidOut = "";
 
@@ -100,7 +119,9 @@ export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTML
     const sk = m.get("scale") as ScaleKind;
     const palette = m.get("palette") || "default";
     const view = t.view();
-    shown = currentMap({ effect, atlas, preview, metric, rows: R, cols: P });
+    shown =
+      headShown(local.heads.data, local.heads.preview, metric, R, P) ??
+      currentMap({ effect, atlas, preview, metric, rows: R, cols: P });
     const tokens = t.tokens();
     drawMapPanel({
       dom: dom.map,
@@ -117,9 +138,31 @@ export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTML
       atlas,
       palette,
       hideAbove: shown.mode === "effect" ? local.reveal : null,
+      hand: marks(local.hand, "map", t.site()),
+      pinInfo: shown.mode === "effect" ? local.hand.pin : null,
+      headCells: shown.mode === "effect" ? local.heads.pinned : local.heads.preview ? [local.heads.preview] : [],
     });
+    const hd = drawHeadsPanel({
+      dom: dom.heads,
+      show: view === "heads",
+      th,
+      data: local.heads.data,
+      layer: m.get("heads_layer") ?? -1,
+      which: m.get("overview_metric"),
+      sk,
+      palette,
+      tokens,
+      cw: g.cw,
+      pinned: effect ? local.heads.pinned : [],
+      hover: local.heads.preview,
+      running: !local.heads.data || local.heads.data.progress.running,
+    });
+    const sp = drawSourcePanel({ dom: dom.source, th, hand: local.hand, site: t.site(), cw: g.cw, ch: g.ch, palette });
+    headsGeom = hd.geom;
+    sourceGeom = sp.geom;
+    sideInfo = { heads: hd.info, source: sp.info };
     if (ovGeom) {
-      drawOverviewPanel({
+      overviewInfo = drawOverviewPanel({
         canvas: dom.overview.canvas,
         legend: dom.overview.legend,
         sub: dom.overview.sub,
@@ -127,6 +170,7 @@ export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTML
         th,
         sk,
         atlas,
+        estimate: local.estimate ?? null,
         preview,
         which: m.get("overview_metric"),
         site: t.site(),
@@ -167,6 +211,10 @@ export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTML
       paints: String(paints),
       view,
       reveal: shown.mode === "effect" && local.reveal !== null ? String(local.reveal) : "",
+      ovExact: String(overviewInfo?.nExact ?? 0),
+      ovEstimated: String(overviewInfo?.nEstimated ?? 0),
+      transplant: shown.mode === "effect" && local.hand.pin ? JSON.stringify(local.hand.pin) : "",
+      armed: local.hand.armed ? JSON.stringify(local.hand.armed) : "",
     });
     const detail = { mode: shown.mode, cells: shown.cells, id: shown.id, ms: performance.now() - t0 };
     root.dispatchEvent(new CustomEvent("rw-paint", { detail }));
@@ -199,8 +247,10 @@ export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTML
     layout: () => void layout(),
     draw,
     shown: () => shown,
-    geom: () => ({ map: mapGeom, overview: ovGeom }),
+    geom: () => ({ map: mapGeom, overview: ovGeom, heads: headsGeom, source: sourceGeom }),
+    sideInfo: () => sideInfo,
     lectureInfo: () => lectureInfo,
+    overviewInfo: () => overviewInfo,
     paints: () => paints,
     observe,
   };

@@ -4,17 +4,21 @@
  * Hovering an overview cell (or a map cell while nothing is pinned) previews that source's map
  * from the atlas — no kernel round trip — and shows a tooltip (map cells: with their logit lens).
  * A click pins (asks the kernel to intervene), shift-click adds to / removes from the set; a click
- * on the map also puts the keyboard cursor there and focuses the widget (keyboard.ts).
+ * on the map also puts the keyboard cursor there and focuses the widget (keyboard.ts). A click that
+ * ends a drag is not a pin, and a click while a transplant source is armed drops it there
+ * (sidepointer.ts, transplant.ts).
  */
 
 import type { Dom, Say } from "./dom";
 import { cellText, type EstimateData, overviewCells } from "./estimate";
+import type { HeadCell } from "./heads";
 import { type Cell, type Geom, type Hit, hitTest } from "./heatmap";
 import { type AtlasData, atlasHas, mapCellToSource, overviewValues, type Shown } from "./mapstate";
 import type { Local, Painter } from "./painter";
 import { fmt } from "./scale";
 import type { TipText, Tooltip } from "./tooltip";
 import type { Model, Reads } from "./traits";
+import { clickOnMap, request, type TransplantRequest } from "./transplant";
 
 /** What pointer and keyboard do to the view. */
 export interface Actions {
@@ -22,6 +26,12 @@ export interface Actions {
   pin(src: Cell, add: boolean): void;
   /** Preview `c`'s atlas map (null: none); repaints when it changes. */
   setPreview(c: Cell | null): void;
+  /** Send a transplant (it pins its effect). */
+  transplant(r: TransplantRequest): void;
+  /** Intervene on one head (layer, head, pos) and pin its effect. */
+  head(c: HeadCell): void;
+  /** Restore the previous pinned effect. */
+  undo(): void;
   say: Say;
 }
 
@@ -109,8 +119,22 @@ export function attachPointer({ m, t, dom, local, painter, tip, act }: PointerDe
     }
   };
   const onMapClick = (ev: MouseEvent) => {
+    if (local.hand.swallowClick) {
+      local.hand.swallowClick = false; // the release of a drag, handled by sidepointer.ts
+      return;
+    }
     const hit = hitIn(ev, dom.map.canvas, painter.geom().map);
     if (hit?.region !== "grid") return;
+    const two = clickOnMap(local.hand.armed, [hit.row, hit.col]);
+    if (two.do === "transplant") {
+      local.hand.armed = null;
+      local.cursor = [hit.row, hit.col];
+      const r = request(two.from, two.source, two.target, t.site());
+      if ("error" in r) act.say("error", r.error);
+      else act.transplant(r);
+      painter.draw();
+      return;
+    }
     const src = mapCellToSource(hit.row, hit.col, t.site());
     if (!src) {
       act.say("error", "Row 0 (embeddings) has no block output: for attn_out/mlp_out click rows 1…L.");
@@ -133,7 +157,11 @@ export function attachPointer({ m, t, dom, local, painter, tip, act }: PointerDe
     const c: Cell = [hit.row, hit.col];
     const which = m.get("overview_metric");
     const sweeping = !!m.get("progress")?.running;
-    tip.show(ev, overviewTip(hit.row, hit.col, g, local.atlas, which, t.tokens(), local.estimate, sweeping), effectId());
+    tip.show(
+      ev,
+      overviewTip(hit.row, hit.col, g, local.atlas, which, t.tokens(), local.estimate, sweeping),
+      effectId(),
+    );
     act.setPreview(atlasHas(local.atlas, c) ? c : null);
   };
   const onOvClick = (ev: MouseEvent) => {

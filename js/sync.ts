@@ -4,14 +4,18 @@
  * messages (acks, request errors, logit-lens replies) and disconnection, in words.
  */
 
+import { decodeMaybe } from "./codec";
 import type { Controls } from "./controls";
 import { type Dom, HELP, PAGE_HELP, type Say, showing } from "./dom";
+import { decodeEstimate } from "./estimate";
+import { decodeHeads, headCells } from "./heads";
 import { decodeFirstReached, decodePositionContent, decodeProfile, decodeSimilarity } from "./lecture";
 import { decodeAtlas, decodeEffect, slowPathNote, storageNote } from "./mapstate";
 import type { Local, Painter } from "./painter";
 import { type Requests, watchKernel } from "./protocol";
 import type { Tooltip } from "./tooltip";
 import type { Model, Reads } from "./traits";
+import { decodeSource, pinInfo } from "./transplant";
 
 export interface SyncDeps {
   m: Model;
@@ -37,6 +41,7 @@ const HEADER = [
   "source_prompt",
   "logit_pair",
   "page",
+  "transplant_prompt",
 ];
 const REDRAW = [
   "metric",
@@ -49,6 +54,7 @@ const REDRAW = [
   "view_row",
   "presentation",
   "palette",
+  "heads_layer",
 ];
 
 /** Load the model's current state, paint, and follow its changes; `dispose` stops following. */
@@ -80,6 +86,9 @@ export function syncModel({ m, t, dom, local, painter, req, say, controls, tip }
     req.settle("intervene", id);
     local.effect = decodeEffect(raw);
     local.firstReached = decodeFirstReached(raw);
+    local.hand.pin = pinInfo(raw);
+    local.hand.undo = Number(raw?.undo) || 0;
+    local.heads.pinned = headCells(raw) ?? [];
     if (showing(message, "warn")) say("", "");
     painter.draw();
   };
@@ -135,6 +144,18 @@ export function syncModel({ m, t, dom, local, painter, req, say, controls, tip }
     local.poscon = decodePositionContent(m.get("position_content"));
     painter.draw();
   };
+  const onEstimate = () => {
+    local.estimate = decodeEstimate(m.get("estimate"));
+    painter.draw();
+  };
+  const onHeads = () => {
+    local.heads.data = decodeHeads(m.get("heads"));
+    painter.draw();
+  };
+  const onSource = () => {
+    local.hand.source = decodeSource(m.get("transplant_source"), decodeMaybe);
+    painter.draw();
+  };
   const kernel = watchKernel(m, (text) => say("error", text));
 
   const listeners: [string, (msg: Msg) => void][] = [
@@ -146,6 +167,9 @@ export function syncModel({ m, t, dom, local, painter, req, say, controls, tip }
     ["change:profile", onProfile],
     ["change:similarity", onSimil],
     ["change:position_content", onPosCon],
+    ["change:estimate", onEstimate],
+    ["change:heads", onHeads],
+    ["change:transplant_source", onSource],
     ...HEADER.map((name): [string, () => void] => [`change:${name}`, syncHeader]),
     ...REDRAW.map((name): [string, () => void] => [`change:${name}`, onRedraw]),
   ];
@@ -157,6 +181,11 @@ export function syncModel({ m, t, dom, local, painter, req, say, controls, tip }
   local.simil = decodeSimilarity(m.get("similarity"));
   local.poscon = decodePositionContent(m.get("position_content"));
   local.atlas = decodeAtlas(m.get("atlas"));
+  local.estimate = decodeEstimate(m.get("estimate"));
+  local.hand.pin = pinInfo(m.get("effect"));
+  local.heads.pinned = headCells(m.get("effect")) ?? [];
+  local.heads.data = decodeHeads(m.get("heads"));
+  local.hand.source = decodeSource(m.get("transplant_source"), decodeMaybe);
   look();
   syncHeader();
   onError();

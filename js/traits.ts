@@ -19,18 +19,20 @@ export type Traits = {
   metric: string;
   /** "linear" | "log" */
   scale: string;
-  /** "total_kl" | "logit_diff" */
+  /** "logprob_delta" | "logit_diff" | "total_kl" (exact only; see estimate.ts) */
   overview_metric: string;
   /** [] or [good, bad] */
   logit_pair: string[];
   selection: number[][];
   effect: Payload | null;
   atlas: Payload | null;
+  /** The instant overview: attribution-patching estimate of every source cell (estimate.ts). */
+  estimate?: Payload | null;
   progress: { done?: number; total?: number; running?: boolean; cancelled?: boolean };
   status: string;
   remote_status: string;
   error: string;
-  /** "map" | "first_reached" | "profile" | "similarity" */
+  /** "map" | "first_reached" | "profile" | "similarity" | "heads" */
   view: string;
   /** -1: follow the hovered / pinned row */
   view_row: number;
@@ -38,6 +40,15 @@ export type Traits = {
   similarity: Payload | null;
   /** The position-vs-content decomposition over corpus prompts (lecture.ts), or null. */
   position_content?: Payload | null;
+  /** The transplant prompt (any length; "" none): its grid is shown beside the map to drag
+   * source cells from. Separate from `source_prompt`, which must match the prompt's length. */
+  transplant_prompt?: string;
+  /** `{prompt, tokens, norm: f32[R, Ps]}` of the transplant prompt, or null (transplant.ts). */
+  transplant_source?: Payload | null;
+  /** The head sweep of the heads view (heads.ts), or null. */
+  heads?: Payload | null;
+  /** The heads view's layer: -1 every layer. */
+  heads_layer?: number;
   /** Presentation mode (projectors): larger fonts and cells. */
   presentation: boolean;
   /** "default" | "contrast" (high-contrast colors for projectors) */

@@ -7,6 +7,7 @@
  *   painter.ts      layout + painting: mappanel.ts, overviewpanel.ts, lecturepanel.ts
  *   pointer.ts      hover previews and tooltips, click pins
  *   keyboard.ts     the map's keys
+ *   sidepointer.ts  the heads and transplant-source panels, transplanting by dragging
  *   tooltip.ts      the tooltip and its logit lens (lens.ts)
  *
  * Kernel requests go through `Requests` (protocol.ts): ids, acks, stale replies dropped. The view
@@ -26,9 +27,11 @@ import { toggleCell } from "./mapstate";
 import { type Local, makePainter } from "./painter";
 import { type Actions, attachPointer } from "./pointer";
 import { Requests } from "./protocol";
+import { attachSidePointer } from "./sidepointer";
 import { syncModel } from "./sync";
 import { makeTooltip } from "./tooltip";
 import { type Model, reads, type Traits } from "./traits";
+import { emptyHand } from "./transplant";
 import css from "./widget.css";
 
 /** How often a view tells the kernel it is still showing (the kernel's `orphan_timeout_s` is
@@ -56,6 +59,8 @@ function render({ model, el }: RenderProps<Traits>): () => void {
     preview: null,
     cursor: null,
     reveal: null,
+    hand: emptyHand(),
+    heads: { data: null, preview: null, pinned: [] },
   };
   const painter = makePainter(m, t, dom, local, el);
   const anim = makeAnimator(
@@ -76,6 +81,7 @@ function render({ model, el }: RenderProps<Traits>): () => void {
       m.set("selection", []);
       m.save_changes();
     },
+    undo: () => act.undo(),
   });
   dom.header.el.after(controls.el);
   el.append(dom.root);
@@ -91,6 +97,15 @@ function render({ model, el }: RenderProps<Traits>): () => void {
       local.preview = c;
       painter.draw();
     },
+    transplant(r) {
+      m.send({ ...r, id: req.next("intervene") });
+    },
+    head(c) {
+      m.send({ type: "head", id: req.next("intervene"), cell: c });
+    },
+    undo() {
+      m.send({ type: "undo", id: req.next("intervene") });
+    },
     say,
   };
   const tip = makeTooltip(dom.tooltip, dom.root, (cell, key) =>
@@ -98,6 +113,7 @@ function render({ model, el }: RenderProps<Traits>): () => void {
   );
   const sync = syncModel({ m, t, dom, local, painter, req, say, controls, tip });
   const unpoint = attachPointer({ m, t, dom, local, painter, tip, act });
+  const unside = attachSidePointer({ m, t, dom, local, painter, tip, act });
   const unkey = attachKeys({ root: dom.root, t, local, act, draw: painter.draw });
   const unobserve = painter.observe();
 
@@ -146,6 +162,7 @@ function render({ model, el }: RenderProps<Traits>): () => void {
     },
     geom: painter.geom,
     view: painter.lectureInfo,
+    side: painter.sideInfo,
     overview: painter.overviewInfo,
     atlasDone: () => (local.atlas ? Array.from(local.atlas.done.data) : null),
     paints: painter.paints,
@@ -162,6 +179,7 @@ function render({ model, el }: RenderProps<Traits>): () => void {
     win?.removeEventListener("pageshow", onShow);
     sync.dispose();
     unpoint();
+    unside();
     unkey();
     unobserve();
     req.dispose();

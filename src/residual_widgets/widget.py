@@ -13,7 +13,11 @@ cells: [[row, pos], …]}``   ``effect`` trait with the request ``id``
 key}``                      ``{type: "lens", id, key, clean, intervened}``
 ``{type: "sweep", id}``     (re)start the sweep in a background thread; ``atlas`` and
                             ``progress`` fill in as it runs
-``{type: "cancel", id}``    stop the sweep; the partial atlas stays
+``{type: "cancel", id}``    stop the sweep (and the head sweep); the partial atlas stays
+``{type: "transplant", id,  transplant / one head / back one step: :mod:`._widget_transplant`
+…}``, ``{type: "head", id,  (each pins an effect like ``intervene``; the front end's drag, T +
+cell}``, ``{type: "undo",   Enter, two clicks and Ctrl+Z send them)
+id}``
 ``{type: "view", state,     a view opened, is still showing (``alive``, every 5 s) or closed
 client}``                   (no reply). A running sweep stops when every view that opened is
                             gone — closed ``orphan_grace_s`` ago, or silent for
@@ -79,7 +83,9 @@ import anywidget
 import traitlets as t
 
 from . import _export, _payloads, grid
+from . import _widget_transplant as _pins
 from ._jobs import LatestJobs
+from ._widget_heads import HeadSweep
 
 _STATIC = pathlib.Path(__file__).parent / "static"
 _ESM = _STATIC / "widget.js"
@@ -87,7 +93,7 @@ _ESM = _STATIC / "widget.js"
 #: the kinds the widget offers: all of grid.KINDS but "set", which needs a vector per cell that
 #: the front end has no way to enter
 WIDGET_KINDS = tuple(k for k in grid.KINDS if k != "set")
-VIEWS = ("map", "first_reached", "profile", "similarity", "position_content")
+VIEWS = ("map", "first_reached", "profile", "similarity", "position_content", "heads")
 #: the overview's summary per source cell (see "The instant overview" in the module docstring)
 OVERVIEW_METRICS = ("logprob_delta", "logit_diff", "total_kl")
 #: color palettes: "default" (viridis / RdBu), "contrast" (inferno / strong RdBu, black on white)
@@ -202,6 +208,13 @@ class ResidualExplorer(anywidget.AnyWidget):
     profile = t.Dict(allow_none=True, default_value=None).tag(sync=True)
     similarity = t.Dict(allow_none=True, default_value=None).tag(sync=True)
     position_content = t.Dict(allow_none=True, default_value=None).tag(sync=True)
+    # heads view (the head sweep, _widget_heads.py) and transplanting (_widget_transplant.py)
+    heads = t.Dict(allow_none=True, default_value=None).tag(sync=True)
+    heads_layer = t.Int(-1).tag(sync=True)  # -1: every layer
+    #: a prompt of any length to transplant cells from ("": this prompt); not source_prompt,
+    #: which must match the prompt's length and rebuilds the session
+    transplant_prompt = t.Unicode("").tag(sync=True)
+    transplant_source = t.Dict(allow_none=True, default_value=None).tag(sync=True)
     # presenting: larger fonts and cells for projectors; a high-contrast palette
     presentation = t.Bool(False).tag(sync=True)
     palette = t.Unicode("default").tag(sync=True)  # "default" | "contrast"
@@ -237,11 +250,13 @@ class ResidualExplorer(anywidget.AnyWidget):
         self.session = session
         self.current_effect = None  # engine Effect shown in `effect`
         self.current_atlas = None  # engine Atlas shown in `atlas`
+        self._pins = _pins.Pins()  # undo history of the pinned effect
+        self._heads = HeadSweep(self)  # the heads view's sweep (its atlas: self._heads.atlas)
+        self.current_position_content = None  # views.PositionContent shown in `position_content`
         self.current_estimate = None  # engine Attribution shown in `estimate`
         self._estimate_key = None  # the settings whose estimate was last asked for
         self._estimate_ready = threading.Event()  # set: no estimate pending (the sweep waits)
         self._estimate_ready.set()
-        self.current_position_content = None  # views.PositionContent shown in `position_content`
         self._factory = session_factory
         self._lock = threading.RLock()
         self._py_ids = 0
@@ -278,6 +293,10 @@ class ResidualExplorer(anywidget.AnyWidget):
         self.observe(self._on_source, names=["source_prompt"])
         self.observe(self._on_view, names=["view"])
         self.observe(self._on_palette, names=["palette"])
+        self.observe(
+            lambda ch: self._submit("tsource", self._next_py_id(), ch["new"]),
+            names=["transplant_prompt"],
+        )
         if self.view != "map":
             self._on_view({"name": "view", "new": self.view})
 
@@ -291,9 +310,33 @@ class ResidualExplorer(anywidget.AnyWidget):
             self.wait(sweep=False)
             return self.current_effect
 
+    def transplant(self, source_cell, target_cell, source=None, *, wait: bool = True):
+        """Transplant ``source_cell`` of ``source`` (None: this prompt; a string: it becomes the
+        ``transplant_prompt``) into ``target_cell`` and pin the result, as a drag does. Returns
+        the :class:`Effect` when ``wait``."""
+        if source is not None:
+            self.transplant_prompt = source
+        msg = {"source": "this" if source is None else "prompt"}
+        msg.update(source_cell=list(source_cell), target_cell=list(target_cell))
+        return self._pin(_pins.parse("transplant", msg), wait)
+
+    def select_head(self, cell, *, wait: bool = True):
+        """Intervene on head ``(layer, head, pos)`` with the widget's kind and pin the result."""
+        return self._pin(_pins.parse("head", {"cell": list(cell)}), wait)
+
+    def undo(self, *, wait: bool = True):
+        """Show the previous pinned effect again (Ctrl+Z in the view)."""
+        return self._pin(_pins.Pin("undo"), wait)
+
+    def _pin(self, pin, wait: bool):
+        self._submit("intervene", self._next_py_id(), pin)
+        if wait:
+            self.wait(sweep=False)
+            return self.current_effect
+
     def start_sweep(self) -> None:
         """(Re)start the sweep for the current kind/site/token pair in a background thread."""
-        self.cancel_sweep(wait=True)
+        self.cancel_sweep(wait=True, heads=False)
         self._cancel = threading.Event()
         self.request_estimate()
         kind, site, pair = self.kind, self.site, self._pair()
@@ -319,8 +362,10 @@ class ResidualExplorer(anywidget.AnyWidget):
         self._estimate_ready.clear()
         self._submit("estimate", self._next_py_id(), key)
 
-    def cancel_sweep(self, wait: bool = False) -> None:
-        """Stop a running sweep (its partial atlas stays shown)."""
+    def cancel_sweep(self, wait: bool = False, heads: bool = True) -> None:
+        """Stop a running sweep, and with ``heads`` the head sweep (partial atlases stay)."""
+        if heads:
+            self._heads.cancel(wait)
         self._cancel.set()
         th = self._sweep_thread
         if wait and th is not None and th is not threading.current_thread():
@@ -422,6 +467,8 @@ class ResidualExplorer(anywidget.AnyWidget):
                 self.start_sweep()
             elif typ == "cancel":
                 self.cancel_sweep()
+            elif typ in ("transplant", "head", "undo"):  # pins, like intervene
+                self._submit("intervene", rid, _pins.parse(typ, content))
             elif typ == "ping":
                 self.send({"type": "pong", "id": rid})
             elif typ == "view":
@@ -454,16 +501,20 @@ class ResidualExplorer(anywidget.AnyWidget):
                 self._do_lens(rid, *arg)
             elif typ == "rebuild":
                 self._do_rebuild(arg)
-            elif typ == "estimate":
-                self._do_estimate(arg)
             elif typ == "position_content":
                 self._do_position_content()
+            elif typ == "estimate":
+                self._do_estimate(arg)
+            elif typ == "tsource":
+                _pins.load_source(self, arg)
         except Exception as exc:  # noqa: BLE001 - a failed job is reported to the user in words
             self._fail(typ, rid, exc)
         finally:
             self.status = "sweeping" if self.progress.get("running") else "idle"
 
     def _do_intervene(self, rid, cells) -> None:
+        if isinstance(cells, _pins.Pin):  # a transplant, a head, undo
+            return _pins.run(self, rid, cells)
         if not cells:
             raise ValueError("no cells to intervene on")
         cells = [(int(r), int(p)) for r, p in cells]
@@ -471,13 +522,7 @@ class ResidualExplorer(anywidget.AnyWidget):
         eff = self.session.intervene(
             cells, kind=kind, site=site, **({"logit_diff": pair} if pair else {})
         )
-        payload = _payloads.effect_payload(eff, rid)
-        with self._lock:
-            self.current_effect = eff
-            with self.hold_sync():
-                self.selection = [list(c) for c in eff.cells]
-                self.effect = payload
-                self.error = ""
+        _pins.show(self, eff, rid, eff.cells)
 
     def _do_lens(self, rid, cell, key) -> None:
         r, p = int(cell[0]), int(cell[1])
@@ -605,6 +650,8 @@ class ResidualExplorer(anywidget.AnyWidget):
                 self._submit("position_content", self._next_py_id(), None)  # on the worker
             elif change["new"] == "profile":
                 self._send_profile()
+            elif change["new"] == "heads":
+                self._heads.show()
         except Exception as exc:  # noqa: BLE001 - a failed view is reported to the user in words
             self._fail("view", None, exc)
 
@@ -668,11 +715,14 @@ class ResidualExplorer(anywidget.AnyWidget):
             else self.session.n_layers
         )
         cells = [c for c in self.selection if c[0] < rows]
-        if cells:
+        if _pins.resubmit(self):  # a transplant or a head: recomputed as it was made
+            pass
+        elif cells:
             self._submit("intervene", self._next_py_id(), cells)
         else:
             self.current_effect = None
             self.effect = None
+        self._heads.reset()  # only when its kind, pair or session changed
         had_sweep = self._sweep_thread is not None
         self.current_atlas = None
         self.atlas = None

@@ -1,0 +1,238 @@
+"""The widget's transplant, head and undo routes and its heads view, against the real engine.
+
+A tiny GPT-2 and a tiny GQA Llama (random weights, built from configs) answer every request;
+the expected numbers come from the engine called directly (``Session.transplant``,
+``Session.intervene(site="head")``, ``Session.sweep(site="head")``), so what the widget sends
+must be exactly the engine's result, arrays decoded from the binary wire format.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import residual_widgets as rw
+from residual_widgets import _codec
+from residual_widgets.explore import explore
+from residual_widgets.tiny import tiny_model
+
+PROMPT = "When Mary and John went to the store"
+OTHER = "Paris is the capital of France and"  # another length
+
+
+@functools.lru_cache(maxsize=2)
+def model(family="gpt2"):
+    hf, tok = tiny_model(family, n_layers=2)
+    return rw.load_model(hf, tok)
+
+
+def make(family="gpt2", **kw):
+    w = explore(PROMPT, model=model(family), cell=None, sweep=False, **kw)
+    w.sent = []
+    w.send = lambda content, buffers=None: w.sent.append(content)
+    return w
+
+
+@pytest.fixture
+def widget():
+    w = make()
+    yield w
+    w.close()
+
+
+def msg(w, **content):
+    w._on_custom_msg(w, content)
+    w.wait(sweep=False)
+
+
+def errors(w):
+    return [m for m in w.sent if m.get("type") == "error"]
+
+
+def arrays(payload):
+    return {k: _codec.decode(payload[k]) for k in ("resid_delta", "kl", "logprob_delta")}
+
+
+def assert_effect(payload, eff):
+    got = arrays(payload)
+    np.testing.assert_array_equal(got["resid_delta"], eff.resid_delta)
+    np.testing.assert_array_equal(got["kl"], eff.kl)
+    np.testing.assert_array_equal(got["logprob_delta"], eff.logprob_delta)
+    np.testing.assert_array_equal(_codec.decode(payload["reachable"]), eff.reachable)
+
+
+def test_a_transplant_request_pins_the_engines_effect(widget):
+    w = widget
+    msg(w, type="transplant", id="c:1", source="this", source_cell=[2, 1], target_cell=[1, 4])
+    assert not errors(w)
+    eff = w.session.transplant(None, (2, 1), (1, 4))
+    assert w.effect["id"] == "c:1" and w.effect["kind"] == "transplant"
+    assert w.effect["cells"] == [[1, 4]]
+    assert w.effect["transplant"] == {
+        "source": "this",
+        "prompt": None,
+        "source_cell": [2, 1],
+        "target_cell": [1, 4],
+    }
+    assert_effect(w.effect, eff)
+    assert w.current_effect.kind == "transplant"
+    assert np.abs(eff.resid_delta).sum() > 0  # a real change, so equality means something
+
+
+def test_a_transplant_from_a_prompt_of_another_length(widget):
+    w = widget
+    w.transplant_prompt = OTHER
+    w.wait(sweep=False)
+    other = rw.Session(w.session.model, OTHER)
+    assert other.n_positions != w.session.n_positions
+    src = w.transplant_source
+    assert src["prompt"] == OTHER and src["tokens"] == other.token_strings
+    np.testing.assert_allclose(
+        _codec.decode(src["norm"]), other.clean.resid.norm(dim=-1).numpy(), rtol=1e-6
+    )
+    last = other.n_positions - 1
+    msg(w, type="transplant", id="c:2", source="prompt", source_cell=[1, last], target_cell=[1, 2])
+    assert not errors(w)
+    assert_effect(w.effect, w.session.transplant(OTHER, (1, last), (1, 2)))
+    assert w.effect["transplant"]["prompt"] == OTHER
+    # through the public method too, on another site: rows are blocks there
+    w.site = "mlp_out"
+    w.wait(sweep=False)
+    eff = w.transplant((0, 1), (1, 3), source=OTHER)
+    assert_effect(w.effect, w.session.transplant(OTHER, (0, 1), (1, 3), site="mlp_out"))
+    assert eff.site == "mlp_out" and w.effect["site"] == "mlp_out"
+
+
+def test_transplant_errors_come_back_in_words_and_the_widget_stays_usable(widget):
+    w = widget
+    msg(w, type="transplant", id="c:3", source="prompt", source_cell=[0, 0], target_cell=[0, 0])
+    (e,) = errors(w)
+    assert e["id"] == "c:3" and e["request"] == "intervene" and "transplant prompt" in e["message"]
+    P = w.session.n_positions
+    msg(w, type="transplant", id="c:4", source="this", source_cell=[0, 0], target_cell=[1, P])
+    e = errors(w)[-1]
+    assert e["id"] == "c:4" and "this prompt" in e["message"] and f"{P} tokens" in e["message"]
+    w.sent.clear()
+    w._on_custom_msg(w, {"type": "transplant", "id": "c:5", "source": "elsewhere"})
+    assert "'this' or 'prompt'" in errors(w)[-1]["message"]
+    msg(w, type="transplant", id="c:6", source="this", source_cell=[0, 1], target_cell=[0, 1])
+    assert w.effect["id"] == "c:6"  # usable; and a cell onto itself is exactly nothing
+    assert not _codec.decode(w.effect["resid_delta"]).any()
+
+
+def test_undo_goes_back_one_pinned_effect_at_a_time(widget):
+    w = widget
+    msg(w, type="intervene", id="c:1", cells=[[1, 2]])
+    first = dict(w.effect)
+    assert first["undo"] == 0
+    msg(w, type="transplant", id="c:2", source="this", source_cell=[2, 0], target_cell=[1, 3])
+    assert w.effect["undo"] == 1 and w.selection == []
+    msg(w, type="undo", id="c:3")
+    assert w.effect["id"] == "c:3" and w.effect["undo"] == 0
+    assert w.effect["kind"] == "zero" and w.effect["transplant"] is None
+    assert_effect(w.effect, w.session.intervene([(1, 2)]))
+    assert w.selection == [[1, 2]] and w.current_effect.kind == "zero"
+    msg(w, type="undo", id="c:4")
+    e = errors(w)[-1]
+    assert e["id"] == "c:4" and "nothing to undo" in e["message"]
+    assert w.effect["id"] == "c:3"  # unchanged
+
+
+def test_a_head_click_pins_that_heads_effect(widget):
+    w = widget
+    w.kind = "mean"
+    msg(w, type="head", id="c:7", cell=[1, 1, 2])
+    assert not errors(w)
+    eff = w.session.intervene([(1, 1, 2)], kind="mean", site="head")
+    assert w.effect["site"] == "head" and w.effect["kind"] == "mean"
+    assert w.effect["head_cells"] == [[1, 1, 2]] and w.effect["cells"] == [[1, 2]]
+    assert_effect(w.effect, eff)
+    assert not _codec.decode(w.effect["reachable"])[:2].any()  # enters at row layer + 1
+    # a settings change recomputes the head as it was made
+    w.kind = "zero"
+    w.wait(sweep=False)
+    assert w.effect["head_cells"] == [[1, 1, 2]] and w.effect["kind"] == "zero"
+    assert_effect(w.effect, w.session.intervene([(1, 1, 2)], site="head"))
+
+
+def test_a_pinned_transplant_is_recomputed_when_the_token_pair_changes(widget):
+    w = widget
+    msg(w, type="transplant", id="c:1", source="this", source_cell=[2, 6], target_cell=[2, 7])
+    assert w.effect["logit_diff"] is None
+    w.logit_pair = [" Mary", " John"]
+    w.wait(sweep=False)
+    eff = w.session.transplant(None, (2, 6), (2, 7), logit_diff=(" Mary", " John"))
+    assert w.effect["kind"] == "transplant" and w.effect["logit_diff"] == eff.logit_diff
+    assert_effect(w.effect, eff)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_the_heads_view_sends_the_engines_head_sweep(family):
+    w = make(family, logit_diff=(" Mary", " John"))
+    try:
+        w.view = "heads"
+        w._heads.thread.join(120)
+        atlas = w.session.sweep(site="head", logit_diff=(" Mary", " John"))
+        L, H, P = w.session.n_layers, w.session.n_heads, w.session.n_positions
+        h = w.heads
+        assert (h["n_layers"], h["n_heads"]) == (L, H) and h["complete"]
+        assert h["progress"] == {
+            "done": L * H * P,
+            "total": L * H * P,
+            "running": False,
+            "cancelled": False,
+        }
+        np.testing.assert_array_equal(_codec.decode(h["done"]), atlas.done)
+        np.testing.assert_allclose(_codec.decode(h["total_kl"]), atlas.kl.sum(-1), atol=1e-6)
+        np.testing.assert_allclose(
+            _codec.decode(h["logprob_total"]), atlas.logprob_delta.sum(-1), atol=1e-6
+        )
+        np.testing.assert_allclose(_codec.decode(h["kl"]), atlas.kl, atol=1e-6)
+        np.testing.assert_allclose(_codec.decode(h["logit_diff"]), atlas.logit_diff, atol=1e-5)
+        maps = _codec.decode(h["resid_delta"])
+        assert maps.shape == (L, H, P, L + 1, P)
+        np.testing.assert_allclose(maps, atlas.resid_delta, atol=1e-6)
+        # one head's map in the sweep is that head's own intervention
+        eff = w.session.intervene([(1, H - 1, 3)], site="head")
+        np.testing.assert_allclose(maps[1, H - 1, 3], eff.resid_delta, atol=1e-5)
+        # shown again: not swept again; a new kind sweeps again
+        first = w._heads.atlas
+        w.view = "map"
+        w.view = "heads"
+        assert w._heads.atlas is first
+        w.kind = "noise"
+        w._heads.thread.join(120)
+        assert w.heads["kind"] == "noise" and w._heads.atlas is not first
+        w.kind = "knockout"
+        assert any("no head version" in e["message"] for e in errors(w)) and w.heads is None
+    finally:
+        w.close()
+
+
+def test_cancel_stops_the_head_sweep_and_keeps_what_was_done(widget):
+    w = widget
+    started, real = threading.Event(), w.session.sweep
+
+    def slow(**kw):
+        user = kw["progress"]
+
+        def progress(p):
+            started.set()
+            user(p)
+            time.sleep(0.05)
+
+        return real(**{**kw, "progress": progress})
+
+    w.session.sweep = slow
+    w.atlas_push_interval = 0.0
+    w.view = "heads"
+    assert started.wait(60)
+    w._on_custom_msg(w, {"type": "cancel", "id": "c:9"})
+    w._heads.thread.join(60)
+    p = w.heads["progress"]
+    assert p["cancelled"] and not p["running"] and 0 < p["done"] < p["total"]
+    assert _codec.decode(w.heads["done"]).sum() == p["done"]
