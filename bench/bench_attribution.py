@@ -26,6 +26,7 @@ logit difference for patch on attn_out of the IOI pair.
     python bench/bench_attribution.py                # both models, all kinds and sites (~5 min)
     python bench/bench_attribution.py --quick        # patch and zero on attn_out and resid
     python bench/bench_attribution.py --prompts 20   # + 20 IOI and 20 corpus prompts (longer)
+    python bench/bench_attribution.py --widget       # the widget: explore() -> estimate shown
 
 On a busy machine use ``--threads 1``: oversubscribed intra-op threads slow the many small
 operations of attribute() far more than the sweep's large matmuls.
@@ -206,6 +207,50 @@ def prompt_study(lm, n: int, corpus_tokens: int):
     return per
 
 
+def widget_timing(repeats: int) -> None:
+    """The widget's instant overview on SmolLM2 (33-token IOI prompt): seconds from calling
+    ``rw.explore`` (model already loaded; it pins a cell, starts the sweep) to the ``estimate``
+    trait being set, and to the sweep's first exact cell, per setting (median of ``repeats``)."""
+    from residual_widgets.explore import _load, explore
+
+    _load("smollm2-135m")  # loaded once, untimed (explore caches it by name)
+    settings = [
+        ("zero", "resid", None, None),
+        ("patch", "attn_out", IOI_33.format("Mary"), (" Mary", " John")),
+    ]
+    print("\n== widget: rw.explore() -> estimate trait set -> first exact cell (SmolLM2) ==")
+    head = f"{'explore s':>9} {'estimate s':>10} {'1st cell s':>10}"
+    print(f"{'kind':>6} {'site':>8} | {head} | note")
+    for kind, site, source, pair in settings:
+        got = {"explore": [], "estimate": [], "cell": []}
+        note = ""
+        for _ in range(repeats + 1):  # the first round warms up (untimed)
+            t0 = time.perf_counter()
+            w = explore(IOI_33.format("John"), kind=kind, site=site, source=source, logit_diff=pair)
+            t_ret = time.perf_counter() - t0
+            w.send = lambda *a, **k: None
+            t_est = t_cell = None
+            while time.perf_counter() - t0 < 120 and (t_est is None or t_cell is None):
+                now = time.perf_counter() - t0
+                if t_est is None and w.estimate is not None:
+                    t_est = now
+                if t_cell is None and w.progress.get("done", 0) >= 1:
+                    t_cell = now
+                time.sleep(0.002)
+            note = (w.estimate or {}).get("note") or (w.estimate or {}).get("caveat", "")[:40]
+            w.close()
+            w.wait()
+            got["explore"].append(t_ret)
+            got["estimate"].append(t_est if t_est is not None else float("nan"))
+            got["cell"].append(t_cell if t_cell is not None else float("nan"))
+        med = {k: statistics.median(v[1:]) for k, v in got.items()}
+        print(
+            f"{kind:>6} {site:>8} | {med['explore']:9.2f} {med['estimate']:10.2f} "
+            f"{med['cell']:10.2f} | {note}",
+            flush=True,
+        )
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="patch and zero on attn_out and resid")
@@ -217,9 +262,17 @@ def main(argv=None):
     ap.add_argument("--prompts", type=int, default=0, help="IOI and corpus prompts (SmolLM2)")
     ap.add_argument("--corpus-tokens", type=int, default=16)
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N)")
+    ap.add_argument(
+        "--widget", action="store_true", help="only: explore() -> estimate set (SmolLM2)"
+    )
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.widget:
+        print(f"torch threads {torch.get_num_threads()}, loadavg at start {os.getloadavg()}")
+        widget_timing(args.repeats)
+        print(f"loadavg at end {os.getloadavg()}")
+        return 0
     kinds = (args.kinds or ("patch,zero" if args.quick else "patch,zero,mean")).split(",")
     sites = (args.sites or ("attn_out,resid" if args.quick else "attn_out,mlp_out,resid")).split(
         ","
