@@ -81,6 +81,31 @@ def test_each_view_shows_the_engines_numbers(page):
     assert v["row"] == 1
     np.testing.assert_allclose(np.array(v["sim"]), sim[1].ravel(), atol=1e-5)
 
+    # position vs content: computed in the kernel over the corpus, the row follows the pin
+    from residual_widgets import lecture
+
+    v = switch_view(page, "position_content", "v.mean !== null")
+    pc = lecture.position_content_for(sess)
+    assert v["row"] == 1 and (v["nPrompts"], v["nTokens"]) == (pc.n_prompts, pc.n_tokens)
+    assert v["massiveDims"] == pc.massive_dims.tolist()
+    np.testing.assert_allclose(v["energy"], pc.energy[1], rtol=1e-5, atol=1e-6)
+    for kind in pc.KINDS:
+        iv = pc.interval(kind)
+        np.testing.assert_allclose(v["mean"][kind], iv.mean[1], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(v["lo"][kind], iv.lo[1], rtol=1e-4, atol=1e-6)
+    sub = page.locator(".rw-root .rw-view").inner_text()
+    assert f"{pc.n_prompts} corpus prompts × {pc.n_tokens} tokens" in sub
+    page.locator(".rw-controls input.rw-row").fill("0")
+    page.locator(".rw-controls input.rw-row").dispatch_event("change")
+    page.wait_for_function(
+        "() => document.querySelector('.rw-root').__rw.view().row === 0", timeout=30_000
+    )
+    np.testing.assert_allclose(
+        view_info(page)["mean"]["content"], pc.interval("content").mean[0], rtol=1e-4, atol=1e-6
+    )
+    page.locator(".rw-controls input.rw-row").fill("-1")
+    page.locator(".rw-controls input.rw-row").dispatch_event("change")
+
     switch_view(page, "map")
     assert not page.locator(".rw-root .rw-view").is_visible()
     assert error_text(page) == "" and own_page_errors(page) == []
