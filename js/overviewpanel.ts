@@ -219,11 +219,14 @@ function drawScatter(canvas: HTMLCanvasElement, pts: ScatterPoints | null, th: T
   ctx.textBaseline = "middle";
   ctx.fillText(fmt(hi), L - 3, Y(hi));
   ctx.fillText(fmt(lo), L - 3, Y(lo));
-  ctx.textAlign = "center";
   ctx.textBaseline = "top";
+  ctx.textAlign = "center";
   ctx.fillText("estimate →", L + W / 2, T + H + 14);
-  ctx.fillText(fmt(lo), X(lo) + 8, T + H + 2);
-  ctx.fillText(fmt(hi), X(hi) - 8, T + H + 2);
+  ctx.textAlign = "left";
+  ctx.fillText(fmt(lo), X(lo), T + H + 2);
+  ctx.fillText("↑ exact", L + 3, T + 2);
+  ctx.textAlign = "right";
+  ctx.fillText(fmt(hi), X(hi), T + H + 2);
   for (let k = 0; k < pts.x.length; k++) {
     const bad = !!pts.worst[k];
     ctx.fillStyle = bad ? MARK : th.accent;

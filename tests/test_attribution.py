@@ -381,7 +381,9 @@ def test_agreement_of_a_partial_atlas_and_its_figure():
     err[~done] = -1
     top = sorted(map(tuple, np.argwhere(done)), key=lambda c: -err[c])[:4]
     assert [tuple(c) for c in ag["logprob_delta"]["worst"]] == top
-    assert ag["logprob_delta"]["pearson"] == pytest.approx(pearson(attr.logprob_delta[done], ex[done]))
+    assert ag["logprob_delta"]["pearson"] == pytest.approx(
+        pearson(attr.logprob_delta[done], ex[done])
+    )
     fig = attr.agreement_figure(atlas, k=4)
     r = ag["logit_diff"]
     assert f"Pearson r {r['pearson']:.2f}" in fig.layout.title.text
