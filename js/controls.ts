@@ -293,7 +293,8 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
     pull(good, pair[0] ?? "");
     pull(bad, pair[1] ?? "");
     const prog = model.get("progress") ?? {};
-    cancelBtn.disabled = !!page || !prog.running;
+    const heads = model.get("heads") as { progress?: { running?: boolean } } | null | undefined;
+    cancelBtn.disabled = !!page || !(prog.running || heads?.progress?.running);
     sweepBtn.disabled = !!page || !!prog.running;
   };
   const animating = (on: boolean) => {

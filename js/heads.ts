@@ -213,7 +213,8 @@ export function headLabel(d: HeadsData, layer: number, row: number): string {
 }
 
 /** The panel's progress words. */
-export function headsStatus(d: HeadsData | null, running: boolean): string {
+export function headsStatus(d: HeadsData | null, running: boolean, kernel = true): string {
+  if (!d && !kernel) return "the saved page holds no head sweep: it needs a kernel";
   if (!d) return running ? "sweeping the heads…" : "no head sweep yet";
   const p = d.progress;
   const kept =

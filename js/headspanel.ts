@@ -41,6 +41,8 @@ export interface HeadsPanelArgs {
   hover: HeadCell | null;
   /** A head sweep is running or asked for (the kernel has not sent one yet). */
   running: boolean;
+  /** False on the saved page (no kernel to sweep the heads). */
+  kernel?: boolean;
 }
 
 /** Draw the panel (or hide it); returns its geometry (null when hidden) and what it drew. */
@@ -51,7 +53,7 @@ export function drawHeadsPanel(a: HeadsPanelArgs): { geom: Geom | null; info: Re
   const layer = shownLayer(d, a.layer);
   a.dom.title.textContent =
     layer >= 0 ? `Heads of layer ${layer}: effect of each head at each position` : "Heads of every layer × position";
-  a.dom.sub.textContent = headsStatus(d, a.running);
+  a.dom.sub.textContent = headsStatus(d, a.running, a.kernel ?? true);
   const P = a.tokens.length;
   const rows = d ? headRows(d.L, d.H, layer).length : 0;
   const ch = Math.max(2, Math.min(18, Math.floor(480 / Math.max(1, rows))));

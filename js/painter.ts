@@ -156,6 +156,7 @@ export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTML
       pinned: effect ? local.heads.pinned : [],
       hover: local.heads.preview,
       running: !local.heads.data || local.heads.data.progress.running,
+      kernel: !t.page(),
     });
     const sp = drawSourcePanel({ dom: dom.source, th, hand: local.hand, site: t.site(), cw: g.cw, ch: g.ch, palette });
     headsGeom = hd.geom;

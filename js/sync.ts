@@ -150,6 +150,7 @@ export function syncModel({ m, t, dom, local, painter, req, say, controls, tip }
   };
   const onHeads = () => {
     local.heads.data = decodeHeads(m.get("heads"));
+    controls.sync(); // Cancel also stops the head sweep
     painter.draw();
   };
   const onSource = () => {

@@ -236,3 +236,16 @@ def test_cancel_stops_the_head_sweep_and_keeps_what_was_done(widget):
     p = w.heads["progress"]
     assert p["cancelled"] and not p["running"] and 0 < p["done"] < p["total"]
     assert _codec.decode(w.heads["done"]).sum() == p["done"]
+
+
+def test_a_recomputed_transplant_keeps_the_prompt_it_was_dropped_from(widget):
+    w = widget
+    w.transplant_prompt = OTHER
+    w.wait(sweep=False)
+    msg(w, type="transplant", id="c:1", source="prompt", source_cell=[2, 3], target_cell=[2, 5])
+    w.transplant_prompt = "Something else entirely, longer than the others are"
+    w.logit_pair = [" Mary", " John"]
+    w.wait(sweep=False)
+    eff = w.session.transplant(OTHER, (2, 3), (2, 5), logit_diff=(" Mary", " John"))
+    assert w.effect["transplant"]["prompt"] == OTHER and w.effect["logit_diff"] == eff.logit_diff
+    assert_effect(w.effect, eff)

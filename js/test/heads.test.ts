@@ -171,6 +171,7 @@ describe("previewing a head's map on the main map", () => {
 
   it("the panel says what the sweep holds", () => {
     expect(headsStatus(null, true)).toMatch(/sweeping/);
+    expect(headsStatus(null, true, false)).toMatch(/needs a kernel/);
     expect(headsStatus(data(), true)).toBe("zero on every head · 23/24 head cells");
     const cancelled = must(decodeHeads(raw({ storage: "summary", progress: { done: 5, total: 24, cancelled: true } })));
     expect(headsStatus(cancelled, false)).toMatch(/5\/24 head cells \(cancelled\) · summary only/);

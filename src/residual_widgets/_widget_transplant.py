@@ -97,8 +97,10 @@ def run(w, rid, pin: Pin) -> None:
     a = pin.args
     source = None
     if a["source"] == "prompt":
-        source = w.transplant_prompt
+        # the prompt at the time of the drop: a recompute after a settings change reuses it
+        source = a.setdefault("prompt", w.transplant_prompt)
         if not source:
+            del a["prompt"]
             raise ValueError("type a transplant prompt first (the 'transplant from' field)")
     eff = w.session.transplant(source, a["source_cell"], a["target_cell"], site=w.site, **kw)
     info = {
