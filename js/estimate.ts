@@ -131,7 +131,8 @@ function matches(e: EstimateData | null, a: AtlasData | null): boolean {
 /**
  * The overview's cells for metric `which`: exact where the sweep is done, the estimate elsewhere.
  * `S`, `P`: the grid (from the atlas, the estimate or the session). Returns null when neither
- * side has anything to show for `which`. Logit diff without a token pair falls back to Σ Δlog p.
+ * side has anything to show for `which`. Logit diff without a token pair falls back to Σ Δlog p,
+ * and Σ Δlog p to total KL for an atlas without it (and no estimate: an older saved page).
  */
 export function overviewCells(
   atlas: AtlasData | null,
@@ -142,6 +143,7 @@ export function overviewCells(
 ): OverviewCells | null {
   let w = which in OVERVIEW ? which : "logprob_delta";
   if (w === "logit_diff" && !exactOf(atlas, w) && !estimateOf(est, w)) w = "logprob_delta";
+  if (w === "logprob_delta" && atlas && !exactOf(atlas, w) && !estimateOf(est, w)) w = "total_kl";
   const exact = exactOf(atlas, w);
   const ok = matches(est, atlas);
   const guess = ok ? estimateOf(est, w) : null;

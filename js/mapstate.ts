@@ -192,19 +192,28 @@ export function currentMap(s: {
   return { mode: "empty", cells: [], site: "resid", values: null, reach: null, strip: null, stripNote: "", id: null };
 }
 
-/** Overview values [S, P] (NaN where the sweep has not reached yet) and how to color them. */
+/** Overview values [S, P] (NaN where the sweep has not reached yet) and how to color them: the
+ * exact side only (estimate.ts mixes in the estimate). */
 export function overviewValues(
   a: AtlasData,
   which: string,
 ): { values: Float32Array; diverging: boolean; center: number; unit: string; title: string } {
   const ld = which === "logit_diff" ? a.logitDiff : null;
-  const useLd = ld !== null;
-  const src = ld ?? a.totalKl;
+  const lp = which === "logprob_delta" ? (a.logprobTotal ?? null) : null;
+  const src = ld ?? lp ?? a.totalKl;
   const values = new Float32Array(src.data.length);
   for (let k = 0; k < values.length; k++) values[k] = a.done.data[k] ? src.data[k] : NaN;
-  return useLd
-    ? { values, diverging: true, center: a.cleanLogitDiff ?? 0, unit: "logits", title: "logit diff after intervening" }
-    : { values, diverging: false, center: 0, unit: "nats", title: "total KL over positions" };
+  if (ld) {
+    return {
+      values,
+      diverging: true,
+      center: a.cleanLogitDiff ?? 0,
+      unit: "logits",
+      title: "logit diff after intervening",
+    };
+  }
+  if (lp) return { values, diverging: true, center: 0, unit: "nats", title: "Σ Δlog p of the next tokens" };
+  return { values, diverging: false, center: 0, unit: "nats", title: "total KL over positions" };
 }
 
 /**

@@ -201,3 +201,20 @@ describe("the worst cells and the scatter", () => {
     expect(scatterPoints(part, est, "total_kl", [])).toBeNull();
   });
 });
+
+describe("without an estimate (the saved page)", () => {
+  it("the exact Σ Δlog p is shown and named alike by the overview and its tooltip", () => {
+    const part = decodeAtlas(atlasRaw([1, 0, 0, 0, 0, 0]));
+    const ov = must(overviewCells(part, null, "logprob_delta", S, P));
+    expect(nan(ov.values)).toEqual([-10, "nan", "nan", "nan", "nan", "nan"]);
+    const g: Geom = { x0: 0, y0: 0, cw: 10, ch: 10, rows: S, cols: P, stripH: 0, stripGap: 0 };
+    expect(overviewTip(0, 0, g, part, "logprob_delta", ["a", "b", "c"]).value).toBe(
+      "Σ Δlog p of the next tokens = -10 nats",
+    );
+  });
+
+  it("an atlas without Σ Δlog p falls back to total KL", () => {
+    const old = decodeAtlas(atlasRaw([1, 0, 0, 0, 0, 0], { logprob_total: null }));
+    expect(must(overviewCells(old, null, "logprob_delta", S, P)).which).toBe("total_kl");
+  });
+});
