@@ -81,6 +81,7 @@ def test_the_cone_path_does_not_trace_and_changes_what_it_should(monkeypatch):
     def no_trace(*a, **k):
         raise AssertionError("the cone path ran a trace")
 
+    sess.stepper()  # built (a sweep or an earlier click builds it)
     monkeypatch.setattr("residual_widgets.session.traced_run", no_trace)
     eff = sess.intervene((1, 4), "zero")  # auto: the cone
     assert_same(ref, eff)
@@ -119,8 +120,8 @@ def test_a_refused_stepper_falls_back_once_and_cone_raises(monkeypatch):
         raise st.UnsupportedStepping("block argument 'frobnicate' holds tensors")
 
     monkeypatch.setattr("residual_widgets.session.Stepper", refuse)
-    assert_same(ref, sess.intervene((2, 3), "noise"))
-    assert_same(ref, sess.intervene((2, 3), "noise"))
+    for _ in range(3):
+        assert_same(ref, sess.intervene((2, 3), "noise"))
     assert len(built) == 1  # the refusal is remembered: later clicks do not retry
     with pytest.raises(st.UnsupportedStepping, match="frobnicate"):
         sess.intervene((2, 3), "noise", method="cone")
@@ -136,3 +137,22 @@ def test_cone_run_keeps_the_clean_logits_outside_the_cone():
     logits = torch.log_softmax(sess.model.unembed(eff.resid[-1]), -1)
     assert eff.kl[P - 2] > 0 and np.all(eff.kl[: P - 2] == 0.0) and eff.kl[P - 1] == 0.0
     assert torch.allclose(logits[:-2], sess.clean_logprobs[:-2], atol=1e-5)
+
+
+def test_the_first_auto_click_traces_and_the_second_builds_the_stepper(monkeypatch):
+    """A fresh widget's first paint must not wait for the stepper's capture and self-check."""
+    lm = tiny_lm("gemma3")
+    sess = rw.Session(lm, PROMPT)
+    traced = []
+    real = rw.session.traced_run
+
+    def spy(*a, **k):
+        traced.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr("residual_widgets.session.traced_run", spy)
+    first = sess.intervene((1, 2), "zero")
+    assert traced == [1] and sess._stepper is None
+    second = sess.intervene((1, 2), "zero")
+    assert traced == [1] and sess._stepper is not None  # the cone, with the stepper built
+    assert_same(first, second)

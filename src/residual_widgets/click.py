@@ -24,7 +24,10 @@ value are dropped first (patching a prompt from itself changes nothing, exactly)
 :class:`~.stepper.UnsupportedStepping` or ``ValueError`` where it cannot run), ``"trace"`` runs
 the reference nnsight trace (:func:`.runs.traced_run`), and ``"auto"`` takes the cone for a
 local CPU model whose blocks step and the trace otherwise (remote sessions, other devices,
-refused architectures; a refusal is remembered per session, so it costs once). Both paths
+refused architectures; a refusal is remembered per session, so it costs once). The first
+``"auto"`` click of a session whose stepper is not built yet traces too: building the stepper
+costs about three forwards, more than that click would save (a fresh widget's first paint must
+not wait for it); the sweep, or the next click, builds it. Both paths
 return the same :class:`~.runs.RunRecord` (``resid [L + 1, P, d]``, ``logits [P, V]``), equal
 within float32 rounding (tested on every family, kind and site).
 """
@@ -65,8 +68,7 @@ def _stepper(sess, insist: bool) -> Stepper | None:
         if insist:
             raise ValueError(f"method='cone' runs on CPU; this model is on {sess.model.device}")
         return None
-    refused = getattr(sess, "_stepper_refused", None)
-    if refused is not None and not insist:
+    if not insist and (sess._stepper_refused is not None or _first_click(sess)):
         return None
     try:
         return sess.stepper()
@@ -75,6 +77,16 @@ def _stepper(sess, insist: bool) -> Stepper | None:
         if insist:
             raise
         return None
+
+
+def _first_click(sess) -> bool:
+    """True for the first ``"auto"`` click of a session whose stepper is not built yet: building
+    it (a capture pass and a self-check, about three forwards) would make that click slower than
+    one trace, and the sweep builds it anyway. The second such click builds it."""
+    if sess._stepper is not None or sess._traced_clicks > 0:
+        return False
+    sess._traced_clicks += 1
+    return True
 
 
 @torch.no_grad()

@@ -129,7 +129,7 @@ def load_model(
 
             model = dataclasses.replace(model, remote=remote)  # same weights, lock, tokenizer
         return model
-    name = ""
+    name, checked = "", False
     if isinstance(model, str):
         from . import bundled
         from .remote import is_remote
@@ -144,6 +144,7 @@ def load_model(
         name = model
         if model in bundled.BUNDLED:
             hf, tok = bundled.load_bundled(model)
+            checked = True  # known causal LMs (and the SmolLM2 cache was checked when written)
         else:
             hf, tok = _from_pretrained(model, dtype, device_map)
         tokenizer = tokenizer or tok
@@ -163,7 +164,11 @@ def load_model(
         hf = hf.to(device)
     hf.eval()
     return _wrap(
-        hf, tokenizer, name or getattr(hf, "name_or_path", "") or type(hf).__name__, remote=remote
+        hf,
+        tokenizer,
+        name or getattr(hf, "name_or_path", "") or type(hf).__name__,
+        remote=remote,
+        check=not checked,
     )
 
 
@@ -233,7 +238,9 @@ def _get(root, path: str):
     return obj
 
 
-def _wrap(hf, tokenizer, name: str, nn=None, remote=None) -> LoadedModel:
+def _wrap(hf, tokenizer, name: str, nn=None, remote=None, check: bool = True) -> LoadedModel:
+    """Find the parts (module docstring) and wrap ``hf`` with nnsight. ``check``: run
+    :func:`_check_causal` (two short forwards; skipped for the bundled models, known causal)."""
     cfg = getattr(hf, "config", None)
     if cfg is None:
         raise TypeError("the model has no transformers config; expected a transformers causal LM")
@@ -325,7 +332,7 @@ def _wrap(hf, tokenizer, name: str, nn=None, remote=None) -> LoadedModel:
         name=name,
         remote=remote,
     )
-    if lm.device.type != "meta":  # a remote skeleton has no weights to run here
+    if check and lm.device.type != "meta":  # a remote skeleton has no weights to run here
         _check_causal(lm)
     return lm
 

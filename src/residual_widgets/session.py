@@ -88,6 +88,7 @@ class Session:
         self.sigma = float(self.clean.resid[0].std())
         self._stepper: Stepper | None = None
         self._stepper_refused: str | None = None  # why clicks trace instead (see .click)
+        self._traced_clicks = 0  # the first click traces rather than wait for the stepper
         self._lens_cache: dict = {}  # remote skeleton: clean lens by cell
 
     # ---- basic facts --------------------------------------------------------------------------

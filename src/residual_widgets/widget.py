@@ -258,6 +258,7 @@ class ResidualExplorer(anywidget.AnyWidget):
         self._estimate_ready = threading.Event()  # set: no estimate pending (the sweep waits)
         self._estimate_ready.set()
         self._factory = session_factory
+        self._sweep_after_build = False  # start_sweep() before build_session() finished
         self._lock = threading.RLock()
         self._py_ids = 0
         self._sweep_thread: threading.Thread | None = None
@@ -268,7 +269,7 @@ class ResidualExplorer(anywidget.AnyWidget):
         self._orphan_timer: threading.Timer | None = None
         _cells.hook()
         super().__init__(**kw)
-        if prompt is None or not isinstance(prompt, str):
+        if (prompt is None or not isinstance(prompt, str)) and session is not None:
             prompt = "".join(str(x) for x in session.token_strings)
         with self.hold_sync():
             self.prompt = prompt
@@ -283,10 +284,11 @@ class ResidualExplorer(anywidget.AnyWidget):
                     f"unknown overview_metric {self.overview_metric!r}; "
                     f"choose one of {', '.join(OVERVIEW_METRICS)}"
                 )
-            self._load_session_facts()
+            if session is not None:  # else build_session() follows (tokens/n_rows given)
+                self._load_session_facts()
         self._watch_remote(session)
         self._jobs = LatestJobs(
-            self._run_job, priority=("rebuild", "intervene", "estimate", "lens")
+            self._run_job, priority=("session", "rebuild", "intervene", "estimate", "lens")
         )
         self.on_msg(self._on_custom_msg)
         self.observe(self._on_settings, names=["kind", "site", "logit_pair"])
@@ -336,6 +338,9 @@ class ResidualExplorer(anywidget.AnyWidget):
 
     def start_sweep(self) -> None:
         """(Re)start the sweep for the current kind/site/token pair in a background thread."""
+        if self.session is None:  # still being built: build_session() starts it
+            self._sweep_after_build = True
+            return
         self.cancel_sweep(wait=True, heads=False)
         self._cancel = threading.Event()
         self.request_estimate()
@@ -355,12 +360,24 @@ class ResidualExplorer(anywidget.AnyWidget):
         """Compute the instant overview (attribution patching, :mod:`._estimate`) for the current
         settings on the job worker, unless it was already asked for; a sweep started now waits
         for it, so the estimate is painted before the first exact cell arrives."""
+        if self.session is None:  # asked again once build_session() has a session
+            return
         key = (id(self.session), self.kind, self.site, self._pair())
         if key == self._estimate_key:
             return
         self._estimate_key = key
         self._estimate_ready.clear()
         self._submit("estimate", self._next_py_id(), key)
+
+    def build_session(self, make: Callable[[], Any], *, cell=None, sweep: bool = False) -> None:
+        """Build the session on the job worker with ``make()`` (a widget made with ``session=None``
+        shows its grid and tokens meanwhile, the status line saying so), then pin ``cell`` and,
+        with ``sweep``, start the sweep. A failure reaches ``error`` in words; clicks queued
+        meanwhile run once the session exists."""
+        if cell is not None:
+            self.selection = [list(cell)]
+        self._sweep_after_build = self._sweep_after_build or sweep
+        self._submit("session", self._next_py_id(), make)
 
     def cancel_sweep(self, wait: bool = False, heads: bool = True) -> None:
         """Stop a running sweep, and with ``heads`` the head sweep (partial atlases stay)."""
@@ -495,7 +512,11 @@ class ResidualExplorer(anywidget.AnyWidget):
         rid, arg = payload
         self.status = "computing"
         try:
-            if typ == "intervene":
+            if typ == "session":
+                self._do_session(arg)
+            elif self.session is None:
+                raise RuntimeError(f"there is no session: {self.error or 'it was not built'}")
+            elif typ == "intervene":
                 self._do_intervene(rid, arg)
             elif typ == "lens":
                 self._do_lens(rid, *arg)
@@ -578,6 +599,20 @@ class ResidualExplorer(anywidget.AnyWidget):
         if self.view == "position_content":
             self._do_position_content()
         self._refresh()
+
+    def _do_session(self, make) -> None:
+        self.status = "loading the model and running the clean pass…"
+        self.session = make()
+        self._watch_remote(self.session)
+        with self.hold_sync():
+            self._load_session_facts()
+            self.error = ""
+        if self.selection:
+            self._submit("intervene", self._next_py_id(), self.selection)
+        if self._sweep_after_build:
+            self.start_sweep()
+        elif self._views:
+            self.request_estimate()
 
     # ---- the sweep thread -----------------------------------------------------------------------
     def _sweep_main(self, kind, site, pair, cancel: threading.Event) -> None:
@@ -709,6 +744,8 @@ class ResidualExplorer(anywidget.AnyWidget):
 
     def _refresh(self) -> None:
         """Recompute the pinned effect and restart the sweep for the current settings."""
+        if self.session is None:  # build_session() pins and sweeps with the settings of then
+            return
         rows = (
             self.session.n_rows
             if self.site == "resid" and self.kind != "knockout"
