@@ -2,6 +2,7 @@
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -101,3 +102,107 @@ def test_device_and_device_map_pass_through(tmp_path, monkeypatch):
         rw.Session(sim, PROMPT).remote == "local"
         and rw.Session(sim, PROMPT, remote=None).remote is None
     )
+
+
+# ---- first paint (issue 11 item 5) ------------------------------------------------------------
+
+
+def test_import_is_light_and_names_load_on_use():
+    """``import residual_widgets`` loads no torch/transformers/nnsight/plotly; each public name
+    imports its module on first use; ``rw.explore`` stays the function after its submodule is
+    imported by name."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, residual_widgets as rw\n"
+        "heavy = [m for m in ('torch', 'transformers', 'nnsight', 'plotly', 'anywidget')"
+        " if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "import residual_widgets.explore\n"
+        "from residual_widgets.explore import explore\n"
+        "assert rw.explore is explore and callable(rw.explore)\n"
+        "assert rw.Session.__module__ == 'residual_widgets.session' and 'torch' in sys.modules\n"
+        "assert set(rw.__all__) <= set(dir(rw))\n"
+        "try:\n    rw.Nope\nexcept AttributeError as e:\n    print('ok', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ok module 'residual_widgets' has no attribute 'Nope'" in out.stdout
+
+
+def test_bundled_models_skip_the_causal_check(monkeypatch):
+    from residual_widgets import models
+
+    calls = []
+    monkeypatch.setattr(models, "_check_causal", lambda lm: calls.append(lm))
+    rw.load_model("induction-2l")
+    assert calls == []
+    hf, tok = tiny_model("gpt2", n_layers=1)
+    rw.load_model(hf, tok)
+    assert len(calls) == 1  # any other model is still checked
+
+
+def _blocked_load(monkeypatch):
+    """Make explore's model load wait for the returned event (a slow first load)."""
+    import importlib
+    import threading
+
+    ex = importlib.import_module("residual_widgets.explore")  # the module, not rw.explore
+
+    gate, real = threading.Event(), ex._load
+    monkeypatch.setattr(ex, "_loaded", {})
+
+    def slow(model, remote=None):
+        assert gate.wait(60)
+        return real(model, remote)
+
+    monkeypatch.setattr(ex, "_load", slow)
+    return gate
+
+
+def test_explore_shows_grid_and_tokens_before_the_session(monkeypatch):
+    from residual_widgets import _codec
+
+    gate = _blocked_load(monkeypatch)
+    prompt = " t5 t17 t3 t9 t5 t17 t3"
+    w = rw.explore(prompt, model="induction-2l", cell=(1, 4))
+    w.send = lambda *a, **k: None
+    # returned while the model is still "loading": grid, tokens and a status line, no session
+    assert w.session is None and w.effect is None
+    assert w.n_rows == 3 and w.tokens == [" t5", " t17", " t3", " t9", " t5", " t17", " t3"]
+    assert "clean pass" in w.status and w.selection == [[1, 4]]
+    w.kind = "mean"  # a setting changed meanwhile is used once the session exists
+    gate.set()
+    w.wait()
+    assert w.error == ""
+    sess = w.session
+    assert w.tokens == sess.token_strings and w.n_rows == sess.n_rows
+    eff = sess.intervene((1, 4), "mean")
+    np.testing.assert_allclose(_codec.decode(w.effect["resid_delta"]), eff.resid_delta, atol=1e-6)
+    assert w.current_atlas.complete and w.current_atlas.kind == "mean"
+    w.close()
+
+
+def test_explore_reports_a_failed_build_in_words(monkeypatch):
+    gate = _blocked_load(monkeypatch)
+    w = rw.explore(" t5 t17 t3", model="induction-2l", source=" t5 t17", kind="patch")
+    w.send = lambda *a, **k: None
+    gate.set()
+    w.wait()
+    assert w.session is None
+    assert "the source tokenizes to 2 tokens but the prompt to 3" in w.error
+    w.select((0, 1))  # a click after the failure says why nothing can run
+    assert "there is no session" in w.error and "tokenizes to 2 tokens" in w.error
+    w.close()
+
+
+def test_quick_facts_match_the_session_tokens():
+    from residual_widgets.explore import quick_facts
+
+    prompt = " t5 t17 <bos> t3 hello t99"
+    tokens, n_rows = quick_facts("induction-2l", prompt)
+    sess = rw.Session(rw.load_model("induction-2l"), prompt)
+    assert tokens == sess.token_strings and n_rows == sess.n_rows
+    assert quick_facts("no/such/model", prompt) is None
+    assert quick_facts("induction-2l", [1, 2, 3]) is None  # ids: the session decodes them
