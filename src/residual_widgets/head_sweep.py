@@ -12,8 +12,10 @@ positions ``i..P-1`` only, reading the clean keys/values of positions ``< i``:
 
 A forward pre-hook on block ``k``'s output projection (:mod:`.heads`) writes each joining cell's
 value into its own head's slice of ``z``. At row ``k + 1`` only position ``i`` of a joining cell
-can differ (the block's other positions read clean keys and values), so the others are copied
-from the clean run, exactly. Only positions ``i..P-1`` are unembedded at the top.
+can differ (the block's other positions read clean keys and values), so block ``k`` runs the
+joining cells at position ``i`` alone (``Stepper.layer(..., stop=i + 1)``) and the other
+positions are copied from the clean run, exactly. Only positions ``i..P-1`` are unembedded at
+the top.
 
 ``positions="all"`` is TransformerLens's ``get_act_patch_attn_head_out_all_pos``: head ``h`` of
 block ``k`` replaced at every position at once (one source per ``(layer, head)``, stepped from
@@ -262,12 +264,16 @@ def _cone_heads(sess, stepper, atlas, units, i, all_pos, kind, pair, work_budget
     states = torch.empty(0, P - i, clean.shape[-1])
     for k in range(live[0][0], L):
         fresh = [b for b, (kk, _) in enumerate(live) if kk == k]  # contiguous, at the end
-        if fresh:
+        if fresh and all_pos:
             states = torch.cat([states, clean[k, i:].expand(len(fresh), -1, -1).clone()])
             writes = [(b, live[b][1], live_vals[b]) for b in fresh]
             out = _layer_with_z(stepper, lm, lay, k, states, i, writes)
-            if not all_pos:
-                out[fresh, 1:] = clean[k + 1, i + 1 :]  # provably unchanged: exact
+        elif fresh:  # the joining cells: block k at position i alone, the rest provably clean
+            writes = [(j, live[b][1], live_vals[b]) for j, b in enumerate(fresh)]
+            first = clean[k, i : i + 1].expand(len(fresh), -1, -1).clone()
+            new = clean[k + 1, i:].expand(len(fresh), -1, -1).clone()
+            new[:, :1] = _layer_with_z(stepper, lm, lay, k, first, i, writes, stop=i + 1)
+            out = torch.cat([stepper.layer(k, states, i), new]) if len(states) else new
         else:
             out = stepper.layer(k, states, i)
         states = out
@@ -277,10 +283,10 @@ def _cone_heads(sess, stepper, atlas, units, i, all_pos, kind, pair, work_budget
     _finish(sess, atlas, keys, reach, i, states, maps, pair, work_budget)
 
 
-def _layer_with_z(stepper, lm, lay, k, states, start, writes):
-    """Run block ``k`` on ``states`` ``[A, q, d]`` with head slices of ``z`` replaced:
-    ``writes`` = ``(batch index, head, value [q_w, d_head])``, ``q_w`` = 1 (relative position
-    0) or ``q`` (every position)."""
+def _layer_with_z(stepper, lm, lay, k, states, start, writes, stop=None):
+    """Run block ``k`` on ``states`` ``[A, q, d]`` (positions ``start..stop-1``) with head
+    slices of ``z`` replaced: ``writes`` = ``(batch index, head, value [q_w, d_head])``, ``q_w``
+    = 1 (relative position 0) or ``q`` (every position)."""
     b_idx = torch.tensor([b for b, _, _ in writes])
     h_idx = torch.tensor([h for _, h, _ in writes])
     vals = torch.stack([v for _, _, v in writes])  # [W, q_w, dh]
@@ -294,7 +300,7 @@ def _layer_with_z(stepper, lm, lay, k, states, start, writes):
 
     hook = _get(lm.hf, lay.paths[k]).register_forward_pre_hook(pre)
     try:
-        return stepper.layer(k, states, start)
+        return stepper.layer(k, states, start, stop=stop)
     finally:
         hook.remove()
 

@@ -161,16 +161,21 @@ class Stepper:
         return spec
 
     # ---- stepping ----------------------------------------------------------------------------
-    def layer(self, k: int, hidden: torch.Tensor, start: int, hide_keys=()) -> torch.Tensor:
+    def layer(
+        self, k: int, hidden: torch.Tensor, start: int, hide_keys=(), stop: int | None = None
+    ) -> torch.Tensor:
         """Run block ``k`` on ``hidden`` ``[A, q, d]`` = positions ``start..P-1``.
 
         ``hide_keys``: absolute positions that queries *after* them may not attend to (an
-        attention-edge knockout); the query at such a position itself still sees it."""
+        attention-edge knockout); the query at such a position itself still sees it.
+        ``stop``: run positions ``start..stop-1`` only (``hidden`` ``[A, stop - start, d]``): a
+        position's output never depends on later positions, so nothing else is needed."""
+        stop = self.P if stop is None else stop
         spec = self.calls[k]
         kw = dict(spec["static"])
         kw[spec["hidden"]] = hidden
         name, mask = spec["mask"]
-        mask = mask[:, :, start:, :]
+        mask = mask[:, :, start:stop, :stop]
         if hide_keys:
             mask = mask.clone()
             for key in hide_keys:
@@ -178,6 +183,8 @@ class Stepper:
         kw[name] = mask
         for sname, val in spec["seq"].items():
             kw[sname] = _slice_seq(sname, val, start, self.P)
+            if stop < self.P:
+                kw[sname] = _trim(kw[sname], stop - start)
         pk, pv = (
             (self.kv[k][0][:, :, :start], self.kv[k][1][:, :, :start]) if self.kv else (None, None)
         )
@@ -281,6 +288,15 @@ def _has_tensor(val) -> bool:
     if isinstance(val, dict):
         return any(_has_tensor(v) for v in val.values())
     return False
+
+
+def _trim(val, n: int):
+    """Keep the first ``n`` positions of an argument already sliced by :func:`_slice_seq`."""
+    if val is None:
+        return None
+    if isinstance(val, (tuple, list)):
+        return type(val)(_trim(v, n) for v in val)
+    return val[:n] if val.ndim == 1 else val[:, :n]
 
 
 def _slice_seq(name: str, val, start: int, P: int):
