@@ -120,7 +120,7 @@ export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTML
     const palette = m.get("palette") || "default";
     const view = t.view();
     shown =
-      headShown(local.heads.data, local.heads.preview, metric, R, P) ??
+      (view === "heads" ? headShown(local.heads.data, local.heads.preview, metric, R, P) : null) ??
       currentMap({ effect, atlas, preview, metric, rows: R, cols: P });
     const tokens = t.tokens();
     drawMapPanel({
