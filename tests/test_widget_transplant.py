@@ -249,3 +249,27 @@ def test_a_recomputed_transplant_keeps_the_prompt_it_was_dropped_from(widget):
     eff = w.session.transplant(OTHER, (2, 3), (2, 5), logit_diff=(" Mary", " John"))
     assert w.effect["transplant"]["prompt"] == OTHER and w.effect["logit_diff"] == eff.logit_diff
     assert_effect(w.effect, eff)
+
+
+def test_the_heads_view_shown_before_the_session_exists_sweeps_once_it_does():
+    from residual_widgets.widget import ResidualExplorer
+
+    gate = threading.Event()
+    w = ResidualExplorer(None, prompt=PROMPT, tokens=["x"] * 8, n_rows=3, view="heads")
+    w.send = lambda content, buffers=None: None
+    try:
+        assert w.heads is None and w._heads.thread is None  # nothing to sweep yet
+
+        def make():
+            gate.wait(30)
+            return rw.Session(model(), PROMPT)
+
+        w.build_session(make)
+        gate.set()
+        w.wait(sweep=False)
+        w._heads.thread.join(120)
+        atlas = w.session.sweep(site="head")
+        assert w.heads["complete"]
+        np.testing.assert_allclose(_codec.decode(w.heads["total_kl"]), atlas.kl.sum(-1), atol=1e-6)
+    finally:
+        w.close()

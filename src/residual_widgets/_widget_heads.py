@@ -61,6 +61,8 @@ class HeadSweep:
 
     def start(self) -> None:
         w = self.w
+        if w.session is None:  # still being built (explore on a named model): shown again later
+            return
         self.cancel(wait=True)
         kind, pair = w.kind, w._pair()
         self.key, self.atlas = self._key(), None

@@ -613,6 +613,8 @@ class ResidualExplorer(anywidget.AnyWidget):
             self.start_sweep()
         elif self._views:
             self.request_estimate()
+        if self.view == "heads":  # shown before there was a session to sweep
+            self._heads.show()
 
     # ---- the sweep thread -----------------------------------------------------------------------
     def _sweep_main(self, kind, site, pair, cancel: threading.Event) -> None:
