@@ -323,6 +323,8 @@ def test_bad_input_errors_and_session_stays_usable():
         sess.intervene((0, 0, 1), kind="patch", site="head")
     with pytest.raises(ValueError, match="blocks="):
         sess.intervene((0, 0, 1), kind="zero", site="head", blocks=[1])
+    with pytest.raises(ValueError, match="runs one trace"):
+        sess.intervene((0, 0, 1), kind="zero", site="head", method="cone")
     with pytest.raises(ValueError, match="head sweeps take"):
         sess.sweep(kind="set", site="head")
     with pytest.raises(ValueError, match="needs a source prompt"):

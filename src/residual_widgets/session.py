@@ -257,6 +257,10 @@ class Session:
         if site == grid.HEAD_SITE:
             if blocks is not None:
                 raise ValueError("blocks= applies to kind='knockout' only")
+            if method not in ("auto", "trace"):
+                raise ValueError(
+                    f"method={method!r}: a head intervention runs one trace; use 'auto' or 'trace'"
+                )
             from . import heads
 
             return heads.intervene(self, cells, kind, value=value, logit_diff=logit_diff)
