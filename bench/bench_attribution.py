@@ -41,6 +41,13 @@ Measured (2026-11-27, this 2-core machine shared with other jobs, ``--threads 1`
     GPT-2-small shape, 24 tokens (load 4): zero/mean, all sites: 0.33–0.66 s against 6.6–10.1 s,
       15–27x; correlations 0.75–0.99 except resid Δ log p (0.41–0.70)
 
+The widget (``--widget``, 2026-11-27, ``--threads 1``, load 6.7 on 2 cores, medians of 3):
+seconds from calling ``rw.explore`` (model loaded) to its return / to the ``estimate`` trait
+being set / to the sweep's first exact cell — zero on resid 0.69 / 1.38 / 5.58 (no token pair:
+overview Σ Δlog p), patch on attn_out with the IOI pair 1.60 / 2.66 / 4.01. Under that load
+``attribute`` alone takes 0.86 s (0.43 s at load 2–4), so the estimate is set about one
+``attribute`` after ``explore`` returns: the sweep waits for it.
+
 (a patch sweep skips the cells before the first differing token, hence its small ratio.) Over
 20 IOI prompts (patch) and 20 corpus prompts of 12 tokens (zero, mean), median Pearson/Spearman:
 patch attn_out logit diff +0.86/+0.92 (min r +0.29), mlp_out +0.29/+0.90, resid +0.44/+0.66;
