@@ -259,6 +259,31 @@ def test_batched_residuals_equal_the_session_clean_run(family):
         lec.residuals(lm, [ids[0], ids[1][:5]])
 
 
+def test_batched_residuals_ignore_a_sweep_running_beside_them():
+    """A widget's sweep steps the same blocks on another thread (the position/content view is
+    computed while it runs): its block calls must not land among the recorded rows."""
+    import threading
+
+    lm = tiny_lm("llama")
+    ids = [random_ids(9, lm.vocab_size, seed=s) for s in range(12)]
+    want = lec.residuals(lm, ids, batch=1)
+    sess = rw.Session(lm, random_ids(14, lm.vocab_size, seed=99))
+    stop = threading.Event()
+
+    def sweep():
+        while not stop.is_set():
+            sess.sweep(kind="knockout", keep_maps=False)  # steps blocks on 14-token inputs
+
+    th = threading.Thread(target=sweep, daemon=True)
+    th.start()
+    try:
+        for _ in range(3):
+            torch.testing.assert_close(lec.residuals(lm, ids, batch=1), want)
+    finally:
+        stop.set()
+        th.join(timeout=60)
+
+
 def test_t_interval_matches_known_quantiles_and_covers():
     assert lec.t_quantile(0.975, 9) == pytest.approx(2.262, abs=2e-3)
     assert lec.t_quantile(0.975, 19) == pytest.approx(2.093, abs=1e-3)

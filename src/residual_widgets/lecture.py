@@ -112,19 +112,21 @@ def residuals(model, ids_list, batch: int = 16) -> torch.Tensor:
         h = out[0] if isinstance(out, (tuple, list)) else out
         rows.append(h.detach().float().cpu())
 
-    handles = [blocks[0].register_forward_pre_hook(pre, with_kwargs=True)]
-    handles += [b.register_forward_hook(post) for b in blocks]
     out = []
-    try:
-        for s in range(0, len(ids_list), batch):
+    for s in range(0, len(ids_list), batch):
+        x = torch.tensor([list(ids) for ids in ids_list[s : s + batch]], device=lm.input_device)
+        # the hooks live only while this thread holds the model: a widget's sweep steps the same
+        # blocks between batches, and must not be recorded
+        with lm.lock:
             rows.clear()
-            x = torch.tensor([list(ids) for ids in ids_list[s : s + batch]], device=lm.input_device)
-            with lm.lock:
+            handles = [blocks[0].register_forward_pre_hook(pre, with_kwargs=True)]
+            handles += [b.register_forward_hook(post) for b in blocks]
+            try:
                 lm.hf(input_ids=x, use_cache=False)
+            finally:
+                for h in handles:
+                    h.remove()
             out.append(torch.stack(rows, dim=1))
-    finally:
-        for h in handles:
-            h.remove()
     return torch.cat(out)
 
 
