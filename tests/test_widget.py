@@ -690,3 +690,34 @@ def test_estimate_of_a_session_without_attribution_is_a_note(widget):
     w.wait()
     assert w.estimate["note"] == "no estimate: this session offers no attribution"
     assert w.atlas["complete"] and w.atlas["agreement"] is None and w.error == ""
+
+
+def test_agreement_payload_is_json_and_none_when_not_comparable():
+    """NaN correlations (a constant estimate) travel as None (JSON has no NaN); an estimate of
+    another kind, or an atlas with no cell done, gives no agreement at all."""
+    import json
+
+    from residual_widgets.attribution import Attribution
+    from residual_widgets.effects import Atlas
+
+    S, P = 2, 3
+    atlas = Atlas(
+        kind="zero",
+        site="resid",
+        tokens=["a", "b", "c"],
+        resid_delta=None,
+        kl=np.zeros((S, P, P), np.float32),
+        logprob_delta=np.arange(S * P * (P - 1), dtype=np.float32).reshape(S, P, P - 1),
+        done=np.zeros((S, P), bool),
+    )
+    flat = Attribution("zero", "resid", ["a", "b", "c"], np.ones((S, P), np.float32))
+    assert _payloads.agreement_payload(flat, atlas) is None  # nothing done yet
+    atlas.done[:, :2] = True
+    ag = _payloads.agreement_payload(flat, atlas)
+    assert set(ag) == {"logprob_delta"} and ag["logprob_delta"]["n"] == 4
+    assert ag["logprob_delta"]["pearson"] is None and ag["logprob_delta"]["spearman"] is None
+    json.dumps(ag, allow_nan=False)
+    other = Attribution("mean", "resid", ["a", "b", "c"], np.ones((S, P), np.float32))
+    assert _payloads.agreement_payload(other, atlas) is None
+    est = _payloads.estimate_payload(None, kind="set", site="resid", note="why")
+    assert est["note"] == "why" and est["logprob_delta"] is None and est["logit_diff"] is None
