@@ -107,7 +107,11 @@ def _from_dir(path: Path):
     with _no_progress_bars():
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         tok = AutoTokenizer.from_pretrained(path)
-    return model.to("cpu").eval(), tok
+    if any(p.device.type != "cpu" for p in model.parameters()):
+        # not the usual case (from_pretrained loads onto the CPU): .to() walks every parameter
+        # and reads its .grad, which fails while another thread runs an nnsight backward trace
+        model = model.to("cpu")
+    return model.eval(), tok
 
 
 @contextlib.contextmanager
