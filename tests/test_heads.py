@@ -7,6 +7,8 @@ row. Every family and every kind are checked against it; the sweep against singl
 interventions; the all-positions variant against an intervention on every position at once.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +18,7 @@ from residual_widgets import grid, heads
 from residual_widgets.head_sweep import HeadAtlas
 from residual_widgets.models import _get
 from residual_widgets.sweep import SweepTooLarge, estimate_bytes
-from residual_widgets.tiny import build_tokenizer
+from residual_widgets.tiny import build_tokenizer, tiny_model
 
 from helpers import PROMPT, SOURCE, tiny_lm
 
@@ -116,6 +118,28 @@ def test_layout_every_family(family):
     got = heads.head_acts(sess)
     assert got.shape == (lm.n_layers, sess.n_positions, lay.n_heads, lay.d_head)
     torch.testing.assert_close(got.reshape(z.shape), z, atol=1e-6, rtol=0)
+
+
+def test_layout_without_weights_and_refusal(family):
+    """A weightless (meta) skeleton, as a remote model has, finds the same projections by
+    structure; a block whose attention changes its projection's output is refused."""
+    from transformers import AutoModelForCausalLM
+
+    lm = tiny_lm(family)
+    with torch.device("meta"):
+        meta = AutoModelForCausalLM.from_config(lm.hf.config)
+    skeleton = dataclasses.replace(lm, hf=meta, nn=None)  # the engine's view, no weights
+    assert skeleton.device.type == "meta"
+    assert heads.layout(skeleton) == heads.layout(lm)
+    other = rw.load_model(*tiny_model(family, n_layers=2))
+    _, attn = heads._attention_of(other.blocks[1])
+
+    def doubled(mod, args, out):
+        return (out[0] * 2, *out[1:]) if isinstance(out, tuple) else out * 2
+
+    attn.register_forward_hook(doubled)
+    with pytest.raises(ValueError, match="block 1: 0 of the candidate output projections"):
+        heads.layout(other)
 
 
 @pytest.mark.parametrize(

@@ -127,7 +127,6 @@ def run_head_sweep(
     method="auto",
     keep_maps="auto",
     memory_budget=None,
-    **_ignored,
 ) -> HeadAtlas:
     """Sweep head cells: ``layers`` × ``heads`` × ``positions`` (default all; ``positions="all"``
     for each head at every position at once). ``method``: ``"cone"`` (the stepper, local CPU),

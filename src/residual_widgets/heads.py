@@ -16,9 +16,11 @@ Finding the output projection without a list of names (:func:`layout`): inside e
 attention module the candidates are the linear maps whose output is ``d_model`` wide and whose
 input splits into ``n_heads`` equal parts. When there is more than one (a Llama ``q_proj`` is
 ``d_model → d_model`` too), one forward pass on three tokens decides by behaviour: the output
-projection is the candidate whose output *is* the attention module's output. A weightless
-remote skeleton cannot run, so there the last such candidate in registration order is taken
-(every supported family registers its output projection after the query projection).
+projection is the candidate whose output *is* the attention module's output (checked even when
+there is only one candidate, so a block that adds anything after its projection is refused
+rather than mis-addressed). A weightless remote skeleton cannot run, so there the last such
+candidate in registration order is taken (every supported family registers its output
+projection after the query projection).
 
 The cone. A head's write at ``(layer, head, pos)`` enters the residual at row ``layer + 1``,
 position ``pos``, exactly like an ``attn_out`` write of block ``layer`` (:mod:`.grid`).
@@ -118,7 +120,7 @@ def _find_layout(lm) -> HeadLayout:
                 f"n_heads·d_head (a multiple of {H}) to d_model={d}; cannot find its heads"
             )
         per_block.append((attn, cands))
-    if any(len(c) > 1 for _, c in per_block) and lm.device.type != "meta":
+    if lm.device.type != "meta":  # verified even when one candidate is left
         chosen = _by_behaviour(lm, per_block)
     else:
         chosen = [cands[-1] for _, cands in per_block]
