@@ -273,3 +273,45 @@ def test_the_cache_keeps_the_most_recent_source_prompts(gpt2, monkeypatch):
         sess.transplant(src, (1, 1), (1, 5))
     assert [runs.count(tuple(_ids(gpt2, s))) for s in (a, b, c)] == [1, 2, 1]
     assert list(sess._transplant_runs) == [tuple(_ids(gpt2, s)) for s in (a, b)]
+
+
+# ---- the Patchscope lecture's module (examples/patchscope.ipynb runs it on SmolLM2) ----------
+def test_wilson_interval_matches_the_textbook_values():
+    from residual_widgets.lecture_patchscope import wilson
+
+    iv = wilson([5, 0, 24, 12], 24)
+    lo20 = wilson(5, 20)
+    assert abs(lo20.lo - 0.1119) < 5e-4 and abs(lo20.hi - 0.4687) < 5e-4  # 5/20
+    assert iv.lo[1] == 0.0 and abs(iv.hi[1] - 3.8415 / (24 + 3.8415)) < 1e-4  # 0/24
+    assert iv.hi[2] == 1.0 and abs(iv.lo[2] - 24 / (24 + 3.8415)) < 1e-4  # 24/24
+    assert abs(iv.lo[3] + iv.hi[3] - 1.0) < 1e-12 and iv.mean[3] == 0.5  # symmetric at 1/2
+
+
+def test_patchscope_hits_and_controls_on_a_tiny_model(gpt2):
+    from residual_widgets import lecture_patchscope as ps
+
+    target = "cat - cat ; red - red ; ? -"
+    ents = ["dog", "Paris", "river", "milk"]
+    res = ps.run_patchscope(gpt2, ents, rows=[0, 2, 3], random_rows=[2], target=target)
+    assert res.hits["entity"].shape == res.hits["other"].shape == (4, 3)
+    assert res.hits["random"].shape == (4, 1) and res.random_rows == [2]
+    assert res.other_of == [2, 3, 0, 1]  # half the list on
+    tok = gpt2.tokenizer
+    sess = rw.Session(gpt2, target)
+    t, read = sess.n_positions - 2, sess.n_positions - 1
+    for i, e in enumerate(ents):
+        src = f"I saw {e}"
+        s = len(_ids(gpt2, src)) - 1
+        name = ps.first_token(gpt2, e)
+        for a, r in enumerate(res.rows):  # the hit, recomputed here from a transplant
+            eff = sess.transplant(src, (r, s), (r, t))
+            with torch.no_grad():
+                top = torch.topk(gpt2.unembed(eff.resid[3, read]), 5).indices.tolist()
+            assert res.hits["entity"][i, a] == (name in top)
+            assert res.top[i][a] == [tok.decode([x]) for x in top]
+            j = res.other_of[i]  # the other entity's run, read for this entity's name
+            assert res.hits["other"][i, a] == (" " + e in res.top[j][a])
+    assert res.rate("entity").n == 4 and res.peak_row() in res.rows
+    assert "row  0: entity" in ps.describe(res) and "random" in ps.describe(res).splitlines()[1]
+    with pytest.raises(ValueError, match="placeholder"):
+        ps.run_patchscope(gpt2, ents, target="cat - cat")

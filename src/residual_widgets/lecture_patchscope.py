@@ -1,0 +1,175 @@
+"""A Patchscope (Ghandeharioun et al. 2024) built on :meth:`Session.transplant`.
+
+Question: *what does the last-token residual of an entity encode, row by row?* Decode it by
+letting the model itself read it out. The **inspection prompt** is a few-shot identity task
+whose last example is a placeholder::
+
+    cat -> cat; 1135 -> 1135; hello -> hello; ? ->
+                                              ↑ placeholder (position t), read at t + 1
+
+Take the entity's residual at row ``r`` in a **source prompt** (``"I saw Paris"``, last token),
+transplant it into the placeholder at the same row ``r``, and read the model's top-``k`` next
+tokens at the position after the placeholder. If the entity's name (its first token) is among
+them, row ``r`` of that position still carries the entity in a form later rows can copy out.
+
+Controls, computed on the same rows and target:
+
+* ``random``: a random direction with the same norm as the entity's vector (seeded per entity
+  and row): does *any* vector of that size make the name appear? (It should not.)
+* ``other``: another entity's residual (entity ``i + shift``, from another category): how often
+  does the *original* entity's name appear? (Never, if the readout is specific.) These are the
+  very runs of the main condition for the other entity, re-read for entity ``i``'s name, so the
+  control costs no extra forward pass.
+* ``clean``: the inspection prompt untouched: is the name in its top-``k`` anyway?
+
+Rates are fractions of entities with 95% Wilson score intervals (:func:`wilson`). Shapes:
+``hits[condition]`` ``[entities, rows]`` bool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .lecture import Interval, _norm_ppf
+from .session import Session
+from .transplant import source_run
+
+IDENTITY_PROMPT = "cat -> cat; 1135 -> 1135; hello -> hello; ? ->"
+PLACEHOLDER = " ?"
+SOURCE_TEMPLATE = "I saw {}"
+
+
+def wilson(k, n: int, conf: float = 0.95) -> Interval:
+    """Wilson score interval of the proportion ``k / n`` (``k`` a count or an array of counts)."""
+    k = np.asarray(k, dtype=np.float64)
+    z = _norm_ppf(0.5 + conf / 2)
+    p = k / n
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return Interval(
+        mean=p, lo=np.maximum(center - half, 0.0), hi=np.minimum(center + half, 1.0), n=n, conf=conf
+    )
+
+
+@dataclass
+class PatchscopeResult:
+    """Hits ``[entities, rows]`` per condition (``"entity"``, ``"other"``; ``"random"`` is
+    ``[entities, random_rows]``), the clean baseline ``[entities]``, and the main condition's
+    top-``k`` strings ``[entities][rows]``."""
+
+    entities: list[str]
+    rows: list[int]
+    hits: dict[str, np.ndarray]
+    clean: np.ndarray
+    top: list[list[list[str]]] = field(repr=False)
+    random_rows: list[int] = field(default_factory=list)
+    other_of: list[int] = field(default_factory=list)  # the entity each 'other' run came from
+
+    def rate(self, condition: str) -> Interval:
+        """Fraction of entities hit at each row, with 95% Wilson intervals."""
+        h = self.hits[condition]
+        return wilson(h.sum(0), h.shape[0])
+
+    def peak_row(self, condition: str = "entity") -> int:
+        """The row with the highest hit rate (the lowest such row on ties)."""
+        return self.rows[int(np.argmax(self.hits[condition].mean(0)))]
+
+
+def first_token(model, word: str) -> int:
+    """The first token id of ``word`` (as it appears after a space)."""
+    return int(model.tokenizer(" " + word, add_special_tokens=False)["input_ids"][0])
+
+
+def top_k_at(sess: Session, resid: torch.Tensor, pos: int, k: int) -> list[int]:
+    """Top-``k`` next-token ids read at ``pos`` from a residual ``[L + 1, P, d]`` (final row)."""
+    lm = sess.model
+    with sess.lock, torch.no_grad():
+        logits = lm.unembed(resid[lm.n_layers, pos].to(lm.device)).float()
+    return [int(i) for i in torch.topk(logits, k).indices]
+
+
+def run_patchscope(
+    model,
+    entities: list[str],
+    *,
+    rows=None,
+    random_rows=None,
+    target: str = IDENTITY_PROMPT,
+    placeholder: str = PLACEHOLDER,
+    template: str = SOURCE_TEMPLATE,
+    k: int = 5,
+    shift: int | None = None,
+    seed: int = 0,
+) -> PatchscopeResult:
+    """Transplant each entity's last-token residual at every row in ``rows`` (default all) into
+    the placeholder of ``target`` at the same row, and read the top-``k`` at the next position.
+    The random-vector control runs on ``random_rows`` (default: ``rows``; a subset saves time).
+    ``shift`` picks the ``other`` control's entity (``i + shift``; default half the list, so a
+    list ordered by category pairs each entity with another category)."""
+    sess = Session(model, target)
+    ph = model.tokenizer(placeholder, add_special_tokens=False)["input_ids"]
+    if len(ph) != 1 or ph[0] not in sess.ids:
+        raise ValueError(f"the placeholder {placeholder!r} must be one token of the target prompt")
+    t = len(sess.ids) - 1 - sess.ids[::-1].index(ph[0])  # its last occurrence
+    read = t + 1
+    if read >= sess.n_positions:
+        raise ValueError("the target prompt must continue after the placeholder (e.g. ' ->')")
+    rows = list(range(sess.n_rows)) if rows is None else list(rows)
+    random_rows = rows if random_rows is None else list(random_rows)
+    n = len(entities)
+    shift = n // 2 if shift is None else shift
+    names = [first_token(model, e) for e in entities]
+    clean_top = set(top_k_at(sess, sess.clean.resid, read, k))
+    hits = {c: np.zeros((n, len(rows)), bool) for c in ("entity", "other")}
+    hits["random"] = np.zeros((n, len(random_rows)), bool)
+    tops: list[list[list[int]]] = []
+    for i, e in enumerate(entities):
+        src = template.format(e)
+        src_ids = sess._tokenize(src, "source prompt")
+        s = len(src_ids) - 1
+        resid = source_run(sess, src_ids).resid  # [L + 1, P_src, d], cached
+        tops.append([])
+        for a, r in enumerate(rows):
+            eff = sess.transplant(src, (r, s), (r, t))
+            top = top_k_at(sess, eff.resid, read, k)
+            tops[i].append(top)
+            hits["entity"][i, a] = names[i] in top
+        for a, r in enumerate(random_rows):
+            g = torch.Generator().manual_seed(int(seed) * 1_000_003 + i * 1009 + r)
+            v = torch.randn(resid.shape[-1], generator=g)
+            v = v * (resid[r, s].norm() / v.norm())  # a random direction, the entity's norm
+            eff = sess.intervene((r, t), kind="set", value=v[None])
+            hits["random"][i, a] = names[i] in top_k_at(sess, eff.resid, read, k)
+    other_of = [(i + shift) % n for i in range(n)]
+    for i, j in enumerate(other_of):
+        hits["other"][i] = [names[i] in tops[j][a] for a in range(len(rows))]
+    decode = model.tokenizer.decode
+    return PatchscopeResult(
+        entities=list(entities),
+        rows=rows,
+        hits=hits,
+        clean=np.array([nm in clean_top for nm in names]),
+        top=[[[decode([x]) for x in row] for row in ent] for ent in tops],
+        other_of=other_of,
+        random_rows=random_rows,
+    )
+
+
+def describe(res: PatchscopeResult) -> str:
+    """One line per row: each condition's rate with its 95% interval (``random`` where run)."""
+    rates = {c: res.rate(c) for c in res.hits}
+    at = {"entity": res.rows, "other": res.rows, "random": res.random_rows}
+    lines = []
+    for r in res.rows:
+        cells = "  ".join(
+            f"{c} {iv.mean[at[c].index(r)]:.2f} [{iv.lo[at[c].index(r)]:.2f}, "
+            f"{iv.hi[at[c].index(r)]:.2f}]"
+            for c, iv in rates.items()
+            if r in at[c]
+        )
+        lines.append(f"row {r:>2}: {cells}")
+    return "\n".join(lines)
