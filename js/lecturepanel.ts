@@ -18,7 +18,7 @@ import {
   similarityBlock,
 } from "./lecture";
 import { drawPositionContent, pcHeight } from "./poscon";
-import { makeScale } from "./scale";
+import { fmt, makeScale } from "./scale";
 
 export interface LecturePanelArgs {
   view: string;
@@ -121,6 +121,7 @@ function drawPosCon(a: LecturePanelArgs): Record<string, unknown> {
   a.sub.textContent = pc
     ? `${pc.nPrompts} corpus prompts × ${pc.nTokens} tokens (position${pc.first > 1 ? "s" : ""} < ${pc.first} left out) · ` +
       `shared = row mean, position = mean over prompts at that position, content = the rest · ` +
+      (s?.massive.length ? `largest massive dim ${fmt(s.ratio)}× the median at row ${row} · ` : "") +
       `content − other prompt at d ≥ ${s?.farFrom ?? 5}: ${s ? s.excess.toFixed(3) : "–"}`
     : "computing over the corpus prompts…";
   const w = Math.max(360, Math.min(620, a.mapWidth));

@@ -90,7 +90,8 @@ export function drawPositionContent(
   const pw = w - L - R;
   const nR = pcRows(pc);
   const rowX = (r: number) => L + (nR <= 1 ? pw / 2 : ((r + 0.5) / nR) * pw);
-  const frame = (top: number, title: string) => {
+  /** The chart's frame and its title: plain text, then colored items (a legend). */
+  const frame = (top: number, title: string, items: [string, string][] = []) => {
     ctx.strokeStyle = th.border;
     ctx.lineWidth = 1;
     ctx.strokeRect(L - 0.5, top - 0.5, pw + 1, PC_CHART_H + 1);
@@ -98,6 +99,12 @@ export function drawPositionContent(
     ctx.textAlign = "left";
     ctx.textBaseline = "bottom";
     ctx.fillText(title, L, top - 3);
+    let x = L + ctx.measureText(title).width + 6;
+    for (const [text, color] of items) {
+      ctx.fillStyle = color;
+      ctx.fillText(text, x, top - 3);
+      x += ctx.measureText(text).width + 6;
+    }
   };
   const rowAxis = (top: number) => {
     ctx.fillStyle = th.fg2;
@@ -116,12 +123,10 @@ export function drawPositionContent(
   // 1. massive dimensions by row (log y)
   let top = GAP - 8;
   const dims = s.massive.map((m) => m.dim);
-  frame(
-    top,
-    dims.length
-      ? `massive dims ${dims.join(", ")}: mean |value| by row (row ${s.row}: ${fmt(s.ratio)}× the median dim)`
-      : "no massive dimensions found (mean |value| > 10× the median dim)",
-  );
+  frame(top, dims.length ? "mean |value| by row, dims" : "no massive dimensions (none > 10× the median dim)", [
+    ...dims.map((d, k): [string, string] => [String(d), DIM_COLORS[k % DIM_COLORS.length]]),
+    ["median", th.fg2],
+  ]);
   let vmin = Number.POSITIVE_INFINITY;
   let vmax = 0;
   for (let r = 0; r < nR; r++) {
@@ -172,7 +177,11 @@ export function drawPositionContent(
   // 2. energy split by row (stacked bars)
   top += PC_CHART_H + GAP;
   const [es, ep, ec] = s.energy;
-  frame(top, `energy by row: shared ${fmt(es)} · position ${fmt(ep)} · content ${fmt(ec)} at row ${s.row}`);
+  frame(top, `energy share by row (row ${s.row}):`, [
+    [`shared ${fmt(es)}`, PART_COLORS[0]],
+    [`position ${fmt(ep)}`, PART_COLORS[1]],
+    [`content ${fmt(ec)}`, PART_COLORS[2]],
+  ]);
   const bw = Math.max(1, pw / Math.max(1, nR) - 1);
   for (let r = 0; r < nR; r++) {
     let acc = 0;

@@ -145,6 +145,7 @@ describe("position vs content panel", () => {
     expect(mean.content.map((x) => Math.round(x * 1000))).toEqual([311, 312, 313, 314]);
     expect((info.lo as Record<string, number[]>).content[0]).toBeCloseTo(0.291, 5);
     expect(a.sub.textContent).toContain("20 corpus prompts × 12 tokens");
+    expect(a.sub.textContent).toContain("largest massive dim 20× the median at row 1"); // 60 / 3
     expect(a.title.textContent).toContain("row 1");
     // the canvas is sized for three charts
     expect(a.canvas.style.height).toBe(`${pcHeight(th.fs)}px`);
@@ -171,8 +172,10 @@ describe("position vs content panel", () => {
     const { ctx, calls, texts } = recorder();
     drawLecturePanel(args({ poscon: pc, viewRow: 2, canvas: fakeCanvas(ctx) }));
     expect(calls.filter((c) => c.op === "fill").length).toBe(K); // one band per kind
-    expect(texts.some((t) => t.startsWith("massive dims 12:") && t.includes("row 2: 30×"))).toBe(true);
-    expect(texts.some((t) => t.startsWith("energy by row: shared 0.8"))).toBe(true);
+    expect(texts).toContain("mean |value| by row, dims");
+    expect(texts).toContain("12"); // the massive dim, in its line's color
+    expect(texts).toContain("shared 0.8"); // row 2's energy split
+    expect(texts).toContain("content 0.1");
     expect(texts.some((t) => t.includes("95% interval"))).toBe(true);
     for (const label of ["raw", "massive dims zeroed", "centred", "content", "content, other prompt"])
       expect(texts).toContain(label);
