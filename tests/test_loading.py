@@ -206,3 +206,17 @@ def test_quick_facts_match_the_session_tokens():
     assert tokens == sess.token_strings and n_rows == sess.n_rows
     assert quick_facts("no/such/model", prompt) is None
     assert quick_facts("induction-2l", [1, 2, 3]) is None  # ids: the session decodes them
+
+
+def test_a_select_while_the_session_builds_wins_over_the_initial_pin(monkeypatch):
+    """The quickstart's ``w.select((10, 3))`` right after ``explore``: the initial pin (0, 0)
+    queued behind the session must not replace it."""
+    gate = _blocked_load(monkeypatch)
+    w = rw.explore(" t5 t17 t3 t9 t5 t17", model="induction-2l", sweep=False)
+    w.send = lambda *a, **k: None
+    w.select((2, 4), wait=False)
+    gate.set()
+    w.wait()
+    assert w.current_effect.cells == [(2, 4)] and w.selection == [[2, 4]]
+    assert w.select((1, 1)).cells == [(1, 1)]
+    w.close()

@@ -374,10 +374,11 @@ class ResidualExplorer(anywidget.AnyWidget):
         shows its grid and tokens meanwhile, the status line saying so), then pin ``cell`` and,
         with ``sweep``, start the sweep. A failure reaches ``error`` in words; clicks queued
         meanwhile run once the session exists."""
-        if cell is not None:
-            self.selection = [list(cell)]
         self._sweep_after_build = self._sweep_after_build or sweep
         self._submit("session", self._next_py_id(), make)
+        if cell is not None:  # queued behind the session; a later select() replaces it
+            self.selection = [list(cell)]
+            self._submit("intervene", self._next_py_id(), [list(cell)])
 
     def cancel_sweep(self, wait: bool = False, heads: bool = True) -> None:
         """Stop a running sweep, and with ``heads`` the head sweep (partial atlases stay)."""
@@ -607,8 +608,6 @@ class ResidualExplorer(anywidget.AnyWidget):
         with self.hold_sync():
             self._load_session_facts()
             self.error = ""
-        if self.selection:
-            self._submit("intervene", self._next_py_id(), self.selection)
         if self._sweep_after_build:
             self.start_sweep()
         elif self._views:
