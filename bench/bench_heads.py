@@ -209,8 +209,9 @@ def main(argv=None):
         out = fn(*a)
         dt = time.perf_counter() - t0
         times[key] = times.get(key, 0.0) + dt
+        what = f"positions {a[0][0]}..{a[0][-1]}" if a else ""
         print(
-            f"  {key[0]:>7} {key[1]:>4} {a[0] if a else '':<22}: {dt:8.2f} s   "
+            f"  {key[0]:>7} {key[1]:>4} {what:<18}: {dt:8.2f} s   "
             f"(loadavg {os.getloadavg()[0]:.2f})",
             flush=True,
         )
