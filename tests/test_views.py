@@ -205,6 +205,8 @@ def test_widget_position_content_view_on_the_worker():
     try:
         lec.position_content_for = spy
         w.view = "position_content"
+        w.view = "map"
+        w.view = "position_content"  # asked again before the first is done
         w.wait(sweep=False)
     finally:
         lec.position_content_for = real

@@ -709,6 +709,8 @@ class ResidualExplorer(anywidget.AnyWidget):
         from .lecture import position_content_for
 
         sess = self.session
+        if self.current_position_content is not None:  # asked twice while computing: done
+            return
         pc = position_content_for(sess)
         if sess is self.session:  # not rebuilt meanwhile
             self.current_position_content = pc
