@@ -34,6 +34,8 @@ export interface LecturePanelArgs {
   simil: SimilarityData | null;
   /** the position/content decomposition (null: not computed yet) */
   poscon?: PositionContentData | null;
+  /** False on the saved page: nothing missing will arrive (no kernel to compute it). */
+  kernel?: boolean;
   viewRow: number;
   preview: Cell | null;
   pinned: Cell[];
@@ -44,6 +46,10 @@ export interface LecturePanelArgs {
   mapWidth: number;
   palette: string;
 }
+
+/** What a lecture view says on the saved page when its data was not saved with it. */
+export const NO_KERNEL_VIEW =
+  "the saved page does not hold this view: it needs a kernel (show the view in the notebook before saving)";
 
 export function drawLecturePanel(a: LecturePanelArgs): Record<string, unknown> {
   const v = a.view;
@@ -81,7 +87,11 @@ export function drawLecturePanel(a: LecturePanelArgs): Record<string, unknown> {
   const block = similarityBlock(a.simil, row);
   const P = a.tokens.length;
   a.title.textContent = `Cross-position cosine similarity of the clean residual at row ${row}`;
-  a.sub.textContent = a.simil ? "cell (j, i): cos(h[row, j], h[row, i]) · −1 … 1" : "computing…";
+  a.sub.textContent = a.simil
+    ? "cell (j, i): cos(h[row, j], h[row, i]) · −1 … 1"
+    : a.kernel === false
+      ? NO_KERNEL_VIEW
+      : "computing…";
   const cw = a.cw;
   const g: Geom = { x0: 44, y0: 6, cw, ch: Math.max(8, Math.min(22, cw)), rows: P, cols: P, stripH: 0, stripGap: 0 };
   const d = sizeCanvas(a.canvas, g.x0 + P * cw + 16, g.y0 + P * g.ch + labelH(a.th.fs));
@@ -123,7 +133,9 @@ function drawPosCon(a: LecturePanelArgs): Record<string, unknown> {
       `shared = row mean, position = mean over prompts at that position, content = the rest · ` +
       (s?.massive.length ? `largest massive dim ${fmt(s.ratio)}× the median at row ${row} · ` : "") +
       `content − other prompt at d ≥ ${s?.farFrom ?? 5}: ${s ? s.excess.toFixed(3) : "–"}`
-    : "computing over the corpus prompts…";
+    : a.kernel === false
+      ? NO_KERNEL_VIEW
+      : "computing over the corpus prompts…";
   const w = Math.max(360, Math.min(620, a.mapWidth));
   const d = sizeCanvas(a.canvas, w, pcHeight(a.th.fs));
   const ctx = a.canvas.getContext("2d");

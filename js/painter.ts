@@ -192,6 +192,7 @@ export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTML
       profile: local.profile,
       simil: local.simil,
       poscon: local.poscon ?? null,
+      kernel: !t.page(),
       viewRow: m.get("view_row") ?? -1,
       preview,
       pinned: effect ? effect.cells : [],

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Theme } from "../heatmap";
 import { decodePositionContent } from "../lecture";
-import { drawLecturePanel, type LecturePanelArgs } from "../lecturepanel";
+import { drawLecturePanel, type LecturePanelArgs, NO_KERNEL_VIEW } from "../lecturepanel";
 import { drawPositionContent, pcHeight } from "../poscon";
 import { must } from "./must";
 
@@ -186,5 +186,18 @@ describe("position vs content panel", () => {
     drawPositionContent(empty.ctx, 400, 1, null, null, th);
     expect(empty.texts[0]).toContain("computing");
     expect(empty.calls.some((c) => c.op === "strokeRect")).toBe(false);
+  });
+});
+
+describe("the saved page without a decomposition", () => {
+  it("says the view needs a kernel instead of computing forever", () => {
+    const a = args({ poscon: null, kernel: false });
+    const info = drawLecturePanel(a);
+    expect(info.mean).toBeNull();
+    expect(a.sub.textContent).toBe(NO_KERNEL_VIEW);
+    expect(a.sub.textContent).not.toContain("computing");
+    const s = args({ view: "similarity", simil: null, kernel: false });
+    drawLecturePanel(s);
+    expect(s.sub.textContent).toContain("needs a kernel");
   });
 });

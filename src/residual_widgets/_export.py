@@ -1,5 +1,5 @@
-"""The widget's state as plotly figures and standalone HTML pages (``widget.figure()`` and
-``widget.save_html()``). The figures are drawn by :mod:`.figures` from engine arrays.
+"""The widget's state as standalone HTML pages (``widget.save_html()``); the figures they hold
+are ``widget.figure()``'s (:mod:`._widget_figures`).
 
 Two kinds of page:
 
@@ -10,10 +10,12 @@ Two kinds of page:
   (``static/page.js``: the widget plus a small in-page model that implements anywidget's model
   interface over the saved state) and the data as JSON with base64 arrays: the synced traits,
   the sweep's maps as float16 (or the most important cells' maps only, to stay within a size
-  budget; the page says which), the lecture views' arrays, and the logit lens of every cell
-  (clean, and under the pinned intervention). Hovering any swept source cell shows its map;
-  clicking one pins it from the saved sweep; the views, metric and scale switch; what needs a
-  kernel (new interventions, sweeps, other kinds or prompts) is greyed out with the reason.
+  budget; the page says which), the lecture views' arrays (the position/content decomposition
+  only when the widget has computed it: otherwise the page says that view needs a kernel), and
+  the logit lens of every cell (clean, and under the pinned intervention). Hovering any swept
+  source cell shows its map; clicking one pins it from the saved sweep; the views, metric and
+  scale switch; what needs a kernel (new interventions, sweeps, other kinds or prompts) is
+  greyed out with the reason.
 """
 
 from __future__ import annotations
@@ -25,21 +27,7 @@ import pathlib
 
 import numpy as np
 
-from . import _payloads, views
-from ._payloads import row_profile
-
-
-def figure(w):
-    """A plotly figure of the widget ``w``'s current view: the pinned effect's map (with the
-    first-reached rows marked in the ``first_reached`` view), the future profile, the similarity
-    heatmap, else the overview."""
-    if w.view in ("first_reached", "profile", "similarity"):
-        return lecture_view_figure(w)
-    if w.current_effect is not None:
-        return w.current_effect.figure(metric=w.metric, scale=w.scale)
-    if w.current_atlas is not None:
-        return w.current_atlas.figure(scale=w.scale)
-    raise ValueError("nothing to draw yet: pin a cell (widget.select((row, pos))) or run a sweep")
+from . import _payloads
 
 
 def save_html(w, path, interactive: bool = False, max_bytes: int | None = None) -> pathlib.Path:
@@ -59,13 +47,16 @@ def save_html(w, path, interactive: bool = False, max_bytes: int | None = None) 
             source_prompt=w.source_prompt,
             settings={k: getattr(w, k) for k in SETTINGS},
             max_bytes=max_bytes,
+            position_content=w.current_position_content,
         )
         return write_page(path, state)
+    from . import _widget_figures as wf
+
     figs = []
     if w.current_effect is not None:
-        figs.append(w.current_effect.figure(metric=w.metric, scale=w.scale))
-    if w.current_atlas is not None:
-        figs.append(w.current_atlas.figure(scale=w.scale))
+        figs.append(wf.effect_figure(w))
+    if wf.current_overview(w) is not None:
+        figs.append(wf.overview_figure(w))
     if not figs:
         raise ValueError("nothing to save yet: pin a cell or run a sweep first")
     path = pathlib.Path(path)
@@ -80,70 +71,6 @@ def html_page(figs) -> str:
         "<!doctype html><html><head><meta charset='utf-8'><title>residual-widgets"
         "</title></head><body>" + "\n".join(parts) + "</body></html>"
     )
-
-
-def _row(w, default: int) -> int:
-    return w.view_row if w.view_row >= 0 else default
-
-
-def lecture_view_figure(w):
-    """Plotly figure of the widget ``w``'s current lecture view (``first_reached``, ``profile``
-    or ``similarity``)."""
-    import plotly.graph_objects as go
-
-    from .figures import axis_labels, profile_figure
-
-    eff, atlas = w.current_effect, w.current_atlas
-    if w.view == "first_reached":
-        if eff is None:
-            raise ValueError("the first-reached view needs a pinned cell: widget.select(...)")
-        fig = eff.figure(metric=w.metric, scale=w.scale)
-        first = views.first_reached(eff.resid_delta)
-        pos = [p for p in range(len(first)) if first[p] >= 0]
-        fig.add_trace(
-            go.Scatter(
-                x=pos,
-                y=[int(first[p]) for p in pos],
-                mode="markers",
-                marker=dict(symbol="square-open", size=14, color="red"),
-                name="first reached",
-            ),
-            row=2,
-            col=1,
-        )
-        return fig
-    if w.view == "profile":
-        if atlas is None:
-            raise ValueError("the profile view needs a sweep: widget.start_sweep()")
-        row = _row(w, eff.cells[0][0] if eff is not None else 0)
-        prof = {agg: row_profile(atlas, row, agg) for agg in ("mean", "max")}
-        fig = profile_figure(
-            prof["mean"].distance,
-            {a: p.value for a, p in prof.items()},
-            title=f"effect of row {row} on the prediction d tokens ahead",
-        )
-        fig.add_annotation(x=0, y=float(prof["mean"].value[0]), text="next token", showarrow=True)
-        return fig
-    row = _row(w, eff.cells[0][0] if eff is not None and eff.site == "resid" else w.n_rows - 1)
-    sim, _ = views.similarity(w.session.clean.resid)
-    lab = axis_labels(w.tokens)
-    fig = go.Figure(
-        go.Heatmap(
-            z=sim[row],
-            x=lab,
-            y=lab,
-            zmin=-1,
-            zmax=1,
-            colorscale="RdBu",
-            colorbar=dict(title="cosine"),
-        )
-    )
-    fig.update_layout(
-        title=f"cross-position cosine similarity of the residual at row {row}",
-        xaxis_title="position i",
-        yaxis_title="position j",
-    )
-    return fig
 
 
 # ---- the explorable page ------------------------------------------------------------------------
@@ -177,6 +104,7 @@ def page_state(
     source_prompt: str = "",
     settings: dict | None = None,
     max_bytes: int | None = None,
+    position_content=None,
 ) -> dict:
     """Everything the saved page shows, as JSON-able data (arrays still as ``memoryview``s):
     ``{"traits": {...the widget's synced traits...}, "lens": {...}}``. ``traits["page"]`` tells
@@ -215,6 +143,9 @@ def page_state(
         "view_row": int(st.get("view_row", -1)),
         "profile": None,
         "similarity": None,
+        "position_content": None
+        if position_content is None
+        else _payloads.position_content_payload(position_content),
         "presentation": bool(st.get("presentation", False)),
         "palette": st.get("palette", "default"),
     }

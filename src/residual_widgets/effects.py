@@ -43,8 +43,20 @@ class Effect:
     def total_kl(self) -> float:
         return float(self.kl.sum())
 
-    def figure(self, metric: str = "kl", scale: str = "linear"):
-        """Plotly figure: the downstream map with the cone outlined, the output metric on top."""
+    def describe(self) -> str:
+        """What was done, in words: "zero ablation at resid [(3, 4)]", "activation patch at …",
+        "transplant into resid [(5, 2)]", "knockout at …"."""
+        what = {
+            "transplant": "transplant into",
+            "patch": "activation patch at",
+            "set": "set at",
+            "knockout": "knockout at",
+        }.get(self.kind, f"{self.kind} ablation at")
+        return f"{what} {self.site} {self.cells}"
+
+    def figure(self, metric: str = "kl", scale: str = "linear", title: str | None = None):
+        """Plotly figure: the downstream map with the cone outlined, the output metric on top;
+        titled by :meth:`describe` unless ``title`` is given."""
         strip = self.kl if metric == "kl" else np.append(self.logprob_delta, np.nan)
         cells, site = self.cells, self.site
         if site == "head":  # (layer, head, pos) enters where block `layer`'s attention writes
@@ -57,7 +69,7 @@ class Effect:
             reachable=self.reachable,
             strip=strip,
             strip_name="KL (nats)" if metric == "kl" else "Δ log p",
-            title=f"{self.kind} ablation at {self.site} {self.cells}",
+            title=title or self.describe(),
             scale=scale,
         )
 

@@ -398,11 +398,21 @@ class ResidualExplorer(anywidget.AnyWidget):
             th.join(timeout=max(0.0, timeout - (time.monotonic() - t0)))
         return self
 
-    def figure(self):
-        """A plotly figure of the current view: the pinned effect's map (with the first-reached
-        rows marked in the ``first_reached`` view), the future profile, the similarity
-        heatmap, else the overview."""
-        return _export.figure(self)
+    def figure(self, overview: bool = False):
+        """A plotly figure of what the widget shows (:mod:`._widget_figures`): the current view
+        — the pinned effect's map, a lecture view, the heads — or, with nothing pinned or with
+        ``overview=True``, the overview in ``overview_metric`` (estimated cells marked)."""
+        from ._widget_figures import figure
+
+        return figure(self, overview=overview)
+
+    @property
+    def current_overview(self):
+        """The overview as an :class:`~.overview.Overview`: ``values`` ``[S, P]`` in
+        ``overview_metric``, exact where swept, else the estimate (``estimated`` marks it)."""
+        from ._widget_figures import current_overview
+
+        return current_overview(self)
 
     def save_html(
         self, path, interactive: bool = False, max_bytes: int | None = None
