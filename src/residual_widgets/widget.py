@@ -2,34 +2,27 @@
 
 The widget computes nothing itself. It holds what a view needs to repaint (tokens, settings, the
 pinned :class:`~.effects.Effect` and the sweep's :class:`~.effects.Atlas` as binary arrays) and
-turns front-end requests into engine calls:
+turns front-end requests into engine calls. This module is the class: its traits, its public
+methods and thin routes; the routes' work lives beside it, one job per module:
 
-==========================  ==================================================================
-JS → kernel (custom msg)    what happens
-==========================  ==================================================================
-``{type: "intervene", id,   ``session.intervene(cells, kind, site)``; the result lands in the
-cells: [[row, pos], …]}``   ``effect`` trait with the request ``id``
-``{type: "lens", id, cell,  logit lens of that cell, clean and under the pinned effect; reply
-key}``                      ``{type: "lens", id, key, clean, intervened}``
-``{type: "sweep", id}``     (re)start the sweep in a background thread; ``atlas`` and
-                            ``progress`` fill in as it runs
-``{type: "cancel", id}``    stop the sweep (and the head sweep); the partial atlas stays
-``{type: "transplant", id,  transplant / one head / back one step: :mod:`._widget_transplant`
-…}``, ``{type: "head", id,  (each pins an effect like ``intervene``; the front end's drag, T +
-cell}``, ``{type: "undo",   Enter, two clicks and Ctrl+Z send them)
-id}``
-``{type: "view", state,     a view opened, is still showing (``alive``, every 5 s) or closed
-client}``                   (no reply). A running sweep stops when every view that opened is
-                            gone — closed ``orphan_grace_s`` ago, or silent for
-                            ``orphan_timeout_s`` while no cell was running (Voilà drops the
-                            connection before a closing page can say so, and keeps the
-                            kernel) — and restarts when a view comes back
-==========================  ==================================================================
+=============================  ===============================================================
+module                         what
+=============================  ===============================================================
+:mod:`._widget_jobs`           the comm handler (the request table) and the job worker
+:mod:`._widget_sweep`          the sweep thread; the instant estimate painted before it
+:mod:`._widget_liveness`       views coming and going: a sweep no view shows stops
+:mod:`._widget_lecture`        what each ``view`` computes (profile, similarity, position/content)
+:mod:`._widget_settings`       kind / site / token pair / source prompt changes; sessions
+:mod:`._widget_transplant`     the pinned effect: cells, transplants, heads, undo
+:mod:`._widget_heads`          the heads view's head sweep
+:mod:`._widget_figures`        ``figure()``: what the widget shows, as plotly
+:mod:`._export`                ``save_html()``: plotly page or the explorable page
+:mod:`._payloads`              what each trait and reply carries (binary float32 arrays)
+=============================  ===============================================================
 
 Lecture views (``view`` trait: ``map`` | ``first_reached`` | ``profile`` | ``similarity`` |
-``position_content``), all
-computed by the engine (:mod:`.views`) and sent as binary arrays (:mod:`._payloads` builds what
-each trait and reply carries; :mod:`._export` draws ``figure()`` and writes ``save_html()``):
+``position_content`` | ``heads``), all computed by the engine (:mod:`.views`) and sent as binary
+arrays:
 
 * ``effect["first_reached"]`` — int32 ``[P]``, :func:`views.first_reached` of the pinned map;
 * ``profile`` — :func:`views.future_profile` of the atlas's KL for every source row, mean and max
@@ -41,16 +34,10 @@ each trait and reply carries; :mod:`._export` draws ``figure()`` and writes ``sa
   interval), computed on the job worker once per session when the view is first shown
   (``current_position_content`` holds the :class:`views.PositionContent`).
 
-Every request is acknowledged at once (``{type: "ack", id}``) from the comm handler, so the front
-end can tell a busy or dead kernel from a slow computation. Failures reply
-``{type: "error", id, request, message}`` and set the ``error`` trait (words, not tracebacks).
-
 Threads: requests run on one worker thread that always takes the *latest* pending request of
-each type (a storm of 100 clicks computes a handful, ending with the last); the sweep runs on its
-own thread. The engine's session lock keeps them from using the model at the same moment, and
-the sweep releases it between positions, so a click during a sweep waits for at most one
-position's batch. ipykernel's iopub socket is thread-safe, so traits set from these threads reach
-the browser while the kernel's main thread stays free for new messages.
+each type; the sweep runs on its own thread. The engine's session lock keeps them from using
+the model at the same moment. ipykernel's iopub socket is thread-safe, so traits set from these
+threads reach the browser while the kernel's main thread stays free for new messages.
 
 The instant overview (``estimate`` trait, :mod:`._estimate`): before a sweep starts (and when a
 view opens) the job worker computes the attribution-patching estimate of every source cell —
@@ -71,80 +58,32 @@ the ``remote_status`` trait says what the server is doing ("waiting on the remot
 
 from __future__ import annotations
 
-import atexit
 import pathlib
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 import anywidget
 import traitlets as t
 
-from . import _export, _payloads, grid
+from . import _export
+from . import _widget_jobs as jobs
+from . import _widget_lecture as lect
+from . import _widget_settings as settings
+from . import _widget_sweep as sweep
 from . import _widget_transplant as _pins
 from ._jobs import LatestJobs
 from ._widget_heads import HeadSweep
+from ._widget_lecture import PALETTES, VIEWS  # noqa: F401 - part of this module's API
+from ._widget_liveness import _LIVE, _cells, _stop_all  # noqa: F401 - tests patch _cells
+from ._widget_settings import WIDGET_KINDS  # noqa: F401 - part of this module's API
 
 _STATIC = pathlib.Path(__file__).parent / "static"
 _ESM = _STATIC / "widget.js"
 
-#: the kinds the widget offers: all of grid.KINDS but "set", which needs a vector per cell that
-#: the front end has no way to enter
-WIDGET_KINDS = tuple(k for k in grid.KINDS if k != "set")
-VIEWS = ("map", "first_reached", "profile", "similarity", "position_content", "heads")
 #: the overview's summary per source cell (see "The instant overview" in the module docstring)
 OVERVIEW_METRICS = ("logprob_delta", "logit_diff", "total_kl")
-#: color palettes: "default" (viridis / RdBu), "contrast" (inferno / strong RdBu, black on white)
-PALETTES = ("default", "contrast")
-
-
-class _Cells:
-    """Whether the kernel is running a cell (IPython's pre/post_run_cell events): then the
-    views' messages wait in its queue, and their silence means nothing."""
-
-    running = False
-    ended = float("-inf")
-    hooked = False
-
-    @classmethod
-    def hook(cls) -> None:
-        if cls.hooked:
-            return
-        cls.hooked = True
-        try:
-            from IPython import get_ipython
-
-            ip = get_ipython()
-        except ImportError:
-            ip = None
-        if ip is None or not hasattr(ip, "events"):
-            return
-
-        def pre(*_):
-            cls.running = True
-
-        def post(*_):
-            cls.running, cls.ended = False, time.monotonic()
-
-        ip.events.register("pre_run_cell", pre)
-        ip.events.register("post_run_cell", post)
-
-
-_cells = _Cells
-
-
-#: widgets whose sweep thread may be running (stopped at interpreter exit, see _stop_all)
-_LIVE: weakref.WeakSet = weakref.WeakSet()
-
-
-@atexit.register
-def _stop_all() -> None:
-    """Stop every running sweep before the interpreter exits: a daemon thread killed inside a
-    torch call aborts the process ("terminate called without an active exception")."""
-    for w in list(_LIVE):
-        w.cancel_sweep(wait=True)
 
 
 def _esm():
@@ -285,22 +224,24 @@ class ResidualExplorer(anywidget.AnyWidget):
                     f"choose one of {', '.join(OVERVIEW_METRICS)}"
                 )
             if session is not None:  # else build_session() follows (tokens/n_rows given)
-                self._load_session_facts()
-        self._watch_remote(session)
+                settings.load_session_facts(self)
+        settings.watch_remote(self, session)
         self._jobs = LatestJobs(
-            self._run_job, priority=("session", "rebuild", "intervene", "estimate", "lens")
+            lambda typ, payload: jobs.run_job(self, typ, payload), priority=jobs.PRIORITY
         )
         self.on_msg(self._on_custom_msg)
-        self.observe(self._on_settings, names=["kind", "site", "logit_pair"])
-        self.observe(self._on_source, names=["source_prompt"])
-        self.observe(self._on_view, names=["view"])
-        self.observe(self._on_palette, names=["palette"])
+        self.observe(
+            lambda ch: settings.on_settings(self, ch), names=["kind", "site", "logit_pair"]
+        )
+        self.observe(lambda ch: settings.on_source(self, ch), names=["source_prompt"])
+        self.observe(lambda ch: lect.on_view(self, ch), names=["view"])
+        self.observe(lambda ch: lect.on_palette(self, ch), names=["palette"])
         self.observe(
             lambda ch: self._submit("tsource", self._next_py_id(), ch["new"]),
             names=["transplant_prompt"],
         )
         if self.view != "map":
-            self._on_view({"name": "view", "new": self.view})
+            lect.on_view(self, {"name": "view", "new": self.view})
 
     # ---- public API -----------------------------------------------------------------------------
     def select(self, cells, *, wait: bool = True):
@@ -337,37 +278,18 @@ class ResidualExplorer(anywidget.AnyWidget):
             return self.current_effect
 
     def start_sweep(self) -> None:
-        """(Re)start the sweep for the current kind/site/token pair in a background thread."""
+        """(Re)start the sweep for the current kind/site/token pair in a background thread
+        (:mod:`._widget_sweep`)."""
         if self.session is None:  # still being built: build_session() starts it
             self._sweep_after_build = True
             return
-        self.cancel_sweep(wait=True, heads=False)
-        self._cancel = threading.Event()
-        self.request_estimate()
-        kind, site, pair = self.kind, self.site, self._pair()
-        self.progress = {"done": 0, "total": 0, "running": True, "cancelled": False}
-        th = threading.Thread(
-            target=self._sweep_main,
-            args=(kind, site, pair, self._cancel),
-            name="residual-widgets-sweep",
-            daemon=True,
-        )
-        self._sweep_thread = th
-        _LIVE.add(self)
-        th.start()
+        sweep.start(self)
 
     def request_estimate(self) -> None:
         """Compute the instant overview (attribution patching, :mod:`._estimate`) for the current
         settings on the job worker, unless it was already asked for; a sweep started now waits
         for it, so the estimate is painted before the first exact cell arrives."""
-        if self.session is None:  # asked again once build_session() has a session
-            return
-        key = (id(self.session), self.kind, self.site, self._pair())
-        if key == self._estimate_key:
-            return
-        self._estimate_key = key
-        self._estimate_ready.clear()
-        self._submit("estimate", self._next_py_id(), key)
+        sweep.request_estimate(self)
 
     def build_session(self, make: Callable[[], Any], *, cell=None, sweep: bool = False) -> None:
         """Build the session on the job worker with ``make()`` (a widget made with ``session=None``
@@ -435,76 +357,16 @@ class ResidualExplorer(anywidget.AnyWidget):
         self._jobs.stop()
         super().close()
 
-    # ---- views coming and going ----------------------------------------------------------------
+    # ---- routes (the work: the _widget_* modules) -----------------------------------------------
     def _on_view_state(self, client: str, state) -> None:
-        """A view opened, is alive or closed (comm handler). The sweep stops ``orphan_grace_s``
-        after the last view closed, unless one opened again; a view opening (or heard from)
-        after that restarts it. Silent views are noticed by the sweep thread (``_views_gone``)."""
-        if state in ("open", "alive"):
-            self._views[client] = time.monotonic()
-            self.request_estimate()  # a view shows the estimate even without a sweep
-            if self._orphan_timer is not None:
-                self._orphan_timer.cancel()
-                self._orphan_timer = None
-            if self._orphaned:
-                self._orphaned = False
-                self.start_sweep()
-            return
-        if client not in self._views:  # never opened here (or already closed): not ours
-            return
-        del self._views[client]
-        if self._views or not self.progress.get("running"):
-            return
-        if self._orphan_timer is not None:
-            self._orphan_timer.cancel()
-        self._orphan_timer = threading.Timer(self.orphan_grace_s, self._stop_orphaned)
-        self._orphan_timer.daemon = True
-        self._orphan_timer.start()
+        """A view opened, is alive or closed (:func:`._widget_liveness.on_view_state`)."""
+        from ._widget_liveness import on_view_state
 
-    def _stop_orphaned(self) -> None:
-        self._orphan_timer = None
-        if self._views or not self.progress.get("running"):
-            return
-        self._orphaned = True
-        self.cancel_sweep()
+        on_view_state(self, client, state)
 
-    def _views_gone(self) -> bool:
-        """Every view that opened has gone silent for ``orphan_timeout_s`` while the kernel was
-        free to hear it (no cell running, none ended in that time)."""
-        views = dict(self._views)
-        if not views:
-            return False
-        now = time.monotonic()
-        quiet = now - max(views.values()) > self.orphan_timeout_s
-        return quiet and not _cells.running and now - _cells.ended > self.orphan_timeout_s
-
-    # ---- messages from the front end ------------------------------------------------------------
     def _on_custom_msg(self, _widget, content, buffers=None):
-        """Comm handler (kernel main thread): acknowledge, then queue or act. Never blocks."""
-        if not isinstance(content, dict):
-            return
-        typ, rid = content.get("type"), content.get("id")
-        if rid is not None:
-            self.send({"type": "ack", "id": rid})
-        try:
-            if typ == "intervene":
-                self._submit("intervene", rid, content.get("cells"))
-            elif typ == "lens":
-                self._submit("lens", rid, (content.get("cell"), content.get("key")))
-            elif typ == "sweep":
-                self.start_sweep()
-            elif typ == "cancel":
-                self.cancel_sweep()
-            elif typ in ("transplant", "head", "undo"):  # pins, like intervene
-                self._submit("intervene", rid, _pins.parse(typ, content))
-            elif typ == "ping":
-                self.send({"type": "pong", "id": rid})
-            elif typ == "view":
-                self._on_view_state(str(content.get("client", "")), content.get("state"))
-            else:
-                raise ValueError(f"unknown request type {typ!r}")
-        except Exception as exc:  # noqa: BLE001 - every failure goes back to the user in words
-            self._fail(typ or "request", rid, exc)
+        """Comm handler (kernel main thread): :func:`._widget_jobs.on_custom_msg`."""
+        jobs.on_custom_msg(self, content)
 
     def _submit(self, typ: str, rid, arg) -> None:
         self._jobs.submit(typ, (rid, arg))
@@ -518,287 +380,8 @@ class ResidualExplorer(anywidget.AnyWidget):
         self.error = msg
         self.send({"type": "error", "id": rid, "request": typ, "message": msg})
 
-    # ---- worker-thread jobs ---------------------------------------------------------------------
-    def _run_job(self, typ: str, payload) -> None:
-        rid, arg = payload
-        self.status = "computing"
-        try:
-            if typ == "session":
-                self._do_session(arg)
-            elif self.session is None:
-                raise RuntimeError(f"there is no session: {self.error or 'it was not built'}")
-            elif typ == "intervene":
-                self._do_intervene(rid, arg)
-            elif typ == "lens":
-                self._do_lens(rid, *arg)
-            elif typ == "rebuild":
-                self._do_rebuild(arg)
-            elif typ == "position_content":
-                self._do_position_content()
-            elif typ == "estimate":
-                self._do_estimate(arg)
-            elif typ == "tsource":
-                _pins.load_source(self, arg)
-        except Exception as exc:  # noqa: BLE001 - a failed job is reported to the user in words
-            self._fail(typ, rid, exc)
-        finally:
-            self.status = "sweeping" if self.progress.get("running") else "idle"
-
-    def _do_intervene(self, rid, cells) -> None:
-        if isinstance(cells, _pins.Pin):  # a transplant, a head, undo
-            return _pins.run(self, rid, cells)
-        if not cells:
-            raise ValueError("no cells to intervene on")
-        cells = [(int(r), int(p)) for r, p in cells]
-        kind, site, pair = self.kind, self.site, self._pair()
-        eff = self.session.intervene(
-            cells, kind=kind, site=site, **({"logit_diff": pair} if pair else {})
-        )
-        _pins.show(self, eff, rid, eff.cells)
-
-    def _do_lens(self, rid, cell, key) -> None:
-        r, p = int(cell[0]), int(cell[1])
-        clean = self.session.logit_lens((r, p), k=5)
-        eff = self.current_effect
-        inter = self.session.logit_lens((r, p), k=5, effect=eff) if eff is not None else None
-        self.send(_payloads.lens_reply(rid, key, (r, p), clean, inter))
-
-    def _do_estimate(self, key) -> None:
-        from . import _estimate
-
-        try:
-            if key != self._estimate_key:  # settings changed since: a newer one is queued
-                return
-            _, kind, site, pair = key
-            attr, note, caveat = _estimate.estimate_for(self.session, kind, site, pair)
-            payload = _payloads.estimate_payload(
-                attr, kind=kind, site=site, note=note, caveat=caveat
-            )
-            with self._lock:
-                if key != self._estimate_key:
-                    return
-                self.current_estimate = attr
-                self.estimate = payload
-                atlas = self.current_atlas
-                if atlas is not None and (atlas.kind, atlas.site) == (kind, site):
-                    self._push_atlas(atlas, None)  # its agreement with the new estimate
-        finally:
-            if key == self._estimate_key:
-                self._estimate_ready.set()
-
-    def _do_rebuild(self, source) -> None:
-        if self._factory is None:
-            raise ValueError(
-                "this widget was built from a Session, so its source prompt is "
-                "fixed; use rw.explore(prompt, source=...) to edit it"
-            )
-        self.cancel_sweep(wait=True)
-        self.session = self._factory(self.prompt, source or None)
-        self._watch_remote(self.session)
-        self.current_effect = None
-        with self.hold_sync():
-            self._load_session_facts()
-            self.effect = None
-            self.atlas = None
-            self.profile = None
-            self.similarity = None
-            self.position_content = None
-            self.current_position_content = None
-            self.error = ""
-        if self.view == "similarity":
-            self._send_similarity()
-        if self.view == "position_content":
-            self._do_position_content()
-        self._refresh()
-
-    def _do_session(self, make) -> None:
-        self.status = "loading the model and running the clean pass…"
-        self.session = make()
-        self._watch_remote(self.session)
-        with self.hold_sync():
-            self._load_session_facts()
-            self.error = ""
-        if self._sweep_after_build:
-            self.start_sweep()
-        elif self._views:
-            self.request_estimate()
-        if self.view == "heads":  # shown before there was a session to sweep
-            self._heads.show()
-
-    # ---- the sweep thread -----------------------------------------------------------------------
-    def _sweep_main(self, kind, site, pair, cancel: threading.Event) -> None:
-        last = [0.0]
-
-        def progress(p):
-            if self._views_gone():  # the page closed without a word (Voilà)
-                self._views.clear()
-                self._orphaned = True
-                cancel.set()
-            now = time.monotonic()
-            self.progress = {
-                "done": int(p.done),
-                "total": int(p.total),
-                "running": True,
-                "cancelled": False,
-            }
-            if now - last[0] >= self.atlas_push_interval:
-                last[0] = now
-                self._push_atlas(p.atlas, cancel)
-
-        self.status = "sweeping"
-        t_end = time.monotonic() + self.estimate_wait_s  # the estimate is painted first
-        while not self._estimate_ready.wait(0.1) and not cancel.is_set():
-            if time.monotonic() > t_end:
-                break
-        try:
-            kw = {"logit_diff": pair} if pair else {}
-            if self.memory_budget is not None:
-                kw["memory_budget"] = self.memory_budget
-            atlas = self.session.sweep(kind=kind, site=site, progress=progress, cancel=cancel, **kw)
-            self._push_atlas(atlas, None)
-            done = int(atlas.done.sum())
-            self.progress = {
-                "done": done,
-                "total": int(atlas.done.size),
-                "running": False,
-                "cancelled": not atlas.complete,
-            }
-        except Exception as exc:  # noqa: BLE001 - a failed sweep is reported to the user in words
-            self.progress = {**self.progress, "running": False}
-            self._fail("sweep", None, exc)
-        finally:
-            if self._sweep_thread is threading.current_thread():
-                self.status = "idle"
-
-    def _push_atlas(self, atlas, cancel) -> None:
-        if cancel is not None and cancel.is_set():
-            return
-        with self._lock:
-            self.current_atlas = atlas
-            est = self.current_estimate
-            self.atlas = _payloads.atlas_payload(atlas, _payloads.agreement_payload(est, atlas))
-            if self.view == "profile":
-                self._send_profile()
-
-    # ---- lecture views --------------------------------------------------------------------------
-    def _on_view(self, change) -> None:
-        if change["new"] not in VIEWS:
-            self._fail(
-                "view",
-                None,
-                ValueError(f"unknown view {change['new']!r}; choose one of {', '.join(VIEWS)}"),
-            )
-            return
-        try:
-            if change["new"] == "similarity" and self.similarity is None:
-                self._send_similarity()
-            elif change["new"] == "position_content" and self.position_content is None:
-                self._submit("position_content", self._next_py_id(), None)  # on the worker
-            elif change["new"] == "profile":
-                self._send_profile()
-            elif change["new"] == "heads":
-                self._heads.show()
-        except Exception as exc:  # noqa: BLE001 - a failed view is reported to the user in words
-            self._fail("view", None, exc)
-
-    def _on_palette(self, change) -> None:
-        if change["new"] not in PALETTES:
-            self._fail(
-                "palette",
-                None,
-                ValueError(
-                    f"unknown palette {change['new']!r}; choose one of {', '.join(PALETTES)}"
-                ),
-            )
-            self.palette = change["old"] if change["old"] in PALETTES else "default"
-
-    def _send_similarity(self) -> None:
-        self.similarity = _payloads.similarity_payload(self.session)
-
-    def _do_position_content(self) -> None:
-        from .lecture import position_content_for
-
-        sess = self.session
-        if self.current_position_content is not None:  # asked twice while computing: done
-            return
-        pc = position_content_for(sess)
-        if sess is self.session:  # not rebuilt meanwhile
-            self.current_position_content = pc
-            self.position_content = _payloads.position_content_payload(pc)
-
-    def _send_profile(self) -> None:
-        atlas = self.current_atlas
-        self.profile = None if atlas is None else _payloads.profile_payload(atlas)
-
-    # ---- settings changes -----------------------------------------------------------------------
-    def _on_settings(self, change) -> None:
-        if self._suspend:
-            return
-        try:
-            if change["name"] == "kind" and self.kind not in WIDGET_KINDS:
-                raise ValueError(
-                    f"unknown kind {self.kind!r}; choose one of {', '.join(WIDGET_KINDS)}"
-                )
-            if change["name"] == "site" and self.site not in grid.SITES:
-                raise ValueError(
-                    f"unknown site {self.site!r}; choose one of {', '.join(grid.SITES)}"
-                )
-            if change["name"] == "logit_pair" and self.logit_pair:
-                self.session.token_pair(tuple(self.logit_pair))  # validates: one token each
-        except Exception as exc:  # noqa: BLE001 - a bad setting is reported to the user in words
-            self._fail(change["name"], None, exc)
-            return
-        self.error = ""
-        self._refresh()
-
-    def _on_source(self, change) -> None:
-        if not self._suspend:
-            self._submit("rebuild", self._next_py_id(), change["new"])
-
-    def _refresh(self) -> None:
-        """Recompute the pinned effect and restart the sweep for the current settings."""
-        if self.session is None:  # build_session() pins and sweeps with the settings of then
-            return
-        rows = (
-            self.session.n_rows
-            if self.site == "resid" and self.kind != "knockout"
-            else self.session.n_layers
-        )
-        cells = [c for c in self.selection if c[0] < rows]
-        if _pins.resubmit(self):  # a transplant or a head: recomputed as it was made
-            pass
-        elif cells:
-            self._submit("intervene", self._next_py_id(), cells)
-        else:
-            self.current_effect = None
-            self.effect = None
-        self._heads.reset()  # only when its kind, pair or session changed
-        had_sweep = self._sweep_thread is not None
-        self.current_atlas = None
-        self.atlas = None
-        self.profile = None
-        self.current_estimate = None
-        self.estimate = None
-        self.request_estimate()
-        if had_sweep:
-            self.start_sweep()
-
-    # ---- helpers --------------------------------------------------------------------------------
-    def _watch_remote(self, session) -> None:
-        if getattr(session, "remote", None) is not None:
-            from .remote import describe_status
-
-            session.on_remote_status = lambda st: setattr(
-                self, "remote_status", describe_status(st)
-            )
-
     def _pair(self):
         return tuple(self.logit_pair) if len(self.logit_pair) == 2 else None
-
-    def _load_session_facts(self) -> None:
-        s = self.session
-        self.tokens = [str(x) for x in s.token_strings]
-        self.n_rows = int(s.n_rows)
 
 
 def _is_cell(x) -> bool:
