@@ -188,7 +188,7 @@ class PositionContent:
     def interval(self, kind: str, conf: float = 0.95):
         """The ``conf`` Student-t interval over prompts of ``sim[kind]``: ``[R, D]`` arrays
         ``mean``, ``lo``, ``hi`` (a :class:`~.lecture.Interval`)."""
-        from .lecture import t_interval
+        from .lecture_stats import t_interval
 
         return t_interval(self.sim[kind], axis=0, conf=conf)
 
@@ -207,7 +207,7 @@ class PositionContent:
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
 
-        from .lecture import t_interval
+        from .lecture_stats import t_interval
 
         R = self.energy.shape[0]
         fig = make_subplots(
