@@ -8,6 +8,12 @@ Creating a session tokenizes the prompt, validates it, and runs the clean pass o
 trace that records every residual row and what every block wrote). Interventions are compared
 against that clean run. A session stays usable after any error raised by bad input: nothing is
 mutated before the input is validated.
+
+The class holds the state (model, ids, the clean and source runs, caches, the lock) and thin
+methods; the work is beside it: checking inputs (:mod:`._session_inputs`), interventions and
+their effects (:mod:`._session_intervene`, the cone in :mod:`.click`), the logit lens
+(:mod:`._session_lens`), the sweep (:mod:`.sweep`), attribution (:mod:`.attribution`),
+transplants (:mod:`.transplant`) and heads (:mod:`.heads`, :mod:`.head_sweep`).
 """
 
 from __future__ import annotations
@@ -15,15 +21,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
-from . import grid, metrics
+from . import _session_intervene as _iv
+from . import grid
 from . import remote as rm
+from ._session_inputs import check_cells, token_pair, tokenize
 from .effects import Atlas, Effect
-from .interventions import replacement_values
 from .models import LoadedModel, load_model
-from .runs import RunRecord, traced_run, traced_unembed
+from .runs import RunRecord, traced_run
 from .stepper import Stepper
 
 
@@ -116,62 +122,12 @@ class Session:
 
     # ---- input handling -----------------------------------------------------------------------
     def _tokenize(self, prompt, what: str) -> list[int]:
-        tok = self.model.tokenizer
-        if isinstance(prompt, str):
-            ids = tok(prompt, add_special_tokens=False)["input_ids"]
-            if self.prepend_bos and tok.bos_token_id is not None:
-                ids = [tok.bos_token_id] + list(ids)
-        elif isinstance(prompt, (list, tuple, np.ndarray, torch.Tensor)):
-            arr = np.asarray(prompt.tolist() if isinstance(prompt, torch.Tensor) else prompt)
-            if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-                raise TypeError(
-                    f"the {what} must be a string or a 1-D sequence of token ids, got "
-                    f"an array of shape {arr.shape} and dtype {arr.dtype}"
-                )
-            ids = [int(x) for x in arr]
-            bad = [x for x in ids if not 0 <= x < self.model.vocab_size]
-            if bad:
-                raise ValueError(
-                    f"token ids {bad[:5]} in the {what} are outside the vocabulary "
-                    f"0..{self.model.vocab_size - 1}"
-                )
-        else:
-            raise TypeError(
-                f"the {what} must be a string or a 1-D sequence of token ids, "
-                f"got {type(prompt).__name__}"
-            )
-        if len(ids) == 0:
-            raise ValueError(f"the {what} is empty: give at least one token")
-        n_ctx = self.model.n_ctx
-        if n_ctx is not None and len(ids) > n_ctx:
-            raise ValueError(
-                f"the {what} has {len(ids)} tokens, more than the model's context of "
-                f"{n_ctx}; shorten it"
-            )
-        return list(ids)
+        """``prompt`` as checked token ids (:func:`._session_inputs.tokenize`)."""
+        return tokenize(self, prompt, what)
 
     def token_pair(self, pair) -> tuple[int, int]:
         """``(good, bad)`` as token ids; strings must each be exactly one token."""
-        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
-            raise TypeError(f"logit_diff must be a (good, bad) pair of tokens, got {pair!r}")
-        out = []
-        for t in pair:
-            if isinstance(t, str):
-                ids = self.model.tokenizer(t, add_special_tokens=False)["input_ids"]
-                if len(ids) != 1:
-                    pieces = [self.model.tokenizer.decode([i]) for i in ids]
-                    raise ValueError(
-                        f"{t!r} is {len(ids)} tokens {pieces}, not one; "
-                        "pick a single-token string or pass a token id"
-                    )
-                out.append(int(ids[0]))
-            elif isinstance(t, (int, np.integer)) and 0 <= int(t) < self.model.vocab_size:
-                out.append(int(t))
-            else:
-                raise ValueError(
-                    f"token {t!r} is neither a string nor an id in 0..{self.model.vocab_size - 1}"
-                )
-        return out[0], out[1]
+        return token_pair(self, pair)
 
     def _acts(self, run: RunRecord, ids, site: str) -> torch.Tensor:
         if site == "resid":
@@ -201,36 +157,11 @@ class Session:
     def values_for(self, cells, kind: str, site: str, value=None) -> torch.Tensor:
         """The vectors ``[n_cells, d]`` an intervention of ``kind`` writes into ``cells``
         (``[n_cells, d_head]`` for ``site="head"``)."""
-        if site == grid.HEAD_SITE:
-            from . import heads
-
-            return heads.values_for(self, cells, kind, value)
-        return replacement_values(
-            kind,
-            site,
-            cells,
-            self.site_acts(site),
-            source=self.site_acts(site, "source"),
-            mean=self._mean(site) if kind == "mean" else None,
-            sigma=self.noise_scale * self.sigma,
-            seed=self.seed,
-            value=value,
-        )
+        return _iv.values_for(self, cells, kind, site, value)
 
     def check(self, cells, kind: str, site: str) -> list[grid.Cell]:
-        if site == grid.HEAD_SITE:  # (layer, head, pos) triples
-            from . import heads
-
-            return heads.check_cells(self, cells, kind)
-        grid.check_kind(kind)
-        grid.check_site(site)
-        if kind == "knockout":
-            if site != "resid":
-                raise ValueError("kind='knockout' removes attention edges; use site='resid'")
-            return grid.normalize_cells(cells, self.n_layers, self.n_positions, "block")
-        return grid.normalize_cells(
-            cells, grid.n_source_rows(site, self.n_layers), self.n_positions, site
-        )
+        """``cells`` checked against the grid of ``site`` (:func:`._session_inputs.check_cells`)."""
+        return check_cells(self, cells, kind, site)
 
     def intervene(
         self,
@@ -254,41 +185,16 @@ class Session:
         1e-5).
 
         ``site="head"``: cells are ``(layer, head, pos)`` triples (:mod:`.heads`; one trace)."""
-        if site == grid.HEAD_SITE:
-            if blocks is not None:
-                raise ValueError("blocks= applies to kind='knockout' only")
-            if method not in ("auto", "trace"):
-                raise ValueError(
-                    f"method={method!r}: a head intervention runs one trace; use 'auto' or 'trace'"
-                )
-            from . import heads
-
-            return heads.intervene(self, cells, kind, value=value, logit_diff=logit_diff)
-        cells = self.check(cells, kind, site)
-        if blocks is not None and kind != "knockout":
-            raise ValueError("blocks= applies to kind='knockout' only")
-        pair = self.token_pair(logit_diff) if logit_diff is not None else self.default_pair
-        if kind == "knockout":
-            if self.remote is not None:
-                raise ValueError("kind='knockout' steps blocks locally; use a local session")
-            from .knockout import acting_cells, knockout_run
-
-            with self.lock:
-                run = knockout_run(self, cells, blocks=blocks)
-            eff = self._effect(cells, kind, site, run, pair)
-            if blocks is not None:  # what can change starts at the first knocked-out block
-                eff.reachable = grid.reachable_mask(
-                    acting_cells(cells, self.n_layers, blocks),
-                    self.n_layers,
-                    self.n_positions,
-                    kind="knockout",
-                )
-            return eff
-        from .click import click_run
-
-        vals = self.values_for(cells, kind, site, value)
-        run = click_run(self, cells, vals, site, method)
-        return self._effect(cells, kind, site, run, pair)
+        return _iv.intervene(
+            self,
+            cells,
+            kind,
+            site,
+            value=value,
+            logit_diff=logit_diff,
+            blocks=blocks,
+            method=method,
+        )
 
     def _run(self, ids, edits=(), save_writes=False) -> RunRecord:
         return traced_run(
@@ -324,26 +230,7 @@ class Session:
         return self.intervene(cells, kind="patch", site=site, **kw)
 
     def _effect(self, cells, kind, site, run: RunRecord, pair) -> Effect:
-        new_lp = torch.log_softmax(run.logits, dim=-1)
-        ld = ld_clean = None
-        if pair is not None:
-            ld = float(metrics.logit_diff(new_lp[-1], pair))
-            ld_clean = float(metrics.logit_diff(self.clean_logprobs[-1], pair))
-        return Effect(
-            cells=cells,
-            kind=kind,
-            site=site,
-            tokens=self.token_strings,
-            resid_delta=metrics.resid_delta(run.resid, self.clean.resid).numpy().astype(np.float32),
-            kl=metrics.kl_from_logprobs(self.clean_logprobs, new_lp).numpy().astype(np.float32),
-            logprob_delta=metrics.logprob_delta(self.clean_logprobs, new_lp, self.ids)
-            .numpy()
-            .astype(np.float32),
-            reachable=grid.reachable_mask(cells, self.n_layers, self.n_positions, site, kind),
-            logit_diff=ld,
-            logit_diff_clean=ld_clean,
-            resid=run.resid,
-        )
+        return _iv.effect_of(self, cells, kind, site, run, pair)
 
     # ---- logit lens ---------------------------------------------------------------------------
     def logit_lens(self, cell, k: int = 5, effect: Effect | None = None) -> list[tuple[str, float]]:
@@ -351,33 +238,9 @@ class Session:
         unembedding, in the clean run or (with ``effect``) under that intervention. For a remote
         model without local weights the unembedding runs on the server (one small request;
         clean cells are cached)."""
-        ((r, p),) = grid.normalize_cells(cell, self.n_rows, self.n_positions)
-        resid = self.clean.resid if effect is None else effect.resid
-        if self.model.device.type == "meta":  # a remote skeleton: unembed on the server
-            if self.remote is None:
-                raise ValueError("this model has no local weights; give the session remote=")
-            probs = self._lens_cache.get((r, p)) if effect is None else None
-            if probs is None:
-                logits = traced_unembed(
-                    self.model,
-                    resid[r, p][None],
-                    self.remote,
-                    timeout=self.timeout,
-                    on_status=self.note_status,
-                )[0]
-                probs = torch.softmax(logits, dim=-1)
-                if effect is None:
-                    self._lens_cache[(r, p)] = probs
-        else:
-            with self.lock, torch.no_grad():
-                probs = torch.softmax(
-                    self.model.unembed(resid[r, p].to(self.model.device)).float(), dim=-1
-                ).cpu()
-        top = torch.topk(probs, k)
-        return [
-            (self.model.tokenizer.decode([int(i)]), float(v))
-            for v, i in zip(top.values, top.indices, strict=True)
-        ]
+        from ._session_lens import logit_lens
+
+        return logit_lens(self, cell, k, effect)
 
     # ---- sweep --------------------------------------------------------------------------------
     def sweep(
