@@ -156,40 +156,46 @@ def zero_ablation_kl(model, ids_list, specs, chunk: int = 64) -> dict[str, np.nd
 
         return f
 
-    handles = []
-    for site, k in {(s, r) for s, r, _ in specs}:
-        if site == "resid":
-            handles.append(lm.blocks[k].register_forward_pre_hook(pre_hook(k), with_kwargs=True))
-        else:
-            handles.append(
-                _get(lm.hf, lm.write_path(site, k)).register_forward_hook(out_hook(site, k))
-            )
+    def hook_all() -> list:
+        handles = []
+        for site, k in {(s, r) for s, r, _ in specs}:
+            if site == "resid":
+                pre = pre_hook(k)
+                handles.append(lm.blocks[k].register_forward_pre_hook(pre, with_kwargs=True))
+            else:
+                mod = _get(lm.hf, lm.write_path(site, k))
+                handles.append(mod.register_forward_hook(out_hook(site, k)))
+        return handles
+
     kls, dlps = [], []
     pos = torch.arange(P - 1)
-    try:
-        for g0 in range(0, len(ids_list), group):
-            prompts = [list(x) for x in ids_list[g0 : g0 + group]]
+    for g0 in range(0, len(ids_list), group):
+        prompts = [list(x) for x in ids_list[g0 : g0 + group]]
+        x = torch.tensor([ids for ids in prompts for _ in range(S + 1)], device=lm.input_device)
+        # the hooks live only while this thread holds the model: a widget's sweep steps the
+        # same blocks between our forwards, and must not be zeroed
+        with lm.lock:
             edits.clear()
             for n in range(len(prompts)):
                 for k, (s, r, p) in enumerate(specs):
                     edits.setdefault((s, r), []).append((n * (S + 1) + 1 + k, p))
-            x = torch.tensor([ids for ids in prompts for _ in range(S + 1)], device=lm.input_device)
-            with lm.lock:
+            handles = hook_all()
+            try:
                 logits = lm.hf(input_ids=x, use_cache=False).logits.float().cpu()
-            lp = torch.log_softmax(logits, -1).view(len(prompts), S + 1, P, -1)
-            clean, new = lp[:, :1], lp[:, 1:]
-            kls.append(metrics.kl_from_logprobs(clean, new))
-            nxt = torch.tensor(prompts)[:, 1:]
-            idx = nxt[:, None, :, None]
-            dlps.append(
-                (
-                    new[:, :, pos].gather(-1, idx.expand(-1, S, -1, 1))
-                    - clean[:, :, pos].gather(-1, idx)
-                )[..., 0]
-            )
-    finally:
-        for h in handles:
-            h.remove()
+            finally:
+                for h in handles:
+                    h.remove()
+        lp = torch.log_softmax(logits, -1).view(len(prompts), S + 1, P, -1)
+        clean, new = lp[:, :1], lp[:, 1:]
+        kls.append(metrics.kl_from_logprobs(clean, new))
+        nxt = torch.tensor(prompts)[:, 1:]
+        idx = nxt[:, None, :, None]
+        dlps.append(
+            (
+                new[:, :, pos].gather(-1, idx.expand(-1, S, -1, 1))
+                - clean[:, :, pos].gather(-1, idx)
+            )[..., 0]
+        )
     return {"kl": torch.cat(kls).numpy(), "logprob_delta": torch.cat(dlps).numpy()}
 
 
@@ -289,12 +295,15 @@ def ffn_hidden_ablation(model, ids_list, cells, mix: float = 0.0) -> np.ndarray:
 
         return pre
 
-    handles = [d.register_forward_pre_hook(pre_for(k)) for k, d in downs.items()]
-    try:
-        clean = residuals(lm, ids_list, batch=len(ids_list))
-        ablate["on"] = True
-        new = residuals(lm, ids_list, batch=len(ids_list))
-    finally:
-        for h in handles:
-            h.remove()
+    # the hooks live only while this thread holds the model (a reentrant lock: residuals()
+    # takes it again): a widget's sweep steps the same MLPs, and must not be ablated or mixed
+    with lm.lock:
+        handles = [d.register_forward_pre_hook(pre_for(k)) for k, d in downs.items()]
+        try:
+            clean = residuals(lm, ids_list, batch=len(ids_list))
+            ablate["on"] = True
+            new = residuals(lm, ids_list, batch=len(ids_list))
+        finally:
+            for h in handles:
+                h.remove()
     return metrics.resid_delta(new, clean).numpy()
