@@ -10,7 +10,9 @@ It speaks the part of NDIF's HTTP protocol that nnsight's non-blocking ``RemoteB
 * ``GET /result/{id}`` → the saved values, ``torch.save``-d (zstd-compressed if asked).
 
 Jobs run in a thread: deserialized with nnsight's own ``RequestModel.deserialize`` against the
-hosted model and executed, exactly the server half of ``remote="local"``. ``hang=True`` keeps
+hosted model and executed, exactly the server half of ``remote="local"``; the values the
+outermost trace pushes are the result (nested traces, such as a backward pass, push theirs into
+the enclosing block as usual). ``hang=True`` keeps
 every job queued forever (for timeouts); every request's headers are kept in ``seen_keys``.
 """
 
@@ -60,8 +62,19 @@ class FakeNDIF:
                 blob, model._remoteable_persistent_objects(), compress=meta.get("compress", False)
             )
             saves: dict = {}
+            real_push = tracer_mod.push
+
+            def push(frame, variables):
+                # the outermost trace (depth 1) pushes its saved values: those are the result;
+                # a nested trace (the backward pass of attribution) pushes all its locals up
+                # into the enclosing block, as on the server, and none of them is a result
+                if getattr(tracer_mod._local, "depth", 0) <= 1:
+                    saves.update(variables)
+                else:
+                    real_push(frame, variables)
+
             job["status"] = "RUNNING"
-            with mock.patch.object(tracer_mod, "push", lambda frame, v: saves.update(v)):
+            with mock.patch.object(tracer_mod, "push", push):
                 tracer_mod.inc()
                 try:
                     tracer.execute(tracer.info.code)
