@@ -315,3 +315,12 @@ def test_patchscope_hits_and_controls_on_a_tiny_model(gpt2):
     assert "row  0: entity" in ps.describe(res) and "random" in ps.describe(res).splitlines()[1]
     with pytest.raises(ValueError, match="placeholder"):
         ps.run_patchscope(gpt2, ents, target="cat - cat")
+    cross = ps.cross_row_hits(gpt2, ents, [0, 3], 1, target=target)
+    assert cross.shape == (4, 2)
+    for i, e in enumerate(ents):  # source rows 0 and 3, always written into target row 1
+        src, name = f"I saw {e}", ps.first_token(gpt2, e)
+        for a, r in enumerate([0, 3]):
+            eff = sess.transplant(src, (r, len(_ids(gpt2, src)) - 1), (1, t))
+            with torch.no_grad():
+                top = torch.topk(gpt2.unembed(eff.resid[3, read]), 5).indices.tolist()
+            assert cross[i, a] == (name in top)

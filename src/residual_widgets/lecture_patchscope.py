@@ -22,6 +22,11 @@ Controls, computed on the same rows and target:
   control costs no extra forward pass.
 * ``clean``: the inspection prompt untouched: is the name in its top-``k`` anyway?
 
+A same-row readout that fails can mean two things: the source row no longer carries the name,
+or the placeholder sits too high in the target for the blocks above it to copy anything out.
+:func:`cross_row_hits` tells them apart: every source row into one fixed, early target row
+(Patchscopes' cross-layer case).
+
 Rates are fractions of entities with 95% Wilson score intervals (:func:`wilson`). Shapes:
 ``hits[condition]`` ``[entities, rows]`` bool.
 """
@@ -92,6 +97,45 @@ def top_k_at(sess: Session, resid: torch.Tensor, pos: int, k: int) -> list[int]:
     return [int(i) for i in torch.topk(logits, k).indices]
 
 
+def inspection_session(model, target: str = IDENTITY_PROMPT, placeholder: str = PLACEHOLDER):
+    """``(session, t, read)``: a Session on the inspection prompt, the placeholder's position
+    ``t`` (its last occurrence) and the position read out, ``t + 1``."""
+    sess = Session(model, target)
+    ph = model.tokenizer(placeholder, add_special_tokens=False)["input_ids"]
+    if len(ph) != 1 or ph[0] not in sess.ids:
+        raise ValueError(f"the placeholder {placeholder!r} must be one token of the target prompt")
+    t = len(sess.ids) - 1 - sess.ids[::-1].index(ph[0])
+    if t + 1 >= sess.n_positions:
+        raise ValueError("the target prompt must continue after the placeholder (e.g. ' ->')")
+    return sess, t, t + 1
+
+
+def cross_row_hits(
+    model,
+    entities: list[str],
+    source_rows,
+    target_row: int,
+    *,
+    target: str = IDENTITY_PROMPT,
+    placeholder: str = PLACEHOLDER,
+    template: str = SOURCE_TEMPLATE,
+    k: int = 5,
+) -> np.ndarray:
+    """Patchscopes' cross-layer case: each entity's residual at every row in ``source_rows``,
+    written into the placeholder at one fixed ``target_row``. Bool ``[entities, source_rows]``:
+    the name in the top-``k``. Separates "the source no longer carries the name" from "the
+    target has too few blocks left above the placeholder to copy it out"."""
+    sess, t, read = inspection_session(model, target, placeholder)
+    out = np.zeros((len(entities), len(source_rows)), bool)
+    for i, e in enumerate(entities):
+        src = template.format(e)
+        s = len(sess._tokenize(src, "source prompt")) - 1
+        for a, r in enumerate(source_rows):
+            eff = sess.transplant(src, (r, s), (target_row, t))
+            out[i, a] = first_token(model, e) in top_k_at(sess, eff.resid, read, k)
+    return out
+
+
 def run_patchscope(
     model,
     entities: list[str],
@@ -110,14 +154,7 @@ def run_patchscope(
     The random-vector control runs on ``random_rows`` (default: ``rows``; a subset saves time).
     ``shift`` picks the ``other`` control's entity (``i + shift``; default half the list, so a
     list ordered by category pairs each entity with another category)."""
-    sess = Session(model, target)
-    ph = model.tokenizer(placeholder, add_special_tokens=False)["input_ids"]
-    if len(ph) != 1 or ph[0] not in sess.ids:
-        raise ValueError(f"the placeholder {placeholder!r} must be one token of the target prompt")
-    t = len(sess.ids) - 1 - sess.ids[::-1].index(ph[0])  # its last occurrence
-    read = t + 1
-    if read >= sess.n_positions:
-        raise ValueError("the target prompt must continue after the placeholder (e.g. ' ->')")
+    sess, t, read = inspection_session(model, target, placeholder)
     rows = list(range(sess.n_rows)) if rows is None else list(rows)
     random_rows = rows if random_rows is None else list(random_rows)
     n = len(entities)
