@@ -220,3 +220,35 @@ def test_a_select_while_the_session_builds_wins_over_the_initial_pin(monkeypatch
     assert w.current_effect.cells == [(2, 4)] and w.selection == [[2, 4]]
     assert w.select((1, 1)).cells == [(1, 1)]
     w.close()
+
+
+@pytest.mark.parametrize("name", ["induction-2l", "smollm2-135m"])
+def test_bundled_tokenizers_equal_autotokenizer(name):
+    """bundled._from_dir reads the tokenizer with PreTrainedTokenizerFast (faster): it must be
+    what AutoTokenizer gives."""
+    from transformers import AutoTokenizer
+
+    from residual_widgets import bundled
+
+    folder = (
+        bundled.INDUCTION_DIR
+        if name == "induction-2l"
+        else bundled.cache_dir() / bundled._CACHE_NAME
+    )
+    if not bundled._is_complete(folder) and name != "induction-2l":
+        pytest.skip("the SmolLM2 cache is not built on this machine")
+    _, ours = bundled._from_dir(folder)
+    ref = AutoTokenizer.from_pretrained(folder)
+    assert type(ours) is type(ref) and ours.get_vocab() == ref.get_vocab()
+    assert ours.special_tokens_map == ref.special_tokens_map
+    assert (ours.bos_token_id, ours.eos_token_id, ours.unk_token_id, ours.pad_token_id) == (
+        ref.bos_token_id,
+        ref.eos_token_id,
+        ref.unk_token_id,
+        ref.pad_token_id,
+    )
+    for text in [" t5 t17 <bos> t3 hello", "  Hello\n\nworld — ünïcode 😀 <|endoftext|> it's  x"]:
+        for special in (False, True):
+            ids = ref(text, add_special_tokens=special)["input_ids"]
+            assert ours(text, add_special_tokens=special)["input_ids"] == ids
+            assert [ours.decode([i]) for i in ids] == [ref.decode([i]) for i in ids]

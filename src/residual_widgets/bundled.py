@@ -101,12 +101,17 @@ def cache_dir() -> Path:
 
 
 def _from_dir(path: Path):
-    """Load a plain local checkpoint (the shipped induction model, the SmolLM2 cache)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Load a plain local checkpoint (the shipped induction model, the SmolLM2 cache).
+
+    Both hold a ``tokenizer.json``, so the tokenizer is read with ``PreTrainedTokenizerFast``
+    directly: the same class and vocabulary ``AutoTokenizer`` gives (tested), without its
+    resolution of the tokenizer class (about a third of the time, on a fresh kernel's first
+    load)."""
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
     with _no_progress_bars():
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-        tok = AutoTokenizer.from_pretrained(path)
+        tok = PreTrainedTokenizerFast.from_pretrained(path)
     if any(p.device.type != "cpu" for p in model.parameters()):
         # not the usual case (from_pretrained loads onto the CPU): .to() walks every parameter
         # and reads its .grad, which fails while another thread runs an nnsight backward trace
