@@ -181,8 +181,8 @@ class Session:
 
         ``method`` (every other kind): ``"cone"`` recomputes only rows ≥ the lowest cell's, at
         positions ≥ the leftmost one's (:mod:`.click`); ``"trace"`` runs one full nnsight trace;
-        ``"auto"`` takes the cone where the model steps locally, else the trace (equal within
-        1e-5).
+        ``"auto"`` takes the cone where the model steps locally, else the trace (equal to float32
+        rounding: within 1e-5 on the tested families).
 
         ``site="head"``: cells are ``(layer, head, pos)`` triples (:mod:`.heads`; one trace)."""
         return _iv.intervene(
