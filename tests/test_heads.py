@@ -291,6 +291,14 @@ def test_sweep_subsets_and_unchanged_cells():
     assert sub.done.sum() == 2 and sub.done[2, [1, 3], 5].all()
     full = sess.sweep(kind="zero", site="head")
     np.testing.assert_allclose(sub.kl[2, 1, 5], full.kl[2, 1, 5], atol=TOL, rtol=0)
+    via_sweep = sess.sweep(kind="zero", site="head", positions="all")  # = sweep_heads(...)
+    np.testing.assert_allclose(
+        via_sweep.kl, sess.sweep_heads(kind="zero", positions="all").kl, atol=0, rtol=0
+    )
+    cells = [(1, 2, 9), (2, 0, 12)]  # patch() and ablate() take head triples too
+    np.testing.assert_array_equal(
+        sess.patch(cells, site="head").kl, sess.intervene(cells, "patch", "head").kl
+    )
     own = rw.Session(lm, PROMPT, source=PROMPT, logit_diff=PAIR)  # patching from itself
     same = own.sweep(kind="patch", site="head")
     assert same.complete and (same.kl == 0).all() and (same.resid_delta == 0).all()
