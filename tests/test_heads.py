@@ -227,6 +227,45 @@ def test_cone_and_reachable(family):
     eff.figure()  # draws with the cone of the attn_out cell (k, p)
 
 
+@pytest.mark.parametrize("kind", ["zero", "patch", "noise", "set"])
+def test_cone_click_equals_trace(family, kind):
+    """A head intervention through the cone (head_click.py) equals the trace, and is exactly
+    clean outside its cone; several cells at several layers and positions included."""
+    lm = tiny_lm(family)
+    sess = rw.Session(lm, PROMPT, source=SOURCE, logit_diff=PAIR)
+    value = np.linspace(-1, 1, sess.d_head) if kind == "set" else None
+    for cells in ([(1, 2, 9)], [(0, 1, 3), (2, 3, 11), (0, 0, 12)], [(2, 1, 13)]):
+        cone = sess.intervene(cells, kind, "head", value=value, method="cone")
+        trace = sess.intervene(cells, kind, "head", value=value, method="trace")
+        np.testing.assert_allclose(cone.resid_delta, trace.resid_delta, atol=TOL, rtol=0)
+        np.testing.assert_allclose(cone.kl, trace.kl, atol=TOL, rtol=0)
+        np.testing.assert_allclose(cone.logprob_delta, trace.logprob_delta, atol=TOL, rtol=0)
+        assert abs(cone.logit_diff - trace.logit_diff) < TOL
+        assert (cone.resid_delta[~cone.reachable] == 0).all()
+        assert (cone.kl[: min(p for _, _, p in cells)] == 0).all()
+
+
+def test_cone_click_paths(monkeypatch):
+    """The first "auto" click of a fresh session traces, the next ones step (never tracing); a
+    remote session refuses "cone"."""
+    lm = tiny_lm("qwen2")
+    sess = rw.Session(lm, PROMPT, logit_diff=PAIR)
+    first = sess.intervene((1, 1, 5), "zero", "head")  # traces (the stepper is not built)
+    assert sess._stepper is None
+
+    def no_trace(*a, **k):
+        raise AssertionError("traced")
+
+    monkeypatch.setattr(heads, "head_run", no_trace)  # the clean z is cached already
+    second = sess.intervene((1, 1, 5), "zero", "head")  # builds the stepper, steps
+    assert sess._stepper is not None
+    np.testing.assert_allclose(first.kl, second.kl, atol=TOL, rtol=0)
+    monkeypatch.undo()
+    there = rw.Session(lm, PROMPT, logit_diff=PAIR, remote="local")
+    with pytest.raises(ValueError, match="steps blocks locally"):
+        there.intervene((1, 1, 5), "zero", "head", method="cone")
+
+
 # ---- sweeps ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["zero", "patch", "noise", "mean"])
 def test_sweep_equals_single_interventions(family, kind):
@@ -355,8 +394,8 @@ def test_bad_input_errors_and_session_stays_usable():
         sess.intervene((0, 0, 1), kind="patch", site="head")
     with pytest.raises(ValueError, match="blocks="):
         sess.intervene((0, 0, 1), kind="zero", site="head", blocks=[1])
-    with pytest.raises(ValueError, match="runs one trace"):
-        sess.intervene((0, 0, 1), kind="zero", site="head", method="cone")
+    with pytest.raises(ValueError, match="unknown method"):
+        sess.intervene((0, 0, 1), kind="zero", site="head", method="fast")
     with pytest.raises(ValueError, match="head sweeps take"):
         sess.sweep(kind="set", site="head")
     with pytest.raises(ValueError, match="needs a source prompt"):

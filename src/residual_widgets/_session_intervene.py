@@ -59,17 +59,14 @@ def intervene(
     ``"auto"`` takes the cone where the model steps locally, else the trace (equal within
     1e-5).
 
-    ``site="head"``: cells are ``(layer, head, pos)`` triples (:mod:`.heads`; one trace)."""
+    ``site="head"``: cells are ``(layer, head, pos)`` triples (:mod:`.heads`; the cone:
+    :mod:`.head_click`)."""
     if site == grid.HEAD_SITE:
         if blocks is not None:
             raise ValueError("blocks= applies to kind='knockout' only")
-        if method not in ("auto", "trace"):
-            raise ValueError(
-                f"method={method!r}: a head intervention runs one trace; use 'auto' or 'trace'"
-            )
         from . import heads
 
-        return heads.intervene(sess, cells, kind, value=value, logit_diff=logit_diff)
+        return heads.intervene(sess, cells, kind, value=value, logit_diff=logit_diff, method=method)
     cells = sess.check(cells, kind, site)
     if blocks is not None and kind != "knockout":
         raise ValueError("blocks= applies to kind='knockout' only")

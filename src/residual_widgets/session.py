@@ -184,7 +184,8 @@ class Session:
         ``"auto"`` takes the cone where the model steps locally, else the trace (equal to float32
         rounding: within 1e-5 on the tested families).
 
-        ``site="head"``: cells are ``(layer, head, pos)`` triples (:mod:`.heads`; one trace)."""
+        ``site="head"``: cells are ``(layer, head, pos)`` triples (:mod:`.heads`; the cone:
+        :mod:`.head_click`)."""
         return _iv.intervene(
             self,
             cells,
