@@ -9,6 +9,7 @@ Edit the sources here, not the .ipynb files, so the notebooks stay reviewable as
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat as nbf
@@ -840,6 +841,12 @@ assert iv.hi[-1, S2] < 0.2 and iv.hi[0, END] < 0.2        # and not the other wa
 assert (rows[0], "S2") in consistent and (rows[-1], "END") in consistent""",
     ),
 ]
+
+# the Patchscope lecture (issue 15): its cells live in scripts/notebook_patchscope.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from notebook_patchscope import CELLS as PATCHSCOPE_CELLS  # noqa: E402
+
+NOTEBOOKS["patchscope"] = PATCHSCOPE_CELLS
 
 
 def build(name: str, cells) -> nbf.NotebookNode:

@@ -46,6 +46,7 @@ def test_every_lecture_notebook_is_present():
         "ffn_hidden",
         "memory_vs_position",
         "patching_ioi",
+        "patchscope",
     }
     assert want <= {Path(n).stem for n in NOTEBOOKS}
 
