@@ -246,20 +246,23 @@ def test_cone_click_equals_trace(family, kind):
 
 
 def test_cone_click_paths(monkeypatch):
-    """The first "auto" click of a fresh session traces, the next ones step (never tracing); a
+    """ "cone" builds the stepper and never traces; "auto" traces (bit-identical to "trace"); a
     remote session refuses "cone"."""
     lm = tiny_lm("qwen2")
     sess = rw.Session(lm, PROMPT, logit_diff=PAIR)
-    first = sess.intervene((1, 1, 5), "zero", "head")  # traces (the stepper is not built)
-    assert sess._stepper is None
+    auto = sess.intervene((1, 1, 5), "zero", "head")
+    np.testing.assert_array_equal(auto.kl, sess.intervene((1, 1, 5), "zero", "head").kl)
+    np.testing.assert_array_equal(
+        auto.kl, sess.intervene((1, 1, 5), "zero", "head", method="trace").kl
+    )
 
     def no_trace(*a, **k):
         raise AssertionError("traced")
 
     monkeypatch.setattr(heads, "head_run", no_trace)  # the clean z is cached already
-    second = sess.intervene((1, 1, 5), "zero", "head")  # builds the stepper, steps
+    cone = sess.intervene((1, 1, 5), "zero", "head", method="cone")
     assert sess._stepper is not None
-    np.testing.assert_allclose(first.kl, second.kl, atol=TOL, rtol=0)
+    np.testing.assert_allclose(auto.kl, cone.kl, atol=TOL, rtol=0)
     monkeypatch.undo()
     there = rw.Session(lm, PROMPT, logit_diff=PAIR, remote="local")
     with pytest.raises(ValueError, match="steps blocks locally"):

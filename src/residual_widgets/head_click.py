@@ -12,11 +12,11 @@ intervention, with ``k0`` their lowest layer and ``i0`` their leftmost position,
 * copies every residual outside the selection's cone from the clean run (exactly 0.0 effect
   there) and unembeds only the final-row positions inside it.
 
-:func:`head_click_run` picks the path like :func:`.click.click_run`: ``"cone"`` insists on the
-stepper, ``"trace"`` runs :func:`.heads.head_run`, ``"auto"`` takes the cone for a local CPU
-model whose blocks step (the session's first ``"auto"`` click traces rather than wait for the
-stepper to be built; a refusal is remembered). Both give the same :class:`~.runs.RunRecord`
-within float32 rounding (tested on every family).
+:func:`head_click_run` picks the path: ``"cone"`` insists on the stepper (raises where it
+cannot run, as :func:`.click.click_run` does), ``"trace"`` and — for now — ``"auto"`` run
+:func:`.heads.head_run`. ``"auto"`` stays on the trace because callers (the widget's head pins)
+compare a click's effect bit for bit with a later ``intervene`` of the same cell, and the two
+paths agree to float32 rounding only (within 1e-5, tested on every family), not bit for bit.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def head_click_run(sess, cells, values: torch.Tensor, method: str = "auto") -> R
     ``None`` when it must be traced (the caller runs :func:`.heads.head_run`)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; use 'auto', 'cone' or 'trace'")
-    stepper = None if method == "trace" else _stepper(sess, method == "cone")
+    stepper = _stepper(sess, True) if method == "cone" else None
     if stepper is None:
         return None
     with sess.lock:

@@ -293,7 +293,7 @@ def intervene(sess, cells, kind: str = "zero", *, value=None, logit_diff=None, m
     """Replace head ``cells`` ``(layer, head, pos)`` by ``kind`` and measure everything
     downstream: the usual :class:`~.effects.Effect` (``site="head"``, cone from row
     ``layer + 1``). ``method``: ``"cone"`` steps only the cone (:mod:`.head_click`),
-    ``"trace"`` runs one nnsight trace (:func:`head_run`), ``"auto"`` picks as a click does."""
+    ``"trace"`` and ``"auto"`` run one nnsight trace (:func:`head_run`)."""
     from .head_click import head_click_run
 
     cells = check_cells(sess, cells, kind)
