@@ -29,3 +29,15 @@ def test_fast_kl_computes_the_log_normaliser_when_not_given():
     for lse in (None, torch.logsumexp(new, dim=-1)):
         got = metrics.kl_from_logits_fast(clean_lp, neg_ent, new, lse)
         torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
+
+
+def test_logsumexp_rows_is_one_call_in_slices():
+    """The sweep's sliced logsumexp gives exactly one call's numbers, for row counts that do and
+    do not divide the slice size."""
+    g = torch.Generator().manual_seed(0)
+    for a, q in [(1, 1), (3, 11), (2, 32), (5, 33)]:
+        z = 8 * torch.randn(a, q, 1000, generator=g)
+        torch.testing.assert_close(
+            metrics.logsumexp_rows(z, rows=32), torch.logsumexp(z, -1), rtol=0, atol=0
+        )
+        assert metrics.logsumexp_rows(z, rows=7).shape == (a, q)

@@ -118,28 +118,35 @@ def layer_with_write(stepper, lm, site, k, states, start, writes):
 
 
 def _finish(sess, atlas, cells, site, final, maps, pair, work_budget):
-    """Unembed ``final`` ``[A, q, d]`` in chunks and fill the atlas for ``cells``.
-
-    Positions whose final residual lies outside a cell's cone (a top-row cell, or the last
-    block's write, reaches only its own position) are exactly clean, but unembedding them again
-    would give float noise (~1e-6) against the clean run's logits: their KL and Δlog p are set
-    to exact zeros and, when the last position is among them, the logit difference to the clean
-    value."""
-    lm, i = sess.model, cells[0][1]
+    """Unembed ``final`` ``[A, q, d]`` and fill the atlas for residual/block-write ``cells``."""
     L, P = sess.n_layers, sess.n_positions
+    reach = [grid.reachable_mask([c], L, P, site)[L, c[1] :] for c in cells]
+    finish(sess, atlas, cells, reach, cells[0][1], final, maps, pair, work_budget)
+
+
+def finish(sess, atlas, keys, reach, i, final, maps, pair, work_budget):
+    """Unembed ``final`` ``[A, q, d]`` (positions ``i..P-1`` of the top row) in chunks and store
+    each source's numbers in ``atlas`` under ``keys[a]``; ``reach[a]`` ``[q]`` (bool) says which
+    of those positions lie in source ``a``'s cone. Shared by the residual and the head sweep.
+
+    Positions outside a source's cone (a top-row cell, or the last block's write, reaches only
+    its own position) are exactly clean, but unembedding them again would give float noise
+    (~1e-6) against the clean run's logits: their KL and Δlog p are set to exact zeros and, when
+    the last position is among them, the logit difference to the clean value."""
+    lm = sess.model
     clean_lp = sess.clean_logprobs[i:]  # [q, V]
     neg_ent = (clean_lp.exp() * clean_lp).sum(-1)
     q, V = clean_lp.shape
     nxt = torch.tensor(sess.ids[i + 1 :], dtype=torch.long)  # targets of positions i..P-2
+    old = clean_lp[torch.arange(len(nxt)), nxt]
     chunk = max(1, int(work_budget // (4 * q * V * 3)))
-    for a0 in range(0, len(cells), chunk):
+    for a0 in range(0, len(keys), chunk):
         logits = lm.unembed(final[a0 : a0 + chunk])  # [a, q, V]
-        lse = torch.logsumexp(logits, dim=-1)  # [a, q]
+        lse = metrics.logsumexp_rows(logits)  # [a, q]
         kl = metrics.kl_from_logits_fast(clean_lp, neg_ent, logits, lse)
-        old = clean_lp[torch.arange(len(nxt)), nxt]
         for b in range(logits.shape[0]):
-            cell = cells[a0 + b]
-            out = torch.as_tensor(grid.reachable_mask([cell], L, P, site)[L, i:])  # [q]
+            a = a0 + b
+            out = torch.as_tensor(np.asarray(reach[a], dtype=bool))  # [q]
             new = logits[b, torch.arange(len(nxt)), nxt] - lse[b, : len(nxt)]
             ld = None
             if pair is not None:
@@ -149,10 +156,10 @@ def _finish(sess, atlas, cells, site, final, maps, pair, work_budget):
                     else atlas.logit_diff_clean
                 )
             atlas.store(
-                cell,
+                keys[a],
                 kl=torch.where(out, kl[b], 0.0).numpy(),
                 logprob_delta=torch.where(out[:-1], new - old, 0.0).numpy(),
-                resid_delta=maps[a0 + b],
+                resid_delta=maps[a],
                 logit_diff=ld,
                 start=i,
             )

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from . import grid, heads, metrics
-from .cone import LOCK_SLICE
+from .cone import LOCK_SLICE, finish
 from .effects import Atlas
 from .models import _get
 from .stepper import UnsupportedStepping
@@ -278,8 +278,11 @@ def _cone_heads(sess, stepper, atlas, units, i, all_pos, kind, pair, work_budget
         states = out
         maps[: len(states), k + 1, i:] = metrics.resid_delta(states, clean[k + 1, i:]).numpy()
     keys = [(k, h) if all_pos else (k, h, i) for k, h in live]
-    reach = [[(k, h, p) for p in span] for k, h in live]
-    _finish(sess, atlas, keys, reach, i, states, maps, pair, work_budget)
+    L, P = sess.n_layers, sess.n_positions
+    reach = [
+        grid.reachable_mask([(k, h, p) for p in span], L, P, grid.HEAD_SITE)[L, i:] for k, h in live
+    ]
+    finish(sess, atlas, keys, reach, i, states, maps, pair, work_budget)
 
 
 def _layer_with_z(stepper, lm, lay, k, states, start, writes, stop=None):
@@ -302,48 +305,3 @@ def _layer_with_z(stepper, lm, lay, k, states, start, writes, stop=None):
         return stepper.layer(k, states, start, stop=stop)
     finally:
         hook.remove()
-
-
-def _finish(sess, atlas, keys, reach, i, final, maps, pair, work_budget):
-    """Unembed ``final`` ``[A, q, d]`` in chunks and file each source's numbers. Positions
-    outside a source's cone are exactly clean: their KL and Δlog p are exact zeros (and the
-    logit difference the clean value), not unembedding noise."""
-    lm, L, P = sess.model, sess.n_layers, sess.n_positions
-    clean_lp = sess.clean_logprobs[i:]  # [q, V]
-    neg_ent = (clean_lp.exp() * clean_lp).sum(-1)
-    q, V = clean_lp.shape
-    nxt = torch.tensor(sess.ids[i + 1 :], dtype=torch.long)
-    old = clean_lp[torch.arange(len(nxt)), nxt]
-    chunk = max(1, int(work_budget // (4 * q * V * 3)))
-    for a0 in range(0, len(keys), chunk):
-        logits = lm.unembed(final[a0 : a0 + chunk])  # [a, q, V]
-        lse = _logsumexp_rows(logits)
-        kl = metrics.kl_from_logits_fast(clean_lp, neg_ent, logits, lse)
-        for b in range(logits.shape[0]):
-            a = a0 + b
-            out = torch.as_tensor(grid.reachable_mask(reach[a], L, P, grid.HEAD_SITE)[L, i:])  # [q]
-            new = logits[b, torch.arange(len(nxt)), nxt] - lse[b, : len(nxt)]
-            ld = None
-            if pair is not None:
-                ld = (
-                    float(logits[b, -1, pair[0]] - logits[b, -1, pair[1]])
-                    if out[-1]
-                    else atlas.logit_diff_clean
-                )
-            atlas.store(
-                keys[a],
-                kl=torch.where(out, kl[b], 0.0).numpy(),
-                logprob_delta=torch.where(out[:-1], new - old, 0.0).numpy(),
-                resid_delta=maps[a],
-                logit_diff=ld,
-                start=i,
-            )
-
-
-def _logsumexp_rows(logits: torch.Tensor, rows: int = 32) -> torch.Tensor:
-    """``logsumexp`` over the vocabulary of ``[a, q, V]``, ``rows`` positions at a time: the same
-    numbers as one call (each row is reduced alone either way), about 3× faster here, where one
-    call's ``[a, q, V]`` temporaries cost more than the arithmetic."""
-    flat = logits.reshape(-1, logits.shape[-1])
-    parts = [torch.logsumexp(flat[r : r + rows], dim=-1) for r in range(0, len(flat), rows)]
-    return torch.cat(parts).view(logits.shape[:-1])
