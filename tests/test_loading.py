@@ -108,7 +108,8 @@ def test_device_and_device_map_pass_through(tmp_path, monkeypatch):
 
 
 def test_import_is_light_and_names_load_on_use():
-    """``import residual_widgets`` loads no torch/transformers/nnsight/plotly; each public name
+    """``import residual_widgets`` loads no torch/transformers/nnsight/plotly (nor does the widget
+    module, so ``explore`` can paint the grid before torch is loaded); each public name
     imports its module on first use; ``rw.explore`` stays the function after its submodule is
     imported by name."""
     import subprocess
@@ -119,6 +120,9 @@ def test_import_is_light_and_names_load_on_use():
         "heavy = [m for m in ('torch', 'transformers', 'nnsight', 'plotly', 'anywidget')"
         " if m in sys.modules]\n"
         "assert not heavy, heavy\n"
+        "import residual_widgets.widget\n"  # the widget class: anywidget, but still no torch
+        "heavy = [m for m in ('torch', 'transformers', 'nnsight', 'plotly') if m in sys.modules]\n"
+        "assert not heavy, ('widget', heavy)\n"
         "import residual_widgets.explore\n"
         "from residual_widgets.explore import explore\n"
         "assert rw.explore is explore and callable(rw.explore)\n"

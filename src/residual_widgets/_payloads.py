@@ -14,10 +14,14 @@ what is sent and in which precision:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from . import views
 from ._codec import encode, encode_maybe
+
+if TYPE_CHECKING:
+    from . import views
 
 #: atlases larger than this many float32 bytes are sent as float16
 HALF_ABOVE_BYTES = 8 * 2**20
@@ -34,6 +38,8 @@ def wants_half(shape, itemsize: int = 4) -> bool:
 def effect_payload(eff, request_id: str | None) -> dict:
     """The ``effect`` trait for an :class:`Effect` (arrays as binary buffers), with
     ``first_reached`` (int32 ``[P]``, :func:`views.first_reached` of its map)."""
+    from . import views  # torch: loaded when a view is first built
+
     return {
         "id": request_id,
         "cells": [[int(r), int(p)] for r, p in eff.cells],
@@ -121,6 +127,8 @@ def agreement_payload(attr, atlas) -> dict | None:
 
 def row_profile(atlas, row: int, agg: str) -> views.FutureProfile:
     """Future profile of source ``row`` over the swept (done) cells of ``atlas``."""
+    from . import views  # torch: loaded when a view is first built
+
     cells = [(row, i) for i in range(atlas.done.shape[1]) if atlas.done[row, i]]
     return views.future_profile(atlas.kl, cells, agg=agg)
 
@@ -137,6 +145,8 @@ def profile_payload(atlas) -> dict:
 
 def similarity_payload(session) -> dict:
     """``similarity`` trait: cosine similarity ``[R, P, P]`` of the clean run, and by distance."""
+    from . import views  # torch: loaded when a view is first built
+
     sim, by_d = views.similarity(session.clean.resid)
     return {"sim": encode(sim, half=wants_half(sim.shape)), "by_distance": encode(by_d)}
 
@@ -151,6 +161,8 @@ def position_content_payload(pc, conf: float = 0.95) -> dict:
     ``energy`` / ``energy_no_massive`` ``[R, 3]`` (shared, position, content), ``distance``
     int32 ``[D]``; ``mean`` / ``lo`` / ``hi`` ``[K, R, D]``: the cosine by distance averaged over
     prompts with its ``conf`` Student-t interval; ``n_prompts``, ``n_tokens``, ``first``."""
+    from . import views  # torch: loaded when a view is first built
+
     if not isinstance(pc, views.PositionContent):
         from .lecture import position_content_for
 
