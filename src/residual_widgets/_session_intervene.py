@@ -49,18 +49,7 @@ def intervene(
     blocks=None,
     method: str = "auto",
 ) -> Effect:
-    """Replace ``cells`` of ``site`` by ``kind`` and measure everything downstream.
-
-    ``blocks`` (``kind="knockout"`` only): remove the edges to each cell's position only in
-    these blocks (those ``≥`` the cell's row; default: every block from the row up).
-
-    ``method`` (every other kind): ``"cone"`` recomputes only rows ≥ the lowest cell's, at
-    positions ≥ the leftmost one's (:mod:`.click`); ``"trace"`` runs one full nnsight trace;
-    ``"auto"`` takes the cone where the model steps locally, else the trace (equal within
-    1e-5).
-
-    ``site="head"``: cells are ``(layer, head, pos)`` triples (:mod:`.heads`; the cone:
-    :mod:`.head_click`)."""
+    """:meth:`Session.intervene` (its docstring says what each argument does)."""
     if site == grid.HEAD_SITE:
         if blocks is not None:
             raise ValueError("blocks= applies to kind='knockout' only")

@@ -77,41 +77,15 @@ class HeadAtlas(Atlas):
     def n_layers(self) -> int:
         return self.done.shape[0]
 
-    def figure(self, scale: str = "linear"):
+    def figure(self, scale: str = "linear", which: str | None = None, layer: int = -1):
         """Plotly heatmap of the overview: one row per ``(layer, head)``, positions across (one
-        column per head for ``all_positions``)."""
-        import plotly.graph_objects as go
+        column per head for ``all_positions``); ``which`` defaults to the logit difference when
+        the sweep has one, else the total KL (:func:`.overview.head_figure`)."""
+        from .overview import head_figure
 
-        vals, name = self.summary_values()
-        vals = np.where(self.done, vals, np.nan)
-        L, H = vals.shape[:2]
-        diverging = name.startswith("logit")
-        if self.all_positions:
-            z, x, y = vals, [f"H{h}" for h in range(H)], [f"L{k}" for k in range(L)]
-        else:
-            from .figures import axis_labels
-
-            z, x = vals.reshape(L * H, -1), axis_labels(self.tokens)
-            y = [f"L{k}.H{h}" for k in range(L) for h in range(H)]
-        if scale == "log" and not diverging:
-            z = np.log10(np.where(np.abs(z) > 0, np.abs(z), np.nan))
-        fig = go.Figure(
-            go.Heatmap(
-                z=z,
-                x=x,
-                y=y,
-                colorscale="RdBu" if diverging else "Viridis",
-                zmid=0 if diverging else None,
-                colorbar=dict(title=name),
-            )
-        )
-        what = "every head at all positions" if self.all_positions else "heads by position"
-        fig.update_layout(
-            title=f"{self.kind} sweep over {what}: {name}",
-            height=max(320, 16 * len(y) + 160),
-            width=max(520, 40 * len(x) + 200),
-        )
-        return fig
+        if which is None:
+            which = "logit_diff" if self.logit_diff is not None else "total_kl"
+        return head_figure(self, which, scale=scale, layer=layer)
 
 
 def run_head_sweep(
