@@ -848,6 +848,11 @@ from notebook_patchscope import CELLS as PATCHSCOPE_CELLS  # noqa: E402
 
 NOTEBOOKS["patchscope"] = PATCHSCOPE_CELLS
 
+# the induction-heads lecture (issue 15): its cells live in scripts/notebook_induction_heads.py
+from notebook_induction_heads import CELLS as INDUCTION_HEADS_CELLS  # noqa: E402
+
+NOTEBOOKS["induction_heads"] = INDUCTION_HEADS_CELLS
+
 
 def build(name: str, cells) -> nbf.NotebookNode:
     nb = nbf.v4.new_notebook()

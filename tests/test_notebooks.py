@@ -47,6 +47,7 @@ def test_every_lecture_notebook_is_present():
         "memory_vs_position",
         "patching_ioi",
         "patchscope",
+        "induction_heads",
     }
     assert want <= {Path(n).stem for n in NOTEBOOKS}
 
