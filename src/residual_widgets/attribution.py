@@ -10,8 +10,10 @@ the prompt's actual next tokens) and a cell whose activation ``a`` an interventi
 for *all* cells of a site at once: the clean forward pass records the activations, one backward
 pass per metric gives every ``∂M/∂a``, and ``a'`` is what the intervention would write
 (:func:`.interventions.replacement_values`: zero, the row mean, clean + noise, or the source
-run's activation). Everything runs in one nnsight trace — for a remote session, one request —
-and only the ``[S, P]`` dot products come back.
+run's activation). A remote session runs it all in one nnsight trace — one request — and only
+the ``[S, P]`` dot products come back (:mod:`.attribution_trace`); a local one asks torch's
+autograd directly (:mod:`.attribution_local`), since nnsight's traced backward patches
+``Tensor.grad`` for the whole process while it runs.
 
 What it estimates (see :class:`Attribution`): the logit difference under each intervention
 (clean value + estimated change, the same quantity as :attr:`Atlas.logit_diff`) and the change in
@@ -188,22 +190,12 @@ def attribute(
     timeout = sess.timeout if timeout is None else timeout
     if correction is None:
         new, additive = _replacement(sess, kind, site)
-        out = traced_attribution(
-            sess.model,
-            sess.ids,
-            site,
-            new,
-            pair,
-            sess.remote,
-            additive=additive,
-            timeout=timeout,
-            on_status=sess.note_status,
-        )
+        out = _forward_backward(sess, site, new, pair, additive=additive, timeout=timeout)
         ld_delta, lp_delta, exact = out["ld"], out["lp"], out["same"]
     else:
         from .attribution_block import block_corrected
 
-        out = traced_attribution(sess.model, sess.ids, site, None, pair, None, keep_grads=True)
+        out = _forward_backward(sess, site, None, pair, keep_grads=True)
         with sess.lock, torch.no_grad():
             ld_delta, lp_delta, exact = block_corrected(sess, kind, site, pair, out, depth)
     ld_clean = (
@@ -221,6 +213,35 @@ def attribute(
         method="atp" if correction is None else f"atp+{correction}",
         depth=0 if correction is None else depth,
         exact=exact,
+    )
+
+
+#: force the nnsight trace for local sessions too (tests compare the two paths with it)
+_NNSIGHT_LOCALLY = False
+
+
+def _forward_backward(sess, site, new, pair, *, additive=False, keep_grads=False, timeout=None):
+    """The clean forward + backward and the ``[S, P]`` dot products: plain torch autograd for a
+    local session (:mod:`.attribution_local`: nothing global patched, so other threads may
+    touch ``.grad`` meanwhile), nnsight's one trace for a remote one
+    (:mod:`.attribution_trace`; ``remote="local"`` included)."""
+    if sess.remote is None and not _NNSIGHT_LOCALLY:
+        from .attribution_local import local_attribution
+
+        return local_attribution(
+            sess.model, sess.ids, site, new, pair, additive=additive, keep_grads=keep_grads
+        )
+    return traced_attribution(
+        sess.model,
+        sess.ids,
+        site,
+        new,
+        pair,
+        sess.remote,
+        additive=additive,
+        keep_grads=keep_grads,
+        timeout=timeout,
+        on_status=sess.note_status,
     )
 
 

@@ -2,6 +2,11 @@
 and the ``(a' − a) · ∂M/∂a`` dot products reduced to ``[S, P]`` inside the trace — on the server
 for a remote session, so only those come back (:func:`traced_attribution`). What it computes
 and how good it is: :mod:`.attribution`.
+
+Used for remote sessions (``remote="local"`` included, which exercises the serialization).
+A local session computes the same numbers with plain autograd (:mod:`.attribution_local`):
+while this trace's backward runs, nnsight replaces ``torch.Tensor.grad`` for the whole process,
+so another thread touching a ``.grad`` (``model.to(...)`` in a notebook) would fail.
 """
 
 from __future__ import annotations
