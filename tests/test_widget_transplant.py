@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 import residual_widgets as rw
 from residual_widgets import _codec
@@ -273,3 +274,99 @@ def test_the_heads_view_shown_before_the_session_exists_sweeps_once_it_does():
         np.testing.assert_allclose(_codec.decode(w.heads["total_kl"]), atlas.kl.sum(-1), atol=1e-6)
     finally:
         w.close()
+
+
+# ---- all positions (get_act_patch_attn_head_out_all_pos) and the heads' noise σ ---------------
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_the_all_positions_toggle_sends_the_engines_all_positions_sweep(family):
+    w = make(family, logit_diff=(" Mary", " John"))
+    try:
+        w.view = "heads"
+        w._heads.thread.join(120)
+        by_pos = w._heads.atlas
+        assert not w.heads["all_positions"]
+        w.heads_positions = "all"  # sweeps again, each head at every position at once
+        w._heads.thread.join(120)
+        atlas = w.session.sweep(site="head", positions="all", logit_diff=(" Mary", " John"))
+        L, H, P = w.session.n_layers, w.session.n_heads, w.session.n_positions
+        h = w.heads
+        assert h["all_positions"] and h["complete"] and w._heads.atlas is not by_pos
+        assert h["progress"] == {
+            "done": L * H,
+            "total": L * H,
+            "running": False,
+            "cancelled": False,
+        }
+        assert _codec.decode(h["done"]).shape == (L, H)
+        np.testing.assert_allclose(_codec.decode(h["total_kl"]), atlas.kl.sum(-1), atol=1e-6)
+        np.testing.assert_allclose(
+            _codec.decode(h["logprob_total"]), atlas.logprob_delta.sum(-1), atol=1e-6
+        )
+        np.testing.assert_allclose(_codec.decode(h["kl"]), atlas.kl, atol=1e-6)
+        assert _codec.decode(h["kl"]).shape == (L, H, P)
+        np.testing.assert_allclose(_codec.decode(h["logit_diff"]), atlas.logit_diff, atol=1e-5)
+        maps = _codec.decode(h["resid_delta"])
+        assert maps.shape == (L, H, L + 1, P)
+        np.testing.assert_allclose(maps, atlas.resid_delta, atol=1e-6)
+        # a click on an all-positions head pins that head at every position: the engine's
+        # intervene on those cells, and the very map the all-positions sweep filed for it
+        msg(w, type="head", id="c:1", cell=[1, H - 1], positions="all")
+        assert not errors(w)
+        cells = [(1, H - 1, p) for p in range(P)]
+        eff = w.session.intervene(cells, site="head", logit_diff=(" Mary", " John"))
+        assert w.effect["head_cells"] == [list(c) for c in cells]
+        assert w.effect["cells"] == [[1, p] for p in range(P)]
+        assert_effect(w.effect, eff)
+        assert np.abs(eff.resid_delta).sum() > 0
+        np.testing.assert_allclose(maps[1, H - 1], eff.resid_delta, atol=1e-5)
+        np.testing.assert_allclose(atlas.kl[1, H - 1], eff.kl, atol=1e-5)
+        np.testing.assert_allclose(atlas.logit_diff[1, H - 1], eff.logit_diff, atol=1e-5)
+        # Python's select_head does the same; by position again: the by-position sweep
+        got = w.select_head((0, 0), positions="all")
+        np.testing.assert_array_equal(
+            got.resid_delta,
+            w.session.intervene(
+                [(0, 0, p) for p in range(P)], site="head", logit_diff=(" Mary", " John")
+            ).resid_delta,
+        )
+        w.heads_positions = "by_pos"
+        w._heads.thread.join(120)
+        assert not w.heads["all_positions"] and _codec.decode(w.heads["done"]).shape == (L, H, P)
+    finally:
+        w.close()
+
+
+def test_a_malformed_all_positions_head_is_refused_in_words(widget):
+    w = widget
+    msg(w, type="head", id="c:2", cell=[1, 1], positions="every")
+    msg(w, type="head", id="c:3", cell=[1])
+    e = {m["id"]: m["message"] for m in errors(w)}
+    assert "positions must be 'all'" in e["c:2"] and "(layer, head, position)" in e["c:3"]
+    msg(w, type="head", id="c:4", cell=[0, 1], positions="all")  # still usable
+    assert w.effect["id"] == "c:4" and len(w.effect["head_cells"]) == w.session.n_positions
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_head_noise_uses_the_std_of_the_clean_z_of_each_layer(family):
+    from residual_widgets import heads
+
+    sess = rw.Session(model(family), PROMPT)
+    z = heads.head_acts(sess)  # [L, P, H, d_head]
+    sig = heads.noise_sigma(sess)
+    np.testing.assert_allclose(
+        sig.numpy(), [float(z[k].std()) for k in range(z.shape[0])], rtol=1e-5
+    )
+    L, _, H, dh = z.shape
+    cells = [(k, h, p) for k in range(L) for h in range(H) for p in range(sess.n_positions)]
+    noisy = sess.values_for(cells, "noise", "head")
+    clean = torch.stack([z[k, p, h] for k, h, p in cells])
+    per_layer = (noisy - clean).view(L, -1)
+    for k in range(L):  # the noise of layer k's cells has σ ≈ noise_scale × std(z of layer k)
+        ratio = float(per_layer[k].std() / (sess.noise_scale * sig[k]))
+        assert 0.8 < ratio < 1.2, (k, ratio)
+    # the same cell's noise is the same draw whatever else is asked with it
+    assert torch.equal(sess.values_for([cells[5]], "noise", "head")[0], noisy[5])
+    # and a sweep's noise cell is that cell's own intervention
+    atlas = sess.sweep_heads(kind="noise", layers=[L - 1], heads=[0], positions=[2])
+    eff = sess.intervene([(L - 1, 0, 2)], kind="noise", site="head")
+    np.testing.assert_allclose(atlas.resid_delta[L - 1, 0, 2], eff.resid_delta, atol=1e-5)

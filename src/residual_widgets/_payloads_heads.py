@@ -1,11 +1,12 @@
 """What the widget sends for the heads view and for transplanting by hand (the mirror of
 ``js/heads.ts`` and ``js/transplant.ts``); arrays go through :mod:`._codec`, never as JSON lists.
 
-* ``heads`` trait: a :class:`~.head_sweep.HeadAtlas` by position — per head cell
-  ``(layer, head, pos)`` its ``done``, ``total_kl``, ``logprob_total`` (Σ Δlog p of the next
-  tokens) and ``logit_diff`` ``[L, H, P]``, the per-position KL ``[L, H, P, P]`` and the
-  downstream maps ``[L, H, P, R, P]`` (float16 when large, left in the kernel when too big for
-  the comm, like the residual atlas), plus the sweep's progress;
+* ``heads`` trait: a :class:`~.head_sweep.HeadAtlas` — per head cell ``(layer, head, pos)``
+  its ``done``, ``total_kl``, ``logprob_total`` (Σ Δlog p of the next tokens) and
+  ``logit_diff`` ``[L, H, P]``, the per-position KL ``[L, H, P, P]`` and the downstream maps
+  ``[L, H, P, R, P]`` (float16 when large, left in the kernel when too big for the comm, like
+  the residual atlas), plus the sweep's progress; for the all-positions sweep
+  (``all_positions: true``) the same per head ``(layer, head)``, without the ``P`` axis;
 * the pinned ``effect`` of a head intervention or a transplant: :func:`._payloads.effect_payload`
   plus what the front end needs to mark it — ``head_cells`` (a head effect's ``(layer, head,
   pos)``; its ``cells`` are ``(layer, pos)``, drawn where the head writes, row ``layer + 1``),
@@ -27,14 +28,17 @@ from ._payloads import SEND_LIMIT_BYTES, _float, effect_payload, wants_half
 
 
 def heads_payload(atlas, progress: dict) -> dict:
-    """The ``heads`` trait for a by-position head atlas (``[L, H, P, ...]``) and the sweep's
-    ``progress`` (``{done, total, running, cancelled}``)."""
+    """The ``heads`` trait for a head atlas and the sweep's ``progress`` (``{done, total,
+    running, cancelled}``). By position its arrays lead with ``[L, H, P]``; with
+    ``all_positions`` (``positions="all"``, said by the payload's ``all_positions``) with
+    ``[L, H]``: ``done``/``total_kl``/``logprob_total``/``logit_diff`` ``[L, H]``, ``kl``
+    ``[L, H, P]``, ``resid_delta`` ``[L, H, R, P]``."""
     maps, kl = atlas.resid_delta, atlas.kl
     storage = getattr(atlas, "storage", "float32")
     if maps is not None and maps.size * 2 > SEND_LIMIT_BYTES:
         maps, storage = None, "summary"  # too big for the comm: summaries + clicks
     half = maps is not None and (maps.dtype == np.float16 or wants_half(maps.shape))
-    L, H, _P = atlas.done.shape
+    L, H = atlas.done.shape[:2]
     return {
         "kind": atlas.kind,
         "site": grid.HEAD_SITE,
@@ -44,6 +48,7 @@ def heads_payload(atlas, progress: dict) -> dict:
         "slow_path": atlas.slow_path,
         "n_layers": int(L),
         "n_heads": int(H),
+        "all_positions": bool(getattr(atlas, "all_positions", False)),
         "done": encode(atlas.done),
         "total_kl": encode(atlas.kl.sum(-1)),
         "logprob_total": encode(atlas.logprob_delta.sum(-1)),

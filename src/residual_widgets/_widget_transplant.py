@@ -9,6 +9,8 @@ JS → kernel (custom msg; replies as ``effect``)  engine call
 ``{type: "transplant", id, source: "this" |      ``session.transplant(None | transplant_prompt,
 "prompt", source_cell, target_cell}``            source_cell, target_cell, site=site)``
 ``{type: "head", id, cell: [layer, head, pos]}`` ``session.intervene([cell], kind, site="head")``
+``{type: "head", id, cell: [layer, head],``       the same on that head at every position
+``positions: "all"}``
 ``{type: "undo", id}``                           the previous pinned effect, shown again
 ==============================================  ================================================
 
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _payloads_heads as ph
+from ._widget_heads import parse_pin, pin_cells
 from .grid import HEAD_SITE
 
 #: pinned states kept for undo
@@ -68,11 +71,8 @@ def parse(typ: str, content: dict) -> Pin:
     fails at once with words)."""
     if typ == "undo":
         return Pin("undo")
-    if typ == "head":
-        cell = content.get("cell")
-        if not (isinstance(cell, (list, tuple)) and len(cell) == 3):
-            raise ValueError(f"a head is (layer, head, position), got {cell!r}")
-        return Pin("head", {"cell": [int(x) for x in cell]})
+    if typ == "head":  # one head cell, or a head at every position (_widget_heads.parse_pin)
+        return Pin("head", parse_pin(content))
     src = content.get("source")
     if src not in ("this", "prompt"):
         raise ValueError(f"transplant source must be 'this' or 'prompt', got {src!r}")
@@ -91,7 +91,8 @@ def run(w, rid, pin: Pin) -> None:
     pair = w._pair()
     kw = {"logit_diff": pair} if pair else {}
     if pin.what == "head":
-        eff = w.session.intervene([tuple(pin.args["cell"])], kind=w.kind, site=HEAD_SITE, **kw)
+        cells = pin_cells(w.session.n_positions, pin.args)
+        eff = w.session.intervene(cells, kind=w.kind, site=HEAD_SITE, **kw)
         show(w, eff, rid, [], request=pin)
         return
     a = pin.args

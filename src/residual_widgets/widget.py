@@ -150,6 +150,7 @@ class ResidualExplorer(anywidget.AnyWidget):
     # heads view (the head sweep, _widget_heads.py) and transplanting (_widget_transplant.py)
     heads = t.Dict(allow_none=True, default_value=None).tag(sync=True)
     heads_layer = t.Int(-1).tag(sync=True)  # -1: every layer
+    heads_positions = t.Unicode("by_pos").tag(sync=True)  # "by_pos" | "all" (_widget_heads)
     #: a prompt of any length to transplant cells from ("": this prompt); not source_prompt,
     #: which must match the prompt's length and rebuilds the session
     transplant_prompt = t.Unicode("").tag(sync=True)
@@ -236,6 +237,7 @@ class ResidualExplorer(anywidget.AnyWidget):
         self.observe(lambda ch: settings.on_source(self, ch), names=["source_prompt"])
         self.observe(lambda ch: lect.on_view(self, ch), names=["view"])
         self.observe(lambda ch: lect.on_palette(self, ch), names=["palette"])
+        self.observe(lambda ch: self._heads.reset(), names=["heads_positions"])
         self.observe(
             lambda ch: self._submit("tsource", self._next_py_id(), ch["new"]),
             names=["transplant_prompt"],
@@ -263,9 +265,11 @@ class ResidualExplorer(anywidget.AnyWidget):
         msg.update(source_cell=list(source_cell), target_cell=list(target_cell))
         return self._pin(_pins.parse("transplant", msg), wait)
 
-    def select_head(self, cell, *, wait: bool = True):
-        """Intervene on head ``(layer, head, pos)`` with the widget's kind and pin the result."""
-        return self._pin(_pins.parse("head", {"cell": list(cell)}), wait)
+    def select_head(self, cell, *, positions=None, wait: bool = True):
+        """Intervene on head ``(layer, head, pos)`` with the widget's kind and pin the result;
+        ``positions="all"``: head ``(layer, head)`` at every position."""
+        msg = {"cell": list(cell), **({"positions": positions} if positions else {})}
+        return self._pin(_pins.parse("head", msg), wait)
 
     def undo(self, *, wait: bool = True):
         """Show the previous pinned effect again (Ctrl+Z in the view)."""
