@@ -27,6 +27,7 @@ logit difference for patch on attn_out of the IOI pair.
     python bench/bench_attribution.py --quick        # patch and zero on attn_out and resid
     python bench/bench_attribution.py --prompts 20   # + 20 IOI and 20 corpus prompts (longer)
     python bench/bench_attribution.py --widget       # the widget: explore() -> estimate shown
+    python bench/bench_attribution.py --paths --threads 1 --kinds zero,patch  # nnsight vs autograd
 
 On a busy machine use ``--threads 1``: oversubscribed intra-op threads slow the many small
 operations of attribute() far more than the sweep's large matmuls.
@@ -47,6 +48,11 @@ being set / to the sweep's first exact cell — zero on resid 0.69 / 1.38 / 5.58
 overview Σ Δlog p), patch on attn_out with the IOI pair 1.60 / 2.66 / 4.01. Under that load
 ``attribute`` alone takes 0.86 s (0.43 s at load 2–4), so the estimate is set about one
 ``attribute`` after ``explore`` returns: the sweep waits for it.
+
+attribute() on a local session (``--paths``, 2026-11-27, ``--threads 1``, load 2.2–2.5, medians
+of 5 calls alternated with the other path): the nnsight trace 0.410–0.422 s, plain autograd
+(:mod:`residual_widgets.attribution_local`, the local default since) 0.398–0.415 s — 1.00–1.04×,
+the same cost, and bit-identical estimates (max |Δ| 0) for zero and patch on all three sites.
 
 (a patch sweep skips the cells before the first differing token, hence its small ratio.) Over
 20 IOI prompts (patch) and 20 corpus prompts of 12 tokens (zero, mean), median Pearson/Spearman:
@@ -258,6 +264,38 @@ def widget_timing(repeats: int) -> None:
         )
 
 
+def path_timing(kinds, sites, repeats: int) -> None:
+    """``--paths``: attribute() on SmolLM2 (33 tokens) through the nnsight trace (forced) and
+    through plain autograd (the local default), alternated call by call so both see the same
+    load; medians, their ratio and the largest difference of the estimates."""
+    from residual_widgets import attribution
+
+    lm = rw.load_model("smollm2-135m")
+    sess = rw.Session(
+        lm, IOI_33.format("John"), source=IOI_33.format("Mary"), logit_diff=(" Mary", " John")
+    )
+    assert sess.n_positions == 33, sess.n_positions
+    print(f"torch threads {torch.get_num_threads()}, loadavg at start {os.getloadavg()}")
+    print(f"{'kind':>6} {'site':>8} | nnsight s  local s  ratio | max |Δ| ld, lp")
+    for kind, site in itertools.product(kinds, sites):
+        times = {True: [], False: []}
+        got = {}
+        for path in [True, False] * (repeats + 1):  # the first round is a warm-up
+            attribution._NNSIGHT_LOCALLY = path
+            t0 = time.perf_counter()
+            got[path] = sess.attribute(kind, site)
+            times[path].append(time.perf_counter() - t0)
+        attribution._NNSIGHT_LOCALLY = False
+        old, new = (statistics.median(times[p][1:]) for p in (True, False))
+        d_ld = np.abs(got[True].logit_diff - got[False].logit_diff).max()
+        d_lp = np.abs(got[True].logprob_delta - got[False].logprob_delta).max()
+        print(
+            f"{kind:>6} {site:>8} | {old:9.3f} {new:8.3f} {old / new:6.2f} | {d_ld:.1e} {d_lp:.1e}",
+            flush=True,
+        )
+    print(f"loadavg at end {os.getloadavg()}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="patch and zero on attn_out and resid")
@@ -272,6 +310,9 @@ def main(argv=None):
     ap.add_argument(
         "--widget", action="store_true", help="only: explore() -> estimate set (SmolLM2)"
     )
+    ap.add_argument(
+        "--paths", action="store_true", help="only: attribute() nnsight vs autograd (SmolLM2)"
+    )
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -284,6 +325,9 @@ def main(argv=None):
     sites = (args.sites or ("attn_out,resid" if args.quick else "attn_out,mlp_out,resid")).split(
         ","
     )
+    if args.paths:
+        path_timing(kinds, sites, args.repeats)
+        return 0
     print("command:", " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
     print(
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "

@@ -157,7 +157,7 @@ def attribute(
     """Estimate every source cell's effect of ``kind`` at ``site``; see the module docstring.
 
     ``logit_diff``: a ``(good, bad)`` token pair (default: the session's). ``correction``:
-    ``None`` (first order: one traced forward + backward, local or remote) or ``"block"``
+    ``None`` (first order: one forward + backward; remote: one traced request) or ``"block"``
     (local sessions: the first ``depth`` blocks after the cell computed exactly, then first
     order). ``timeout``: seconds for a remote request (default: the session's).
     """
