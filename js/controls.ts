@@ -8,7 +8,7 @@
  * markup.
  */
 
-import { HEADS_VIEW } from "./heads";
+import { HEADS_POSITIONS, HEADS_VIEW } from "./heads";
 import { ROW_VIEWS, VIEWS } from "./lecture";
 import type { Model } from "./traits";
 
@@ -137,6 +137,12 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
     model.save_changes();
   });
   layer.addEventListener("keydown", (ev) => ev.stopPropagation());
+  const headsPos = select(
+    "heads",
+    HEADS_POSITIONS,
+    "Heads view: each head at each position (head × position map), or each head at every position at once (one column; a click pins that head at all positions)",
+  );
+  headsPos.wrap.classList.add("rw-heads-positions");
   const tprompt = h("input", "rw-tprompt");
   tprompt.placeholder = "transplant from (any prompt)";
   tprompt.title =
@@ -189,7 +195,7 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
 
   const bind = (
     sel: HTMLSelectElement,
-    name: "kind" | "site" | "metric" | "scale" | "overview_metric" | "view" | "palette",
+    name: "kind" | "site" | "metric" | "scale" | "overview_metric" | "view" | "palette" | "heads_positions",
   ) => {
     sel.addEventListener("change", () => {
       model.set(name, sel.value);
@@ -203,6 +209,7 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
   bind(overview.sel, "overview_metric");
   bind(view.sel, "view");
   bind(palette.sel, "palette");
+  bind(headsPos.sel, "heads_positions");
   source.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter") {
       model.set("source_prompt", source.value);
@@ -228,6 +235,7 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
     view.wrap,
     rowWrap,
     layerWrap,
+    headsPos.wrap,
     kind.wrap,
     site.wrap,
     metric.wrap,
@@ -256,6 +264,7 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
     bad,
     sweepBtn,
     cancelBtn,
+    headsPos.sel,
   ].map((c) => [c, c.title || c.parentElement?.title || ""]);
 
   // A text field takes the trait's value only when the trait changed: what is being typed (in
@@ -289,6 +298,8 @@ export function makeControls(model: Model, on: ControlHandlers): Controls {
     pull(tprompt, model.get("transplant_prompt") ?? "");
     pull(layer, String(model.get("heads_layer") ?? -1));
     layerWrap.style.display = v === "heads" ? "" : "none";
+    headsPos.sel.value = model.get("heads_positions") === "all" ? "all" : "by_pos";
+    headsPos.wrap.style.display = v === "heads" ? "" : "none";
     const pair: string[] = model.get("logit_pair") ?? [];
     pull(good, pair[0] ?? "");
     pull(bad, pair[1] ?? "");

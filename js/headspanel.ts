@@ -12,6 +12,8 @@ import { sizeCanvas } from "./draw";
 import {
   type HeadCell,
   type HeadsData,
+  headCol,
+  headCols,
   headGrid,
   headLabel,
   headRows,
@@ -36,9 +38,11 @@ export interface HeadsPanelArgs {
   tokens: string[];
   /** Cell width of the main map (the positions line up). */
   cw: number;
-  /** The pinned head cells (ringed) and the hovered one (dashed). */
+  /** The pinned head cells (ringed), the hovered one (dashed) and the keyboard cursor (dashed
+   * when nothing is hovered). */
   pinned: HeadCell[];
   hover: HeadCell | null;
+  cursor?: HeadCell | null;
   /** A head sweep is running or asked for (the kernel has not sent one yet). */
   running: boolean;
   /** False on the saved page (no kernel to sweep the heads). */
@@ -54,12 +58,16 @@ export function drawHeadsPanel(a: HeadsPanelArgs): { geom: Geom | null; info: Re
   a.dom.title.textContent =
     layer >= 0 ? `Heads of layer ${layer}: effect of each head at each position` : "Heads of every layer × position";
   a.dom.sub.textContent = headsStatus(d, a.running, a.kernel ?? true);
-  const P = a.tokens.length;
+  // the all-positions sweep: one column, each head at every position at once
+  const allPos = !!d?.allPos;
+  const tokens = allPos ? ["all positions"] : a.tokens;
+  const cw = allPos ? Math.max(a.cw, 8 * a.th.fs) : a.cw;
+  const P = d ? headCols(d) : a.tokens.length;
   const rows = d ? headRows(d.L, d.H, layer).length : 0;
   const ch = Math.max(2, Math.min(18, Math.floor(480 / Math.max(1, rows))));
   const left = layer >= 0 ? 44 : 52;
-  const g: Geom = { x0: left, y0: 6, cw: a.cw, ch, rows, cols: P, stripH: 0, stripGap: 0 };
-  const dpr = sizeCanvas(a.dom.canvas, g.x0 + P * a.cw + 16, g.y0 + rows * ch + labelH(a.th.fs));
+  const g: Geom = { x0: left, y0: 6, cw, ch, rows, cols: P, stripH: 0, stripGap: 0 };
+  const dpr = sizeCanvas(a.dom.canvas, g.x0 + P * cw + 16, g.y0 + rows * ch + labelH(a.th.fs));
   const grid = d ? headGrid(d, layer, a.which) : null;
   const sc = makeScale(grid?.values ?? [], {
     kind: a.sk,
@@ -71,7 +79,7 @@ export function drawHeadsPanel(a: HeadsPanelArgs): { geom: Geom | null; info: Re
   const ctx = a.dom.canvas.getContext("2d");
   const toRow = (c: HeadCell): Cell | null => {
     const r = d ? rowOfHead(d, layer, c[0], c[1]) : -1;
-    return r >= 0 ? [r, c[2]] : null;
+    return r >= 0 && d ? [r, headCol(d, c)] : null;
   };
   if (ctx) {
     paint(ctx, g, {
@@ -81,8 +89,8 @@ export function drawHeadsPanel(a: HeadsPanelArgs): { geom: Geom | null; info: Re
       stripColor: null,
       reach: null,
       sources: a.pinned.map(toRow).filter((c): c is Cell => c !== null),
-      cursor: a.hover ? toRow(a.hover) : null,
-      tokens: a.tokens,
+      cursor: (a.hover ?? a.cursor) ? toRow((a.hover ?? a.cursor) as HeadCell) : null,
+      tokens,
       rowLabel: (r) => (d ? headLabel(d, layer, r) : ""),
       theme: a.th,
       dpr,
@@ -91,7 +99,7 @@ export function drawHeadsPanel(a: HeadsPanelArgs): { geom: Geom | null; info: Re
   }
   const lctx = a.dom.legend.getContext("2d");
   if (lctx) {
-    const w = Math.max(260, g.x0 + P * a.cw + 16);
+    const w = Math.max(260, g.x0 + P * cw + 16);
     const dl = sizeCanvas(a.dom.legend, w, 2 * a.th.fs + 22);
     lctx.setTransform(dl, 0, 0, dl, 0, 0);
     lctx.clearRect(0, 0, w, 2 * a.th.fs + 22);
@@ -104,6 +112,8 @@ export function drawHeadsPanel(a: HeadsPanelArgs): { geom: Geom | null; info: Re
       layer,
       rows,
       cols: P,
+      allPositions: allPos,
+      cursor: a.cursor ?? null,
       values: grid ? Array.from(grid.values) : null,
       summary: grid?.title ?? null,
       labels: d ? Array.from({ length: rows }, (_, r) => headLabel(d, layer, r)) : [],

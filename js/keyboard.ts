@@ -10,6 +10,10 @@
  *            cursor cell (transplant.ts)
  *   Ctrl+Z   (⌘Z) restores the previous pinned effect — only while the kernel has one to restore
  *
+ * In the heads view the arrows, Enter/Space and Escape act on the heads grid instead
+ * (`headKeyAction`, heads.ts): the cursor moves over (layer.head, position), the main map
+ * previews the head under it, Enter or Space pins that head.
+ *
  * Every other key, and these with a modifier (Shift+Enter, Ctrl+Enter, Shift+arrows, …), is the
  * notebook's: Shift+Enter runs the cell, Escape then `a`/`b`/… are command-mode keys as on any
  * output. `keyAction` decides (pure, unit-tested); `attachKeys` listens and applies.
@@ -24,6 +28,7 @@
  * that attribute, for its fields and selects.)
  */
 
+import { headKeyAction } from "./heads";
 import type { Cell } from "./heatmap";
 import { atlasHas, mapCellToSource } from "./mapstate";
 import type { Local } from "./painter";
@@ -100,12 +105,29 @@ export interface KeyDeps {
   local: Local;
   act: Actions;
   draw(): void;
+  /** The heads view's layer (`heads_layer`, -1 every layer); without it the heads grid takes no keys. */
+  headsLayer?: () => number;
 }
 
 /** Take the widget's keys while its root has focus; returns the removal. */
-export function attachKeys({ root, t, local, act, draw }: KeyDeps): () => void {
+export function attachKeys({ root, t, local, act, draw, headsLayer }: KeyDeps): () => void {
+  const onHeadsKey = (ev: KeyboardEvent) => {
+    const hs = local.heads;
+    const a = headKeyAction(ev, hs.data, headsLayer?.() ?? -1, { ...hs, canUndo: local.hand.undo > 0 });
+    if (!a) return; // the notebook's key
+    ev.preventDefault();
+    ev.stopPropagation();
+    if (a.do === "undo") return act.undo();
+    if (a.do === "pin") {
+      hs.preview = null;
+      act.head(a.cell);
+    } else if (a.do === "move") hs.cursor = hs.preview = a.cell;
+    else hs.cursor = hs.preview = null;
+    draw();
+  };
   const onKey = (ev: KeyboardEvent) => {
     if (ev.target !== root || ev.isComposing) return;
+    if (headsLayer && t.view() === "heads") return onHeadsKey(ev);
     const anchor = t.selection()[0] ?? null;
     const a = keyAction(ev, {
       rows: t.rows(),

@@ -6,7 +6,7 @@
 
 import type { LegendPanel } from "./dom";
 import { MARK } from "./draw";
-import type { HeadCell } from "./heads";
+import { type HeadCell, headHeading } from "./heads";
 import { drawRings } from "./headspanel";
 import { type Cell, type Geom, paint, type Theme } from "./heatmap";
 import type { AtlasData, EffectData, Shown } from "./mapstate";
@@ -110,7 +110,7 @@ export function mapSubtitle(
   heads: HeadCell[] = [],
 ): string {
   const cell = (c: number[]) => `(${c.join(", ")})`;
-  const heading = heads.map(([l, h, p]) => `layer ${l} head ${h} at position ${p}`).join(", ");
+  const heading = headHeading(heads);
   const what =
     shown.mode === "effect" && pin
       ? `transplant ${cell(pin.sourceCell)} of ${pin.source === "this" ? "this prompt" : "the source prompt"} → ` +

@@ -155,6 +155,7 @@ export function makePainter(m: Model, t: Reads, dom: Dom, local: Local, el: HTML
       cw: g.cw,
       pinned: effect ? local.heads.pinned : [],
       hover: local.heads.preview,
+      cursor: local.heads.cursor ?? null,
       running: !local.heads.data || local.heads.data.progress.running,
       kernel: !t.page(),
     });

@@ -14,7 +14,7 @@
  */
 
 import type { Dom } from "./dom";
-import { headAt, headSummary, headValue } from "./heads";
+import { ALL, headAt, headSummary, headValue } from "./heads";
 import { type Geom, type Hit, hitTest } from "./heatmap";
 import type { Local, Painter } from "./painter";
 import type { Actions } from "./pointer";
@@ -68,8 +68,8 @@ export function attachSidePointer({ m, t, dom, local, painter, tip, act }: SideD
     tip.show(
       ev,
       {
-        head: `layer ${c[0]}, head ${c[1]}, position ${c[2]}`,
-        token: t.tokens()[c[2]] ?? "",
+        head: `layer ${c[0]}, head ${c[1]}, ${c[2] === ALL ? "every position" : `position ${c[2]}`}`,
+        token: c[2] === ALL ? "" : (t.tokens()[c[2]] ?? ""),
         value: `${name} = ${Number.isFinite(v) ? fmt(v) : "not swept yet"}`,
         lensCell: null,
       },
@@ -81,6 +81,8 @@ export function attachSidePointer({ m, t, dom, local, painter, tip, act }: SideD
     const c = headUnder(ev);
     if (!c) return;
     local.heads.preview = null;
+    local.heads.cursor = c; // the keys go on from the clicked head
+    dom.root.focus({ preventScroll: true });
     act.head(c);
   };
   const onHeadsLeave = () => {

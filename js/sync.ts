@@ -55,6 +55,7 @@ const REDRAW = [
   "presentation",
   "palette",
   "heads_layer",
+  "heads_positions",
 ];
 
 /** Load the model's current state, paint, and follow its changes; `dispose` stops following. */

@@ -49,6 +49,8 @@ export type Traits = {
   heads?: Payload | null;
   /** The heads view's layer: -1 every layer. */
   heads_layer?: number;
+  /** The heads view's sweep: "by_pos" (each head at each position) | "all" (at every position). */
+  heads_positions?: string;
   /** Presentation mode (projectors): larger fonts and cells. */
   presentation: boolean;
   /** "default" | "contrast" (high-contrast colors for projectors) */

@@ -22,6 +22,7 @@ import type { RenderProps } from "@anywidget/types";
 import { makeAnimator } from "./animate";
 import { makeControls } from "./controls";
 import { buildDom, sayIn } from "./dom";
+import { headRequest } from "./heads";
 import { attachKeys } from "./keyboard";
 import { toggleCell } from "./mapstate";
 import { type Local, makePainter } from "./painter";
@@ -60,7 +61,7 @@ function render({ model, el }: RenderProps<Traits>): () => void {
     cursor: null,
     reveal: null,
     hand: emptyHand(),
-    heads: { data: null, preview: null, pinned: [] },
+    heads: { data: null, preview: null, pinned: [], cursor: null },
   };
   const painter = makePainter(m, t, dom, local, el);
   const anim = makeAnimator(
@@ -101,7 +102,7 @@ function render({ model, el }: RenderProps<Traits>): () => void {
       m.send({ ...r, id: req.next("intervene") });
     },
     head(c) {
-      m.send({ type: "head", id: req.next("intervene"), cell: c });
+      m.send({ ...headRequest(c), id: req.next("intervene") });
     },
     undo() {
       m.send({ type: "undo", id: req.next("intervene") });
@@ -114,7 +115,14 @@ function render({ model, el }: RenderProps<Traits>): () => void {
   const sync = syncModel({ m, t, dom, local, painter, req, say, controls, tip });
   const unpoint = attachPointer({ m, t, dom, local, painter, tip, act });
   const unside = attachSidePointer({ m, t, dom, local, painter, tip, act });
-  const unkey = attachKeys({ root: dom.root, t, local, act, draw: painter.draw });
+  const unkey = attachKeys({
+    root: dom.root,
+    t,
+    local,
+    act,
+    draw: painter.draw,
+    headsLayer: () => m.get("heads_layer") ?? -1,
+  });
   const unobserve = painter.observe();
 
   // Tell the kernel while this view is showing: when every view of the widget is gone (output
