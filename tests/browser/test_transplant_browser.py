@@ -1,4 +1,5 @@
-"""Transplanting by hand and the heads view in real JupyterLab (Chromium), against the engine.
+"""Transplanting by hand and the heads view in real JupyterLab (Chromium), against the engine;
+the heads view in Notebook 7 too (``heads_page``: "lab" reuses the JupyterLab page).
 
 The kernel runs ``explore`` on the seeded tiny GPT-2 of ``test_widget_browser`` (this process
 rebuilds the identical model for the expected numbers). The page is driven with real mouse and
@@ -32,17 +33,65 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
 OTHER = "Paris is the capital of France"
 VIEW_SELECT = '.rw-controls label[title^="Which picture"] select'
+HEADS_POS_SELECT = ".rw-controls .rw-heads-positions select"
 
 
-@functools.lru_cache(maxsize=1)
-def head_atlas():
-    return engine().sweep(site="head")
+@functools.lru_cache(maxsize=2)
+def head_atlas(positions=None):
+    return engine().sweep(site="head", positions=positions)
 
 
 @pytest.fixture(scope="module")
-def page():
-    with JupyterServer("lab") as srv, chromium() as ctx:
-        yield open_widget_page(ctx, srv, "transplant.ipynb", [CELL])
+def browser():
+    """One Chromium for the module (a second Playwright inside the first's loop fails)."""
+    with chromium() as ctx:
+        yield ctx
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    with JupyterServer("lab") as srv:
+        yield open_widget_page(browser, srv, "transplant.ipynb", [CELL])
+
+
+@pytest.fixture(scope="module", params=["lab", "notebook"])
+def heads_page(request):
+    """The heads view's page: JupyterLab's (the ``page`` above), then Notebook 7's."""
+    if request.param == "lab":
+        yield request.getfixturevalue("page")
+        return
+    with JupyterServer("notebook") as srv:
+        yield open_widget_page(request.getfixturevalue("browser"), srv, "heads.ipynb", [CELL])
+
+
+def show_heads(page, positions: str = "by_pos") -> dict:
+    """Switch to the heads view (``positions``: "by_pos" | "all"); wait for its finished sweep."""
+    page.locator(VIEW_SELECT).select_option("heads")
+    page.locator(HEADS_POS_SELECT).select_option(positions)
+    page.wait_for_function(
+        f"(all) => {{ const h = {ROOT}.__rw.side().heads;"
+        " return h.shown && h.progress && !h.progress.running && h.values"
+        " && h.allPositions === all; }",
+        arg=positions == "all",
+        timeout=120_000,
+    )
+    return page.evaluate(f"() => {ROOT}.__rw.side().heads")
+
+
+def back_to_map(page) -> None:
+    page.locator(HEADS_POS_SELECT).select_option("by_pos")
+    page.locator(VIEW_SELECT).select_option("map")
+
+
+def wait_preview(page, cells) -> dict:
+    """Wait until the main map previews a head's map from the sweep with source ``cells``."""
+    page.wait_for_function(
+        "(c) => { const s = document.querySelector('.rw-root').__rw.current();"
+        " return s.mode === 'atlas' && JSON.stringify(s.cells) === JSON.stringify(c); }",
+        arg=cells,
+        timeout=10_000,
+    )
+    return current(page)
 
 
 def side_xy(page, panel: str, row: int, col: int) -> tuple[float, float]:
@@ -143,18 +192,13 @@ def test_drag_from_a_second_prompt_of_another_length(page):
     assert error_text(page) == "" and own_page_errors(page) == []
 
 
-def test_heads_view_hover_previews_and_click_pins_a_head(page):
+def test_heads_view_hover_previews_and_click_pins_a_head(heads_page):
+    page = heads_page
     sess = engine()
     atlas = head_atlas()
     L, H, P = atlas.done.shape
-    page.locator(VIEW_SELECT).select_option("heads")
-    page.wait_for_function(
-        f"() => {{ const h = {ROOT}.__rw.side().heads;"
-        " return h.shown && h.progress && !h.progress.running && h.values; }",
-        timeout=120_000,
-    )
-    info = page.evaluate(f"() => {ROOT}.__rw.side().heads")
-    assert (info["rows"], info["cols"]) == (L * H, P)
+    info = show_heads(page)
+    assert (info["rows"], info["cols"]) == (L * H, P) and not info["allPositions"]
     want = {  # the overview's summary, per head cell
         "total KL over positions": atlas.kl.sum(-1),
         "Σ Δlog p of the next tokens": atlas.logprob_delta.sum(-1),
@@ -163,16 +207,9 @@ def test_heads_view_hover_previews_and_click_pins_a_head(page):
     layer, head, pos = 1, H - 1, 2
     row = layer * H + head
     page.mouse.move(*side_xy(page, "heads", row, pos))
-    page.wait_for_function(
-        "(c) => { const s = document.querySelector('.rw-root').__rw.current();"
-        " return s.mode === 'atlas' && JSON.stringify(s.cells) === JSON.stringify([c]); }",
-        arg=[layer, pos],
-        timeout=10_000,
-    )
+    shown = wait_preview(page, [[layer, pos]])
     np.testing.assert_allclose(
-        np.array(current(page)["values"]).reshape(L + 1, P),
-        atlas.resid_delta[layer, head, pos],
-        atol=1e-5,
+        np.array(shown["values"]).reshape(L + 1, P), atlas.resid_delta[layer, head, pos], atol=1e-5
     )
     page.mouse.click(*side_xy(page, "heads", row, pos))
     page.mouse.move(1, 1)
@@ -181,3 +218,69 @@ def test_heads_view_hover_previews_and_click_pins_a_head(page):
     sub = page.locator(".rw-root .rw-map .rw-sub").text_content()
     assert f"layer {layer} head {head} at position {pos}" in sub
     assert error_text(page) == "" and own_page_errors(page) == []
+    back_to_map(page)
+
+
+def test_heads_grid_keys_move_the_previewed_head_and_pin_it(heads_page):
+    page = heads_page
+    sess = engine()
+    atlas = head_atlas()
+    L, H, P = atlas.done.shape
+    rows = [(k, h) for k in range(L) for h in range(H)]  # every layer, bottom row first
+    show_heads(page)
+    page.mouse.click(*side_xy(page, "heads", 0, 3))  # head (0, 0) at position 3: pinned
+    page.mouse.move(1, 1)
+    wait_effect(page, [[0, 3]])
+    page.keyboard.press("ArrowUp")  # the next head up, same position: previewed
+    k, h = rows[1]
+    shown = wait_preview(page, [[k, 3]])
+    assert page.evaluate(f"() => {ROOT}.__rw.side().heads.cursor") == [k, h, 3]
+    np.testing.assert_allclose(
+        np.array(shown["values"]).reshape(L + 1, P), atlas.resid_delta[k, h, 3], atol=1e-5
+    )
+    page.keyboard.press("ArrowLeft")
+    shown = wait_preview(page, [[k, 2]])
+    np.testing.assert_allclose(
+        np.array(shown["values"]).reshape(L + 1, P), atlas.resid_delta[k, h, 2], atol=1e-5
+    )
+    page.keyboard.press("Enter")
+    shown = wait_effect(page, [[k, 2]])
+    assert_shows(shown, sess.intervene([(k, h, 2)], site="head"))
+    sub = page.locator(".rw-root .rw-map .rw-sub").text_content()
+    assert f"layer {k} head {h} at position 2" in sub
+    page.keyboard.press("Escape")
+    assert page.evaluate(f"() => {ROOT}.__rw.side().heads.cursor") is None
+    assert error_text(page) == "" and own_page_errors(page) == []
+    back_to_map(page)
+
+
+def test_heads_view_all_positions_previews_and_pins_a_head_everywhere(heads_page):
+    page = heads_page
+    sess = engine()
+    atlas = head_atlas("all")
+    L, H = atlas.done.shape
+    P = sess.n_positions
+    info = show_heads(page, "all")
+    assert (info["rows"], info["cols"]) == (L * H, 1) and info["allPositions"]
+    want = {
+        "total KL over positions": atlas.kl.sum(-1),
+        "Σ Δlog p of the next tokens": atlas.logprob_delta.sum(-1),
+    }[info["summary"]]
+    np.testing.assert_allclose(np.array(info["values"], float), want.ravel(), atol=1e-5)
+    layer, head = 1, H - 1
+    every = [[layer, p] for p in range(P)]
+    page.mouse.move(*side_xy(page, "heads", layer * H + head, 0))
+    shown = wait_preview(page, every)
+    np.testing.assert_allclose(
+        np.array(shown["values"]).reshape(L + 1, P), atlas.resid_delta[layer, head], atol=1e-5
+    )
+    page.mouse.click(*side_xy(page, "heads", layer * H + head, 0))
+    page.mouse.move(1, 1)
+    shown = wait_effect(page, every)
+    eff = sess.intervene([(layer, head, p) for p in range(P)], site="head")
+    assert_shows(shown, eff)
+    np.testing.assert_allclose(eff.resid_delta, atlas.resid_delta[layer, head], atol=1e-5)
+    sub = page.locator(".rw-root .rw-map .rw-sub").text_content()
+    assert f"layer {layer} head {head} at every position" in sub
+    assert error_text(page) == "" and own_page_errors(page) == []
+    back_to_map(page)
