@@ -308,6 +308,7 @@ def test_the_all_positions_toggle_sends_the_engines_all_positions_sweep(family):
         maps = _codec.decode(h["resid_delta"])
         assert maps.shape == (L, H, L + 1, P)
         np.testing.assert_allclose(maps, atlas.resid_delta, atol=1e-6)
+        assert "every head at all positions" in w.figure().layout.title.text  # what it shows
         # a click on an all-positions head pins that head at every position: the engine's
         # intervene on those cells, and the very map the all-positions sweep filed for it
         msg(w, type="head", id="c:1", cell=[1, H - 1], positions="all")
