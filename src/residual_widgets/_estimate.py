@@ -43,7 +43,7 @@ def estimate_for(session, kind: str, site: str, pair) -> tuple[object | None, st
     try:
         attr = attribute(kind, site, logit_diff=pair) if pair else attribute(kind, site)
     except Exception as exc:  # noqa: BLE001 - the overview says why, in words
-        from .widget import _words
+        from .remote import in_words
 
-        return None, f"no estimate: {_words(exc)}", ""
+        return None, f"no estimate: {in_words(exc)}", ""
     return attr, "", POOR.get((kind, site), "")

@@ -91,6 +91,13 @@ def redact(text: str) -> str:
     return text
 
 
+def in_words(exc: BaseException) -> str:
+    """An exception as a sentence for the user: its message with any API key redacted (the type
+    name only when the message is empty). What the widget shows in its error line and notes."""
+    msg = redact(str(exc).strip())
+    return msg if msg else type(exc).__name__
+
+
 def _config_key():
     try:
         from nnsight import CONFIG

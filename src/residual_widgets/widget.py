@@ -97,15 +97,6 @@ def _esm():
     )
 
 
-def _words(exc: BaseException) -> str:
-    """An exception as a sentence for the user (type name only when the message is empty; any
-    API key redacted)."""
-    from .remote import redact
-
-    msg = redact(str(exc).strip())
-    return msg if msg else type(exc).__name__
-
-
 class ResidualExplorer(anywidget.AnyWidget):
     """Interactive residual-stream heatmaps for one :class:`Session`. See the module docstring.
 
@@ -380,7 +371,9 @@ class ResidualExplorer(anywidget.AnyWidget):
         return f"py:{self._py_ids}"
 
     def _fail(self, typ: str, rid, exc: BaseException) -> None:
-        msg = _words(exc)
+        from .remote import in_words
+
+        msg = in_words(exc)
         self.error = msg
         self.send({"type": "error", "id": rid, "request": typ, "message": msg})
 
