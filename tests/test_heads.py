@@ -454,3 +454,57 @@ def test_smollm2_grouped_query_heads():
         np.testing.assert_allclose(atlas.kl[c], eff.kl, atol=1e-3, rtol=0)
         assert abs(atlas.logit_diff[c] - eff.logit_diff) < 1e-4
     assert np.ptp(atlas.logit_diff[[20, 29]][:, :, [9, 13]]) > 0.1  # the heads matter
+
+
+# ---- each head over a span of positions at once (from_position) --------------------------------
+@pytest.mark.parametrize("family", ["gpt2", "llama"])  # multi-head and grouped-query attention
+def test_all_positions_from_a_position_equals_interventions_over_the_span(family):
+    lm = tiny_lm(family)
+    sess = rw.Session(lm, PROMPT, source=SOURCE, logit_diff=PAIR)
+    L, H, P = lm.n_layers, sess.n_heads, sess.n_positions
+    s = 10  # the source differs at position 9 (" Mary" for " John"): the span starts after it
+    atlas = sess.sweep_heads(kind="patch", positions="all", from_position=s)
+    assert atlas.method == "cone" and atlas.all_positions and atlas.from_position == s
+    assert atlas.done.shape == (L, H) and atlas.complete
+    assert atlas.resid_delta.shape == (L, H, L + 1, P) and atlas.kl.shape == (L, H, P)
+    moved = 0
+    for k in range(L):
+        for h in range(H):
+            eff = sess.intervene([(k, h, p) for p in range(s, P)], "patch", site="head")
+            c = (k, h)
+            np.testing.assert_allclose(atlas.resid_delta[c], eff.resid_delta, atol=TOL, rtol=0)
+            np.testing.assert_allclose(atlas.kl[c], eff.kl, atol=TOL, rtol=0)
+            np.testing.assert_allclose(atlas.logprob_delta[c], eff.logprob_delta, atol=TOL, rtol=0)
+            assert abs(atlas.logit_diff[c] - eff.logit_diff) < TOL
+            # positions before the span are exactly clean (never computed)
+            assert (atlas.resid_delta[c][:, :s] == 0).all() and (atlas.kl[c][:s] == 0).all()
+            assert (atlas.logprob_delta[c][:s] == 0).all()
+            moved += bool(atlas.resid_delta[c].max() > 1e-3)
+    assert moved > 0  # the source's z differs inside the span: some head changes something
+    # patching every position also writes position 9's z: a different, larger effect
+    every = sess.sweep_heads(kind="patch", positions="all")
+    assert np.abs(every.resid_delta - atlas.resid_delta).max() > 1e-3
+    loop = sess.sweep_heads(kind="patch", positions="all", from_position=s, method="loop")
+    assert loop.method == "loop"
+    for name in ("resid_delta", "kl", "logprob_delta", "logit_diff"):
+        np.testing.assert_allclose(
+            getattr(atlas, name), getattr(loop, name), atol=TOL, rtol=0, err_msg=name
+        )
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_from_position_zero_is_the_all_positions_sweep(family):
+    sess = rw.Session(tiny_lm(family), PROMPT, source=SOURCE, logit_diff=PAIR)
+    zero = sess.sweep_heads(kind="patch", positions="all", from_position=0)
+    every = sess.sweep_heads(kind="patch", positions="all")
+    assert zero.from_position == every.from_position == 0
+    for name in ("resid_delta", "kl", "logprob_delta", "logit_diff", "done"):
+        np.testing.assert_array_equal(getattr(zero, name), getattr(every, name), err_msg=name)
+    sub = sess.sweep_heads(kind="zero", positions="all", from_position=4, layers=[1], heads=[0])
+    assert sub.done.sum() == 1 and sub.done[1, 0] and sub.complete
+    with pytest.raises(ValueError, match="from_position needs positions='all'"):
+        sess.sweep_heads(kind="zero", from_position=3)
+    P = sess.n_positions
+    for bad in (-1, P, True):
+        with pytest.raises(ValueError, match="from_position must be in"):
+            sess.sweep_heads(kind="zero", positions="all", from_position=bad)

@@ -19,7 +19,10 @@ the top.
 
 ``positions="all"`` is TransformerLens's ``get_act_patch_attn_head_out_all_pos``: head ``h`` of
 block ``k`` replaced at every position at once (one source per ``(layer, head)``, stepped from
-position 0 and block ``k``).
+position 0 and block ``k``). ``from_position=s`` restricts that to a span: head ``h`` replaced at
+positions ``s..P-1`` at once (e.g. the second copy of a repeated sequence). Positions ``< s`` are
+then exactly clean, so every source is stepped on positions ``s..P-1`` only, from block ``k`` up,
+reading the clean keys/values of positions ``< s`` (the cone reuse, with ``i = s``).
 
 Results go into a :class:`HeadAtlas`, an :class:`~.effects.Atlas` whose per-source arrays lead
 with ``[L, H, P]`` (``[L, H]`` for ``positions="all"``) where the residual atlas has ``[S, P]``.
@@ -49,10 +52,14 @@ class HeadAtlas(Atlas):
     * ``resid_delta`` ``[L, H, P, R, P]`` (``[L, H, R, P]``), or ``None`` (``storage="summary"``);
     * ``kl`` ``[L, H, P, P]`` (``[L, H, P]``), ``total_kl`` ``[L, H, P]`` (``[L, H]``);
     * ``logprob_delta`` ``[L, H, P, P - 1]``; ``logit_diff`` and ``done`` ``[L, H, P]``.
+
+    ``from_position`` (``all_positions`` only): the first position each head was replaced at
+    (``0``: every position); the per-position arrays are exactly zero before it.
     """
 
     n_heads: int = 0
     all_positions: bool = False
+    from_position: int = 0
 
     def store(
         self, cell, *, kl, logprob_delta, resid_delta=None, logit_diff=None, start: int = 0
@@ -101,9 +108,11 @@ def run_head_sweep(
     method="auto",
     keep_maps="auto",
     memory_budget=None,
+    from_position=0,
 ) -> HeadAtlas:
     """Sweep head cells: ``layers`` × ``heads`` × ``positions`` (default all; ``positions="all"``
-    for each head at every position at once). ``method``: ``"cone"`` (the stepper, local CPU),
+    for each head at every position at once, or at positions ``from_position..P-1`` at once when
+    ``from_position > 0``). ``method``: ``"cone"`` (the stepper, local CPU),
     ``"loop"`` (one trace per cell, any session), ``"auto"`` (cone where it applies, else loop).
     The other options are :meth:`Session.sweep`'s."""
     from . import heads as hd
@@ -132,9 +141,14 @@ def run_head_sweep(
     all_pos = isinstance(positions, str)
     if all_pos and positions != "all":
         raise ValueError(f"positions must be 'all', None or a subset of 0..{P - 1}")
+    if from_position and not all_pos:
+        raise ValueError("from_position needs positions='all' (each head over a span at once)")
+    if isinstance(from_position, bool) or not 0 <= int(from_position) < P:
+        raise ValueError(f"from_position must be in 0..{P - 1}, got {from_position!r}")
+    from_position = int(from_position)
     layers = _subset(layers, L, "layers")
     head_ids = _subset(heads, H, "heads")
-    pos_list = [0] if all_pos else _subset(positions, P, "positions")
+    pos_list = [from_position] if all_pos else _subset(positions, P, "positions")
     pair = sess.token_pair(logit_diff) if logit_diff is not None else sess.default_pair
     budget = memory_budget if memory_budget is not None else available_memory() // 2
     # sources: L·H·P (by position) or L·H (all positions), counted as S·P for the guard
@@ -158,6 +172,7 @@ def run_head_sweep(
         storage=storage,
         n_heads=H,
         all_positions=all_pos,
+        from_position=from_position,
     )
     stepper = None
     if method == "cone" and sess.remote is not None:
@@ -186,7 +201,7 @@ def run_head_sweep(
                 break
             if stepper is None:
                 for k, h in chunk:
-                    cells = [(k, h, p) for p in range(P)] if all_pos else [(k, h, i)]
+                    cells = [(k, h, p) for p in range(i, P)] if all_pos else [(k, h, i)]
                     eff = hd.intervene(sess, cells, kind, logit_diff=pair)
                     atlas.store_effect((k, h) if all_pos else (k, h, i), eff)
             else:
@@ -215,12 +230,12 @@ def _chunks(units, L: int, q: int, limit: int = LOCK_SLICE) -> list[list]:
 
 def _cone_heads(sess, stepper, atlas, units, i, all_pos, kind, pair, work_budget):
     """Step the head cells ``units`` (``(layer, head)`` at position ``i``, or at every position
-    with ``all_pos``) through the blocks together and file their results."""
+    ``i..P-1`` with ``all_pos``) through the blocks together and file their results."""
     lm, L, P = sess.model, sess.n_layers, sess.n_positions
     lay = heads.layout(lm)
     clean = sess.clean.resid  # [R, P, d]
     z_clean = heads.head_acts(sess)  # [L, P, H, dh]
-    span = range(P) if all_pos else [i]
+    span = range(i, P) if all_pos else [i]
     cells = [(k, h, p) for k, h in units for p in span]
     vals = heads.values_for(sess, cells, kind).view(len(units), len(span), lay.d_head)
     live, live_vals = [], []

@@ -331,7 +331,8 @@ class Session:
     def sweep_heads(self, kind: str = "zero", *, positions=None, **kw):
         """Intervene on every attention head ``(layer, head, pos)`` one at a time; returns a
         :class:`~.head_sweep.HeadAtlas` (arrays ``[L, H, P, ...]``). ``positions="all"``: each
-        head at every position at once (``[L, H, ...]``). Options (``layers``, ``heads``,
+        head at every position at once (``[L, H, ...]``); with ``from_position=s``, at positions
+        ``s..P-1`` at once (positions ``< s`` stay clean). Options (``layers``, ``heads``,
         ``logit_diff``, ``method``, ``keep_maps``, ...): :func:`.head_sweep.run_head_sweep`."""
         from .head_sweep import run_head_sweep
 
