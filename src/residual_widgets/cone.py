@@ -58,9 +58,7 @@ def row_chunks(rows, L: int, q: int, limit: int | None = None) -> list[list[int]
 
 def cone_group(sess, stepper: Stepper, atlas: Atlas, cells, kind, site, pair, work_budget):
     """All cells ``(n, i)`` of one position ``i``: step them through the blocks together."""
-    lm, L, P = sess.model, sess.n_layers, sess.n_positions
     i = cells[0][1]
-    clean = sess.clean.resid  # [R, P, d]
     values = sess.values_for(cells, kind, site)  # [n_cells, d]
     site_clean = sess.site_acts(site)
     live = []
@@ -71,6 +69,18 @@ def cone_group(sess, stepper: Stepper, atlas: Atlas, cells, kind, site, pair, wo
             live.append((c[0], v))
     if not live:
         return
+    states, maps = step_cells(sess, stepper, live, i, site)
+    _finish(sess, atlas, [(n, i) for n, _ in live], site, states, maps, pair, work_budget)
+
+
+def step_cells(sess, stepper: Stepper, live, i: int, site: str, on_row=None):
+    """Step single-cell writes ``live = [(row, value [d]), ...]`` (rows ascending; each entry is
+    its own intervention) at position ``i`` through the blocks together: each joins the batch at
+    its row. Returns ``(states [A, q, d], maps [A, L + 1, P])``: the top row of positions
+    ``i..P-1`` and the residual-change maps. ``on_row(k, states)`` (if given) sees row ``k`` of
+    the ``len(states)`` writes that have joined by then (used by batched transplants)."""
+    lm, L, P = sess.model, sess.n_layers, sess.n_positions
+    clean = sess.clean.resid  # [R, P, d]
     join = [n for n, _ in live]  # block where each cell enters
     maps = np.zeros((len(live), L + 1, P), np.float32)
     states = torch.empty(0, P - i, clean.shape[-1])
@@ -81,6 +91,8 @@ def cone_group(sess, stepper: Stepper, atlas: Atlas, cells, kind, site, pair, wo
             add[:, 0] = torch.stack([live[b][1] for b in fresh])
             states = torch.cat([states, add])
             maps[fresh, k, i] = metrics.resid_delta(add[:, 0], clean[k, i]).numpy()
+        if on_row is not None:
+            on_row(k, states)
         if k == L:
             break
         if site != "resid" and fresh:
@@ -93,7 +105,7 @@ def cone_group(sess, stepper: Stepper, atlas: Atlas, cells, kind, site, pair, wo
         states = out
         if len(states):
             maps[: len(states), k + 1, i:] = metrics.resid_delta(states, clean[k + 1, i:]).numpy()
-    _finish(sess, atlas, [(n, i) for n, _ in live], site, states, maps, pair, work_budget)
+    return states, maps
 
 
 def layer_with_write(stepper, lm, site, k, states, start, writes):

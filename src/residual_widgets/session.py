@@ -313,6 +313,14 @@ class Session:
 
         return transplant(self, source, source_cell, target_cell, site=site, logit_diff=logit_diff)
 
+    def transplant_many(self, source, pairs, *, site: str = "resid", **kw) -> list:
+        """:meth:`transplant` for many ``(source_cell, target_cell)`` pairs of one ``source``,
+        stepped through the cone together (one Effect per pair, in order; ``reduce=`` keeps
+        something lighter). See :mod:`.transplant_batch`."""
+        from .transplant_batch import transplant_many
+
+        return transplant_many(self, source, pairs, site=site, **kw)
+
     # ---- attention heads (issue 15) -----------------------------------------------------------
     @property
     def n_heads(self) -> int:
