@@ -31,15 +31,16 @@ Controls: **unrepeated** sequences ``[bos, x, w]`` (``w`` fresh tokens), corrupt
 ``[bos, y, w]``: there is nothing to copy, so the named heads' patching effect and their
 attention to "the token after the earlier occurrence" must vanish.
 
-How the patching is computed. A head's write at the second-copy positions ``s..P-1`` (``s = n +
-1``) cannot change positions ``< s`` nor rows at or below its block, so the engine's cone
-stepper (:class:`~.stepper.Stepper`) runs only positions ``s..P-1`` from the head's block up,
-reading the corrupted run's keys and values of the first copy, for every head at once (heads of
-block ``k`` join the batch at block ``k``, their ``z`` replaced by a pre-hook on the output
-projection, as in :mod:`.head_sweep`). The numbers equal ``Session.intervene(cells, "patch",
-site="head")`` with the cells ``(layer, head, p)`` for ``p`` in the second copy (tested), at a
-fraction of the cost of one trace per head. Shapes: ``ids`` ``[N, P]``, scores and effects
-``[N, L, H]`` (one row per sequence).
+How the patching is computed. It is the engine's head sweep restricted to a span,
+``Session.sweep_heads(kind="patch", positions="all", from_position=s)`` (:mod:`.head_sweep`): a
+head's write at the second-copy positions ``s..P-1`` (``s = n + 1``) cannot change positions
+``< s`` nor rows at or below its block, so the cone stepper (:class:`~.stepper.Stepper`) runs
+only positions ``s..P-1`` from the head's block up, reading the corrupted run's keys and values
+of the first copy, for every head at once (heads of block ``k`` join the batch at block ``k``,
+their ``z`` replaced by a pre-hook on the output projection). The numbers equal
+``Session.intervene(cells, "patch", site="head")`` with the cells ``(layer, head, p)`` for ``p``
+in the second copy (tested), at a fraction of the cost of one trace per head. Shapes: ``ids``
+``[N, P]``, scores and effects ``[N, L, H]`` (one row per sequence).
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ import numpy as np
 import torch
 
 from . import heads as hd
-from .head_sweep import _layer_with_z
 from .lecture_stats import Interval, t_interval
 from .models import load_model
 from .session import Session
@@ -139,15 +139,22 @@ class Patching:
     given: np.ndarray
 
 
-def head_patching(model, receive, give, start: int, units=None, chunk: int = 32) -> Patching:
+def head_patching(model, receive, give, start: int, units=None) -> Patching:
     """Write each head's ``z`` from the run of ``give`` into the run of ``receive`` (both
     ``[N, P]``) at positions ``start..P-1``, one head at a time; return :class:`Patching` with
     the change in the mean log p of tokens ``start+1..P-1`` (read at positions
-    ``start..P-2``). ``units``: the ``(layer, head)`` pairs to patch (default all)."""
+    ``start..P-2``). ``units``: the ``(layer, head)`` pairs to patch (default all).
+
+    One :meth:`Session.sweep_heads` per sequence (``kind="patch"``, ``positions="all"``,
+    ``from_position=start``, summaries only) over the layers × heads the units touch; the
+    metric is the mean of the atlas's per-position ``logprob_delta`` over ``start..P-2``."""
     lm = load_model(model)
     lay = hd.layout(lm)
     L, H = lm.n_layers, lay.n_heads
     units = sorted(units) if units is not None else [(k, h) for k in range(L) for h in range(H)]
+    layers = sorted({k for k, _ in units})
+    head_ids = sorted({h for _, h in units})
+    idx = tuple(np.array(units).T)  # ([layer...], [head...])
     receive, give = np.asarray(receive), np.asarray(give)
     delta = np.full((len(receive), L, H), np.nan, np.float32)
     received, given = np.zeros(len(receive)), np.zeros(len(receive))
@@ -155,42 +162,19 @@ def head_patching(model, receive, give, start: int, units=None, chunk: int = 32)
         sess = Session(lm, r_ids.tolist(), source=g_ids.tolist())
         tgt = torch.as_tensor(r_ids[start + 1 :])
         rows = torch.arange(len(tgt))
-        base = sess.clean_logprobs[start:-1][rows, tgt]
-        received[s] = float(base.mean())
+        received[s] = float(sess.clean_logprobs[start:-1][rows, tgt].mean())
         given[s] = float(torch.log_softmax(sess.source.logits, -1)[start:-1][rows, tgt].mean())
-        lp = _patched_logprobs(sess, units, start, tgt, chunk)  # [units, q - 1]
-        for u, (k, h) in enumerate(units):
-            delta[s, k, h] = float((lp[u] - base).mean())
+        atlas = sess.sweep_heads(
+            kind="patch",
+            positions="all",
+            from_position=start,
+            layers=layers,
+            heads=head_ids,
+            method="cone",
+            keep_maps=False,
+        )
+        delta[s][idx] = atlas.logprob_delta[:, :, start:].mean(-1)[idx]  # [L, H] -> units
     return Patching(delta, received, given)
-
-
-@torch.no_grad()
-def _patched_logprobs(sess, units, start, tgt, chunk):
-    """log p of ``tgt`` at positions ``start..P-2`` ``[len(units), P - 1 - start]`` with each
-    unit's ``z`` taken from the session's source run at positions ``start..P-1`` (position
-    ``P-1`` is left out: causal attention means it changes nothing read before it)."""
-    lm, L = sess.model, sess.n_layers
-    lay = hd.layout(lm)
-    stop = sess.n_positions - 1  # the last position predicts no target: never computed
-    z_src = hd.head_acts(sess, "source")[:, start:stop]  # [L, q, H, dh], q = stop - start
-    base = sess.clean.resid  # [R, P, d]
-    stepper = sess.stepper()
-    with sess.lock:
-        states = torch.empty(0, stop - start, base.shape[2])
-        for k in range(units[0][0], L):
-            fresh = [h for kk, h in units if kk == k]
-            if fresh:
-                a = len(states)
-                states = torch.cat([states, base[k, start:stop].expand(len(fresh), -1, -1)])
-                writes = [(a + j, h, z_src[k, :, h]) for j, h in enumerate(fresh)]
-                states = _layer_with_z(stepper, lm, lay, k, states, start, writes, stop=stop)
-            else:
-                states = stepper.layer(k, states, start, stop=stop)
-        out, rows = [], torch.arange(len(tgt))
-        for a in range(0, len(states), chunk):
-            logits = lm.unembed(states[a : a + chunk])  # [c, q, V]
-            out.append(logits[:, rows, tgt] - torch.logsumexp(logits, -1))
-    return torch.cat(out)
 
 
 # ---- comparing the two -----------------------------------------------------------------------
