@@ -324,3 +324,138 @@ def test_patchscope_hits_and_controls_on_a_tiny_model(gpt2):
             with torch.no_grad():
                 top = torch.topk(gpt2.unembed(eff.resid[3, read]), 5).indices.tolist()
             assert cross[i, a] == (name in top)
+
+
+# ---- many transplants at once (transplant_batch: one cone group per target position) ---------
+def _pairs(sess, source, site):
+    """Pairs crossing rows, positions and lengths, several sharing a target position (one
+    batch) and several target positions (several batches), with a no-op among them."""
+    n_src = len(sess._tokenize(source, "s")) if source is not None else sess.n_positions
+    rows = grid.n_source_rows(site, sess.n_layers)
+    pairs = [
+        ((r, (3 * r + 1) % n_src), (r2, (r + 5 * r2) % sess.n_positions))
+        for r in range(rows)
+        for r2 in range(rows)
+    ]
+    pairs += [((rows - 1, n_src - 1), (0, 7)), ((0, 0), (rows - 1, 7))]
+    if source is None:
+        pairs.append(((1, 4), (1, 4)))  # writes the value already there: exactly clean
+    return pairs
+
+
+@pytest.mark.parametrize("site", grid.SITES[:3])
+@pytest.mark.parametrize("family", ["gpt2", "llama", "qwen2", "gemma2"])
+def test_transplant_many_equals_one_at_a_time(family, site):
+    """llama/qwen2 have grouped-query attention (half the key/value heads), gemma2 soft-capping
+    and sandwich norms; sources shorter, longer and this prompt itself."""
+    from helpers import tiny_lm
+
+    lm = tiny_lm(family)
+    sess = rw.Session(lm, PROMPT, logit_diff=(" Mary", " John"))
+    for source in (OTHER, PROMPT + " the", None):
+        pairs = _pairs(sess, source, site)
+        many = sess.transplant_many(source, pairs, site=site)
+        assert len(many) == len(pairs)
+        for (s_cell, t_cell), a in zip(pairs, many, strict=True):
+            b = sess.transplant(source, s_cell, t_cell, site=site)
+            assert a.kind == "transplant" and a.cells == [t_cell] and a.site == site
+            assert np.array_equal(a.reachable, b.reachable)
+            for f in ("resid_delta", "kl", "logprob_delta"):
+                np.testing.assert_allclose(getattr(a, f), getattr(b, f), atol=1e-5, err_msg=f)
+            torch.testing.assert_close(a.resid, b.resid, atol=1e-5, rtol=0)
+            assert (
+                abs(a.logit_diff - b.logit_diff) < 1e-5 and a.logit_diff_clean == b.logit_diff_clean
+            )
+        assert sum(e.total_kl > 0 for e in many) >= len(pairs) - 3  # real writes, not no-ops
+    noop = sess.transplant_many(None, [((1, 4), (1, 4))], site=site)[0]
+    assert noop.total_kl == 0 and torch.equal(noop.resid, sess.clean.resid)
+
+
+def test_transplant_many_batches_by_target_position(gpt2, monkeypatch):
+    """One stepped group per target position (and lock slice): 30 writes at 3 positions step as 3
+    groups, not 30 cone runs; each write's Effect still matches."""
+    from residual_widgets import transplant_batch as tb
+
+    sess = rw.Session(gpt2, PROMPT)
+    groups, orig = [], tb.step_cells
+    monkeypatch.setattr(
+        tb,
+        "step_cells",
+        lambda s, st, live, i, *a, **kw: (
+            groups.append((i, len(live))),
+            orig(s, st, live, i, *a, **kw),
+        )[1],
+    )
+    pairs = [((r, 2), (r2, p)) for p in (3, 9, 13) for r in range(4) for r2 in range(3)][:30]
+    many = sess.transplant_many(OTHER, pairs)
+    assert sorted(groups) == [(3, 12), (9, 12), (13, 6)]
+    for (s_cell, t_cell), a in zip(pairs, many, strict=True):
+        b = sess.transplant(OTHER, s_cell, t_cell)
+        np.testing.assert_allclose(a.kl, b.kl, atol=1e-5)
+
+
+def test_set_many_reduce_keeps_only_what_it_returns_in_input_order(gpt2):
+    from residual_widgets.transplant_batch import set_many
+
+    sess = rw.Session(gpt2, PROMPT)
+    g = torch.Generator().manual_seed(0)
+    cells = [(3, 13), (0, 2), (2, 13), (1, 6), (0, 13)]  # unsorted, two positions
+    values = torch.randn(len(cells), gpt2.d_model, generator=g)
+    seen = []
+    got = set_many(
+        sess,
+        cells,
+        values,
+        reduce=lambda j, run: (seen.append(j), run.logits[-1].argmax().item())[1],
+    )
+    assert sorted(seen) == list(range(len(cells)))
+    for j, c in enumerate(cells):
+        eff = sess.intervene([c], kind="set", value=values[j][None])
+        with torch.no_grad():
+            assert got[j] == gpt2.unembed(eff.resid[-1, -1]).argmax().item()
+    runs = set_many(sess, cells, values)  # default: the RunRecords themselves
+    assert all(r.resid.shape == sess.clean.resid.shape for r in runs)
+    with pytest.raises(ValueError, match="3 values"):
+        set_many(sess, cells[:2], values[:3])
+
+
+def test_transplant_many_falls_back_one_at_a_time_and_validates_first(gpt2, monkeypatch):
+    from residual_widgets import transplant_batch as tb
+    from residual_widgets.stepper import UnsupportedStepping
+
+    sess = rw.Session(gpt2, PROMPT)
+    pairs = [((2, 1), (1, 7)), ((0, 5), (3, 13)), ((1, 1), (1, 7))]
+    batched = sess.transplant_many(OTHER, pairs)
+    loop = sess.transplant_many(OTHER, pairs, method="loop")
+    refused = rw.Session(gpt2, PROMPT)
+
+    def no(*a, **kw):
+        raise UnsupportedStepping("these blocks do not step")
+
+    monkeypatch.setattr(refused, "stepper", no)
+    calls = []
+    monkeypatch.setattr(tb, "step_cells", lambda *a, **kw: calls.append(a))
+    fell = refused.transplant_many(OTHER, pairs)  # auto: refused, so one at a time
+    assert calls == [] and refused._stepper_refused == "these blocks do not step"
+    for a, b, c in zip(batched, loop, fell, strict=True):
+        for f in ("resid_delta", "kl", "logprob_delta"):
+            np.testing.assert_allclose(getattr(a, f), getattr(b, f), atol=1e-5)
+            np.testing.assert_allclose(getattr(a, f), getattr(c, f), atol=1e-5)
+    with pytest.raises(ValueError, match="do not step"):
+        refused.transplant_many(OTHER, pairs, method="cone")
+    with pytest.raises(ValueError, match="position 9 is outside the source prompt"):
+        sess.transplant_many(OTHER, [((0, 1), (0, 1)), ((0, 9), (0, 1))])  # nothing ran
+    with pytest.raises(TypeError, match="source_cell, target_cell"):
+        sess.transplant_many(OTHER, [((0, 1),)])
+    assert sess.transplant_many(OTHER, []) == []
+
+
+def test_transplant_many_remote_takes_the_one_at_a_time_path(gpt2, server_without_our_package):
+    local = rw.Session(gpt2, PROMPT)
+    remote = rw.Session(gpt2, PROMPT, remote="local")
+    pairs = [((2, 1), (1, 7)), ((0, 5), (3, 13))]
+    for a, b in zip(
+        local.transplant_many(OTHER, pairs), remote.transplant_many(OTHER, pairs), strict=True
+    ):
+        np.testing.assert_allclose(a.kl, b.kl, atol=1e-5)
+        assert a.total_kl > 0
