@@ -52,7 +52,8 @@ export interface Dom {
 export const HELP =
   "Hover a cell to preview its map from the sweep · click to intervene (pin) · shift-click or Space to add to the set · " +
   "arrows move the cursor, Enter pins, Esc drops · drag a cell onto another to transplant it (or T on the source, Enter on " +
-  "the target), Ctrl+Z undoes · Shift+Enter runs the cell · hatched = unreachable (exactly 0)";
+  "the target), Ctrl+Z undoes · heads view: arrows move over layer.head × position, Enter or Space pins that head, " +
+  "Esc drops · Shift+Enter runs the cell · hatched = unreachable (exactly 0)";
 
 /** The help line of the saved page (no kernel). */
 export const PAGE_HELP =

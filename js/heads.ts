@@ -281,6 +281,37 @@ export function headsStatus(d: HeadsData | null, running: boolean, kernel = true
   return `${d.kind} on every head · ${p.done}/${p.total} head cells${state}${kept}`;
 }
 
+/** How the pinned head cells are ringed in the grid of `d` showing `layer`: `whole` (solid) are
+ * grid cells `[row, col]` the pin covers entirely; `partial` (dashed) are the all-positions
+ * grid's cells of heads pinned at some positions only (that column stands for the head at every
+ * position, which is not what was pinned), each with its words in `notes`. A head pinned at every
+ * position (ALL, or each of 0..P-1) is whole in the all-positions grid and rings its whole row
+ * in the by-position grid. */
+export function headRings(
+  d: HeadsData,
+  layer: number,
+  pinned: HeadCell[],
+): { whole: [number, number][]; partial: [number, number][]; notes: string[] } {
+  const groups = new Map<string, number[]>();
+  for (const [l, h, p] of pinned) groups.set(`${l},${h}`, [...(groups.get(`${l},${h}`) ?? []), p]);
+  const out = { whole: [] as [number, number][], partial: [] as [number, number][], notes: [] as string[] };
+  for (const [k, ps] of groups) {
+    const [l, h] = k.split(",").map(Number);
+    const row = rowOfHead(d, layer, l, h);
+    if (row < 0 || l >= d.L || h >= d.H) continue;
+    const every =
+      ps.includes(ALL) || (d.P > 0 && Array.from({ length: d.P }, (_, p) => p).every((p) => ps.includes(p)));
+    if (d.allPos && every) out.whole.push([row, 0]);
+    else if (d.allPos) {
+      const at = [...new Set(ps)].sort((a, b) => a - b);
+      out.partial.push([row, 0]);
+      out.notes.push(`${l}.${h} pinned at position${at.length > 1 ? "s" : ""} ${at.join(", ")} only`);
+    } else if (every) for (let p = 0; p < d.P; p++) out.whole.push([row, p]);
+    else for (const p of ps) if (p >= 0 && p < d.P) out.whole.push([row, p]);
+  }
+  return out;
+}
+
 /** The map subtitle's words for head cells: "layer l head h at position p", or "at every
  * position" for a head pinned (or previewed) at all positions at once. */
 export function headHeading(cells: HeadCell[]): string {

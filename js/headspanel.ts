@@ -16,6 +16,7 @@ import {
   headCols,
   headGrid,
   headLabel,
+  headRings,
   headRows,
   headsStatus,
   rowOfHead,
@@ -38,8 +39,9 @@ export interface HeadsPanelArgs {
   tokens: string[];
   /** Cell width of the main map (the positions line up). */
   cw: number;
-  /** The pinned head cells (ringed), the hovered one (dashed) and the keyboard cursor (dashed
-   * when nothing is hovered). */
+  /** The pinned head cells (ringed: solid, or a dashed inner ring in the all-positions grid for
+   * a head pinned at some positions only, `headRings`), the hovered one (dashed outer ring) and
+   * the keyboard cursor (dashed when nothing is hovered). */
   pinned: HeadCell[];
   hover: HeadCell | null;
   cursor?: HeadCell | null;
@@ -57,7 +59,11 @@ export function drawHeadsPanel(a: HeadsPanelArgs): { geom: Geom | null; info: Re
   const layer = shownLayer(d, a.layer);
   a.dom.title.textContent =
     layer >= 0 ? `Heads of layer ${layer}: effect of each head at each position` : "Heads of every layer × position";
-  a.dom.sub.textContent = headsStatus(d, a.running, a.kernel ?? true);
+  // pins: solid rings where the pin covers the cell; dashed (and said) where the all-positions
+  // column of a head stands for more than was pinned (a pin made by position)
+  const rings = d ? headRings(d, layer, a.pinned) : { whole: [], partial: [], notes: [] };
+  const pinNote = rings.notes.length ? ` · dashed ring: ${rings.notes.join("; ")}` : "";
+  a.dom.sub.textContent = headsStatus(d, a.running, a.kernel ?? true) + pinNote;
   // the all-positions sweep: one column, each head at every position at once
   const allPos = !!d?.allPos;
   const tokens = allPos ? ["all positions"] : a.tokens;
@@ -88,7 +94,7 @@ export function drawHeadsPanel(a: HeadsPanelArgs): { geom: Geom | null; info: Re
       strip: null,
       stripColor: null,
       reach: null,
-      sources: a.pinned.map(toRow).filter((c): c is Cell => c !== null),
+      sources: rings.whole,
       cursor: (a.hover ?? a.cursor) ? toRow((a.hover ?? a.cursor) as HeadCell) : null,
       tokens,
       rowLabel: (r) => (d ? headLabel(d, layer, r) : ""),
@@ -96,6 +102,7 @@ export function drawHeadsPanel(a: HeadsPanelArgs): { geom: Geom | null; info: Re
       dpr,
       stripLabel: "",
     });
+    drawRings(ctx, g, rings.partial, a.th.fg, { dpr, dash: [4, 3], inset: 2.5, width: 1.5 });
   }
   const lctx = a.dom.legend.getContext("2d");
   if (lctx) {
@@ -114,6 +121,7 @@ export function drawHeadsPanel(a: HeadsPanelArgs): { geom: Geom | null; info: Re
       cols: P,
       allPositions: allPos,
       cursor: a.cursor ?? null,
+      rings,
       values: grid ? Array.from(grid.values) : null,
       summary: grid?.title ?? null,
       labels: d ? Array.from({ length: rows }, (_, r) => headLabel(d, layer, r)) : [],

@@ -13,6 +13,7 @@ import {
   headLabel,
   headMap,
   headRequest,
+  headRings,
   headRows,
   headShown,
   headsStatus,
@@ -334,5 +335,42 @@ describe("keys on the heads grid", () => {
     expect(headKeyAction(key("z", { ctrlKey: true }), d, -1, at)).toBeNull();
     expect(headKeyAction(key("ArrowUp"), null, -1, none)).toBeNull(); // no sweep yet
     expect(headKeyAction(key("t"), d, -1, at)).toBeNull();
+  });
+});
+
+describe("pin rings on the heads grid (headRings)", () => {
+  const every = (l: number, h: number) => Array.from({ length: P }, (_, p) => [l, h, p] as [number, number, number]);
+  it("all-positions grid: a head pinned at every position is ringed solid in its column", () => {
+    const d = dataAll();
+    expect(headRings(d, -1, every(1, 0))).toEqual({ whole: [[3, 0]], partial: [], notes: [] });
+    expect(headRings(d, -1, [[0, 2, ALL]])).toEqual({ whole: [[2, 0]], partial: [], notes: [] });
+    expect(headRings(d, 1, every(1, 2)).whole).toEqual([[2, 0]]); // one layer shown: row = head
+  });
+  it("all-positions grid: a pin made by position is dashed and said, not ringed as the whole head", () => {
+    const d = dataAll();
+    const r = headRings(d, -1, [[1, 1, 2]]);
+    expect(r.whole).toEqual([]);
+    expect(r.partial).toEqual([[4, 0]]);
+    expect(r.notes).toEqual(["1.1 pinned at position 2 only"]);
+    const some = headRings(d, -1, [[0, 1, 3], [0, 1, 0], [1, 0, 1], ...every(0, 2)]);
+    expect(some.whole).toEqual([[2, 0]]);
+    expect(some.partial).toEqual([
+      [1, 0],
+      [3, 0],
+    ]);
+    expect(some.notes).toEqual(["0.1 pinned at positions 0, 3 only", "1.0 pinned at position 1 only"]);
+    expect(headRings(d, 0, [[1, 1, 2]])).toEqual({ whole: [], partial: [], notes: [] }); // layer 1 not shown
+  });
+  it("by-position grid: each pinned cell ringed; a head pinned at all positions rings its row", () => {
+    const d = data();
+    expect(headRings(d, -1, [[1, 1, 2]])).toEqual({ whole: [[4, 2]], partial: [], notes: [] });
+    expect(headRings(d, -1, [[0, 2, ALL]]).whole).toEqual([
+      [2, 0],
+      [2, 1],
+      [2, 2],
+      [2, 3],
+    ]);
+    expect(headRings(d, -1, [[0, 0, 9]]).whole).toEqual([]); // out of range: no ring
+    expect(headRings(d, -1, []).whole).toEqual([]);
   });
 });
