@@ -27,6 +27,11 @@ or the placeholder sits too high in the target for the blocks above it to copy a
 :func:`cross_row_hits` tells them apart: every source row into one fixed, early target row
 (Patchscopes' cross-layer case).
 
+Every write (each entity at each row, and the random controls) is one independent transplant;
+they all target the placeholder's position, so they run as one batch through the cone
+(:func:`.transplant_batch.set_many`, equal to one :meth:`Session.transplant` at a time within
+float rounding) and only each run's top-``k`` at the readout is kept.
+
 Rates are fractions of entities with 95% Wilson score intervals (:func:`wilson`). Shapes:
 ``hits[condition]`` ``[entities, rows]`` bool.
 """
@@ -41,6 +46,7 @@ import torch
 from .lecture import Interval, _norm_ppf
 from .session import Session
 from .transplant import source_run
+from .transplant_batch import set_many
 
 IDENTITY_PROMPT = "cat -> cat; 1135 -> 1135; hello -> hello; ? ->"
 PLACEHOLDER = " ?"
@@ -97,6 +103,16 @@ def top_k_at(sess: Session, resid: torch.Tensor, pos: int, k: int) -> list[int]:
     return [int(i) for i in torch.topk(logits, k).indices]
 
 
+def _top_k_reader(pos: int, k: int):
+    """``reduce`` for :func:`.transplant_batch.set_many`: a run's top-``k`` next-token ids at
+    ``pos`` (from its logits ``[P, V]``); the run itself is not kept."""
+
+    def read(j, run) -> list[int]:
+        return [int(x) for x in torch.topk(run.logits[pos].float(), k).indices]
+
+    return read
+
+
 def inspection_session(model, target: str = IDENTITY_PROMPT, placeholder: str = PLACEHOLDER):
     """``(session, t, read)``: a Session on the inspection prompt, the placeholder's position
     ``t`` (its last occurrence) and the position read out, ``t + 1``."""
@@ -126,14 +142,17 @@ def cross_row_hits(
     the name in the top-``k``. Separates "the source no longer carries the name" from "the
     target has too few blocks left above the placeholder to copy it out"."""
     sess, t, read = inspection_session(model, target, placeholder)
-    out = np.zeros((len(entities), len(source_rows)), bool)
-    for i, e in enumerate(entities):
-        src = template.format(e)
-        s = len(sess._tokenize(src, "source prompt")) - 1
-        for a, r in enumerate(source_rows):
-            eff = sess.transplant(src, (r, s), (target_row, t))
-            out[i, a] = first_token(model, e) in top_k_at(sess, eff.resid, read, k)
-    return out
+    rows = list(source_rows)
+    values = []
+    for e in entities:  # each entity's last-token residual at every source row
+        src_ids = sess._tokenize(template.format(e), "source prompt")
+        resid = source_run(sess, src_ids).resid  # [L + 1, P_src, d], cached
+        values += [resid[r, len(src_ids) - 1] for r in rows]
+    cells = [(target_row, t)] * len(values)
+    tops = set_many(sess, cells, torch.stack(values), reduce=_top_k_reader(read, k))
+    names = [first_token(model, e) for e in entities]
+    hit = [names[j // len(rows)] in top for j, top in enumerate(tops)]
+    return np.array(hit, bool).reshape(len(entities), len(rows))
 
 
 def run_patchscope(
@@ -163,24 +182,26 @@ def run_patchscope(
     clean_top = set(top_k_at(sess, sess.clean.resid, read, k))
     hits = {c: np.zeros((n, len(rows)), bool) for c in ("entity", "other")}
     hits["random"] = np.zeros((n, len(random_rows)), bool)
-    tops: list[list[list[int]]] = []
+    cells, values = [], []  # every write of every entity, stepped as one batch (all at t)
     for i, e in enumerate(entities):
-        src = template.format(e)
-        src_ids = sess._tokenize(src, "source prompt")
+        src_ids = sess._tokenize(template.format(e), "source prompt")
         s = len(src_ids) - 1
         resid = source_run(sess, src_ids).resid  # [L + 1, P_src, d], cached
-        tops.append([])
-        for a, r in enumerate(rows):
-            eff = sess.transplant(src, (r, s), (r, t))
-            top = top_k_at(sess, eff.resid, read, k)
-            tops[i].append(top)
-            hits["entity"][i, a] = names[i] in top
-        for a, r in enumerate(random_rows):
+        for r in rows:
+            cells.append((r, t))
+            values.append(resid[r, s])
+        for r in random_rows:
             g = torch.Generator().manual_seed(int(seed) * 1_000_003 + i * 1009 + r)
             v = torch.randn(resid.shape[-1], generator=g)
-            v = v * (resid[r, s].norm() / v.norm())  # a random direction, the entity's norm
-            eff = sess.intervene((r, t), kind="set", value=v[None])
-            hits["random"][i, a] = names[i] in top_k_at(sess, eff.resid, read, k)
+            cells.append((r, t))
+            values.append(v * (resid[r, s].norm() / v.norm()))  # a random direction, its norm
+    top_all = set_many(sess, cells, torch.stack(values), reduce=_top_k_reader(read, k))
+    per = len(rows) + len(random_rows)
+    tops = [top_all[i * per : i * per + len(rows)] for i in range(n)]
+    for i in range(n):
+        hits["entity"][i] = [names[i] in top for top in tops[i]]
+        rand = top_all[i * per + len(rows) : (i + 1) * per]
+        hits["random"][i] = [names[i] in top for top in rand]
     other_of = [(i + shift) % n for i in range(n)]
     for i, j in enumerate(other_of):
         hits["other"][i] = [names[i] in tops[j][a] for a in range(len(rows))]
