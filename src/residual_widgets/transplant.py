@@ -35,6 +35,10 @@ needs it) is computed once per source prompt, keyed by its token ids, and kept i
 on the session (the last :data:`CACHE_SIZE` prompts); this prompt's own clean run and the
 session's ``source`` run are reused as they are. Remotely, one traced request fetches a source
 prompt's activations.
+
+Many transplants at once (a Patchscope's every row and entity): :meth:`Session.transplant_many`
+(:mod:`.transplant_batch`) steps them through the cone together, one batch per target position,
+with the same results.
 """
 
 from __future__ import annotations
