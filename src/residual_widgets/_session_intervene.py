@@ -53,9 +53,11 @@ def intervene(
     if site == grid.HEAD_SITE:
         if blocks is not None:
             raise ValueError("blocks= applies to kind='knockout' only")
-        from . import heads
+        from . import head_click
 
-        return heads.intervene(sess, cells, kind, value=value, logit_diff=logit_diff, method=method)
+        return head_click.intervene(
+            sess, cells, kind, value=value, logit_diff=logit_diff, method=method
+        )
     cells = sess.check(cells, kind, site)
     if blocks is not None and kind != "knockout":
         raise ValueError("blocks= applies to kind='knockout' only")

@@ -1,4 +1,5 @@
-"""One head intervention through the cone: a click on a head recomputes only what it can change.
+"""Head interventions: :func:`intervene` (the cone or one nnsight trace), and the cone itself —
+a click on a head recomputes only what it can change.
 
 The head version of :mod:`.click`. A write into ``z`` of head ``h`` at ``(layer, pos)`` changes
 nothing below row ``layer + 1`` or before ``pos`` (:mod:`.grid`). For the cells of one
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from . import grid
+from . import grid, heads
 from .click import METHODS, _stepper
 from .models import _get
 from .runs import RunRecord
@@ -44,10 +45,8 @@ def head_click_run(sess, cells, values: torch.Tensor, method: str = "auto") -> R
 @torch.no_grad()
 def cone_run(sess, stepper, cells, values: torch.Tensor) -> RunRecord:
     """Step the selection's cone through the blocks (see the module docstring)."""
-    from .heads import head_acts, layout
-
-    L, P, lay = sess.n_layers, sess.n_positions, layout(sess.model)
-    clean, z = sess.clean.resid, head_acts(sess)  # [R, P, d], [L, P, H, dh]
+    L, P, lay = sess.n_layers, sess.n_positions, heads.layout(sess.model)
+    clean, z = sess.clean.resid, heads.head_acts(sess)  # [R, P, d], [L, P, H, dh]
     live = [
         (k, h, p, v)
         for (k, h, p), v in zip(cells, values, strict=True)
@@ -92,3 +91,26 @@ def _layer_with_heads(stepper, lm, lay, k, state, start, writes):
         return stepper.layer(k, state, start)
     finally:
         hook.remove()
+
+
+def intervene(sess, cells, kind: str = "zero", *, value=None, logit_diff=None, method="auto"):
+    """Replace head ``cells`` ``(layer, head, pos)`` by ``kind`` and measure everything
+    downstream: the usual :class:`~.effects.Effect` (``site="head"``, cone from row
+    ``layer + 1``). ``method``: ``"cone"`` steps only the cone (:func:`head_click_run`),
+    ``"trace"`` and ``"auto"`` run one nnsight trace (:func:`head_run`)."""
+    cells = heads.check_cells(sess, cells, kind)
+    pair = sess.token_pair(logit_diff) if logit_diff is not None else sess.default_pair
+    vals = heads.values_for(sess, cells, kind, value)
+    run = head_click_run(sess, cells, vals, method)
+    if run is None:
+        edits = [heads.HeadEdit(a, h, p, v) for (a, h, p), v in zip(cells, vals, strict=True)]
+        with sess.lock:
+            run, _ = heads.head_run(
+                sess.model,
+                sess.ids,
+                edits,
+                remote=sess.remote,
+                timeout=sess.timeout,
+                on_status=sess.note_status,
+            )
+    return sess._effect(cells, kind, grid.HEAD_SITE, run, pair)

@@ -115,6 +115,7 @@ def run_head_sweep(
     ``from_position > 0``). ``method``: ``"cone"`` (the stepper, local CPU),
     ``"loop"`` (one trace per cell, any session), ``"auto"`` (cone where it applies, else loop).
     The other options are :meth:`Session.sweep`'s."""
+    from . import head_click as hc
     from . import heads as hd
     from .sweep import (
         SlowPathWarning,
@@ -202,7 +203,7 @@ def run_head_sweep(
             if stepper is None:
                 for k, h in chunk:
                     cells = [(k, h, p) for p in range(i, P)] if all_pos else [(k, h, i)]
-                    eff = hd.intervene(sess, cells, kind, logit_diff=pair)
+                    eff = hc.intervene(sess, cells, kind, logit_diff=pair)
                     atlas.store_effect((k, h) if all_pos else (k, h, i), eff)
             else:
                 with sess.lock, torch.no_grad():

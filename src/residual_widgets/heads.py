@@ -40,7 +40,8 @@ on the top layers' 3-7× too weak, relative to what those heads write.
 
 One intervention is one nnsight trace (:func:`head_run`) that edits the output projections'
 inputs, so it runs locally and remotely alike, or, on a local model whose blocks step, only its
-cone (:mod:`.head_click`); sweeps live in :mod:`.head_sweep`.
+cone; :func:`.head_click.intervene` picks and measures the Effect. Sweeps live in
+:mod:`.head_sweep`.
 """
 
 from __future__ import annotations
@@ -308,28 +309,3 @@ def values_for(sess, cells, kind: str, value=None) -> torch.Tensor:
         seed=sess.seed,
         value=value,
     )
-
-
-def intervene(sess, cells, kind: str = "zero", *, value=None, logit_diff=None, method="auto"):
-    """Replace head ``cells`` ``(layer, head, pos)`` by ``kind`` and measure everything
-    downstream: the usual :class:`~.effects.Effect` (``site="head"``, cone from row
-    ``layer + 1``). ``method``: ``"cone"`` steps only the cone (:mod:`.head_click`),
-    ``"trace"`` and ``"auto"`` run one nnsight trace (:func:`head_run`)."""
-    from .head_click import head_click_run
-
-    cells = check_cells(sess, cells, kind)
-    pair = sess.token_pair(logit_diff) if logit_diff is not None else sess.default_pair
-    vals = values_for(sess, cells, kind, value)
-    run = head_click_run(sess, cells, vals, method)
-    if run is None:
-        edits = [HeadEdit(a, h, p, v) for (a, h, p), v in zip(cells, vals, strict=True)]
-        with sess.lock:
-            run, _ = head_run(
-                sess.model,
-                sess.ids,
-                edits,
-                remote=sess.remote,
-                timeout=sess.timeout,
-                on_status=sess.note_status,
-            )
-    return sess._effect(cells, kind, grid.HEAD_SITE, run, pair)

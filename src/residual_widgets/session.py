@@ -274,6 +274,18 @@ class Session:
         only. ``cells_per_request``/``timeout``: batch size and per-request time limit (s) of
         the batch method.
         """
+        if site == grid.HEAD_SITE:  # (layer, head, pos) cells: rows are layers
+            return self.sweep_heads(
+                kind,
+                logit_diff=logit_diff,
+                layers=rows,
+                positions=positions,
+                progress=progress,
+                cancel=cancel,
+                method=method,
+                keep_maps=keep_maps,
+                memory_budget=memory_budget,
+            )
         from .sweep import run_sweep
 
         return run_sweep(

@@ -127,21 +127,6 @@ def run_sweep(
     cells_per_request=None,
     timeout=None,
 ) -> Atlas:
-    if site == grid.HEAD_SITE:  # (layer, head, pos) cells: rows are layers (head_sweep.py)
-        from .head_sweep import run_head_sweep
-
-        return run_head_sweep(
-            sess,
-            kind=kind,
-            logit_diff=logit_diff,
-            layers=rows,
-            positions=positions,
-            progress=progress,
-            cancel=cancel,
-            method=method,
-            keep_maps=keep_maps,
-            memory_budget=memory_budget,
-        )
     grid.check_kind(kind)
     grid.check_site(site)
     if method not in ("auto", "cone", "loop", "batch"):
