@@ -69,15 +69,7 @@ def transplant(
     ``"attn_out"``/``"mlp_out"``. Returns the :class:`Effect` measured against the clean run.
     Every input is validated before anything runs, so an error leaves the session as it was.
     """
-    if site not in TRANSPLANT_SITES:
-        raise ValueError(
-            f"unknown site {site!r} for a transplant; valid sites are {', '.join(TRANSPLANT_SITES)}"
-        )
-    if source is None:
-        src_ids, src_name = sess.ids, "this prompt (the source is None)"
-    else:
-        src_ids, src_name = sess._tokenize(source, "source prompt"), "the source prompt"
-    n_rows = grid.n_source_rows(site, sess.n_layers)
+    src_ids, src_name, n_rows = source_prompt(sess, source, site)
     s_row, s_pos = check_cell(source_cell, "source_cell", src_name, len(src_ids), n_rows, site)
     t_row, t_pos = check_cell(
         target_cell, "target_cell", "this prompt", sess.n_positions, n_rows, site
@@ -91,6 +83,21 @@ def transplant(
     eff = sess.intervene(cells, kind="set", site=site, value=vec[None], logit_diff=logit_diff)
     eff.kind = "transplant"
     return eff
+
+
+def source_prompt(sess, source, site: str) -> tuple[list[int], str, int]:
+    """Check ``site`` and tokenize ``source``: its ids, how errors name it, and how many rows
+    ``site`` has (residual rows ``0..L`` or blocks ``0..L-1``)."""
+    if site not in TRANSPLANT_SITES:
+        raise ValueError(
+            f"unknown site {site!r} for a transplant; valid sites are {', '.join(TRANSPLANT_SITES)}"
+        )
+    if source is None:
+        src_ids, src_name = sess.ids, "this prompt (the source is None)"
+    else:
+        src_ids, src_name = sess._tokenize(source, "source prompt"), "the source prompt"
+    n_rows = grid.n_source_rows(site, sess.n_layers)
+    return src_ids, src_name, n_rows
 
 
 def check_cell(cell, what: str, prompt: str, n_pos: int, n_rows: int, site: str):

@@ -45,7 +45,7 @@ from .click import click_run
 from .cone import row_chunks, step_cells
 from .runs import RunRecord
 from .stepper import Stepper, UnsupportedStepping
-from .transplant import TRANSPLANT_SITES, check_cell, source_run
+from .transplant import TRANSPLANT_SITES, check_cell, source_prompt, source_run
 
 METHODS = ("auto", "cone", "loop")
 
@@ -111,15 +111,7 @@ def transplant_many(
     :class:`~.effects.Effect` per pair (``kind="transplant"``), in order. With ``reduce`` the
     list holds ``reduce(j, run)`` of each pair's :class:`~.runs.RunRecord` instead (lighter: no
     Effect is built or kept). Every pair is validated before anything runs."""
-    if site not in TRANSPLANT_SITES:
-        raise ValueError(
-            f"unknown site {site!r} for a transplant; valid sites are {', '.join(TRANSPLANT_SITES)}"
-        )
-    if source is None:
-        src_ids, src_name = sess.ids, "this prompt (the source is None)"
-    else:
-        src_ids, src_name = sess._tokenize(source, "source prompt"), "the source prompt"
-    n_rows = grid.n_source_rows(site, sess.n_layers)
+    src_ids, src_name, n_rows = source_prompt(sess, source, site)
     checked = []
     for pair in pairs:
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
