@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from . import grid
+from .cone import layer_with_write
 
 #: cells stepped together in one block call of the correction (they share the start of the
 #: call's position range, so a chunk wastes at most CHUNK − 1 positions per cell); cells whose
@@ -75,7 +76,8 @@ def block_corrected(sess, kind, site, pair, grads, depth: int = 1):
                 last = e  # the first block reading it: e
             elif site == "attn_out":
                 h = clean[n, s:].expand(A, -1, -1).clone()  # the rest of block n: its MLP
-                h = _layer_with_write(stepper, lm, site, n, h, s, rel, vals[n, pos])
+                writes = [(b, int(rel[b]), vals[n, i]) for b, i in enumerate(pos)]
+                h = layer_with_write(stepper, lm, site, n, h, s, writes)
                 last = e  # row n + 1; block n + 1 reads it
             else:  # mlp_out: row n + 1 gets a' − a
                 h[torch.arange(A), rel] += vals[n, pos] - sess.site_acts(site)[n, pos]
@@ -94,24 +96,6 @@ def block_corrected(sess, kind, site, pair, grads, depth: int = 1):
                 d_lp = (delta * grads["g_lp"][last, s:]).sum((-1, -2))
             ld[n, pos], lp[n, pos] = d_ld, d_lp
     return ld, lp, exact | same.numpy()
-
-
-def _layer_with_write(stepper, lm, site, k, states, start, rel, values):
-    """Block ``k`` on ``states`` ``[A, q, d]`` with the ``site`` write of batch element ``b``
-    replaced by ``values[b]`` at relative position ``rel[b]``."""
-    from .models import _get
-
-    def hook(mod, args, out):
-        t = out[0] if isinstance(out, tuple) else out
-        t = t.clone()
-        t[torch.arange(len(rel)), rel] = values.to(t.dtype)
-        return (t, *out[1:]) if isinstance(out, tuple) else t
-
-    handle = _get(lm.hf, lm.write_path(site, k)).register_forward_hook(hook)
-    try:
-        return stepper.layer(k, states, start)
-    finally:
-        handle.remove()
 
 
 def _exact_top(sess, final, start, rel, pair):
