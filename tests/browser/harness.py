@@ -77,6 +77,22 @@ def stop_server(proc, log, tmp: pathlib.Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def server_env(tmp: pathlib.Path, dirs=(), **overrides) -> dict:
+    """The environment of a test server process: ours plus ``overrides``, each ``(VAR, sub)`` of
+    ``dirs`` pointing at a fresh ``tmp / sub``, this checkout's ``src`` first on PYTHONPATH, and
+    the model hub off (unless the caller's environment says otherwise)."""
+    env = dict(os.environ, **overrides)
+    for k, sub in dirs:
+        (tmp / sub).mkdir(exist_ok=True)
+        env[k] = str(tmp / sub)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO / "src")] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return env
+
+
 class JupyterServer:
     """``jupyter lab`` or ``jupyter notebook`` (7) in a temp root, token auth, localhost only."""
 
@@ -92,21 +108,16 @@ class JupyterServer:
         self.proc: subprocess.Popen | None = None
 
     def env(self) -> dict:
-        env = dict(os.environ)
-        for k, sub in [
-            ("JUPYTER_CONFIG_DIR", "config"),
-            ("JUPYTER_RUNTIME_DIR", "runtime"),
-            ("JUPYTERLAB_SETTINGS_DIR", "settings"),
-            ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"),
-            ("IPYTHONDIR", "ipython"),
-        ]:
-            (self.tmp / sub).mkdir(exist_ok=True)
-            env[k] = str(self.tmp / sub)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(REPO / "src")] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        env = server_env(
+            self.tmp,
+            [
+                ("JUPYTER_CONFIG_DIR", "config"),
+                ("JUPYTER_RUNTIME_DIR", "runtime"),
+                ("JUPYTERLAB_SETTINGS_DIR", "settings"),
+                ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"),
+                ("IPYTHONDIR", "ipython"),
+            ],
         )
-        env.setdefault("HF_HUB_OFFLINE", "1")
-        env.setdefault("TOKENIZERS_PARALLELISM", "false")
         # no news / update checks (they would try the network and pop up toasts)
         notif = self.tmp / "settings/@jupyterlab/apputils-extension"
         notif.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ from .harness import (
     chromium,
     current,
     error_text,
+    server_env,
     stop_server,
     wait_effect,
 )
@@ -103,15 +104,12 @@ class Marimo:
         marimo = shutil.which("marimo", path=os.path.dirname(sys.executable))
         if marimo is None:
             pytest.skip("marimo is not installed (dev extra)")
-        env = dict(
-            os.environ,
+        env = server_env(
+            self.tmp,
             XDG_CONFIG_HOME=str(self.tmp / "config"),
             HOME=str(self.tmp),
             HF_HUB_OFFLINE="1",
             TOKENIZERS_PARALLELISM="false",
-        )
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(REPO / "src")] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         )
         self.log = open(self.tmp / "server.log", "wb")
         self.proc = subprocess.Popen(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
-import os
 import pathlib
 import shutil
 import subprocess
@@ -34,6 +33,7 @@ from .harness import (
     chromium,
     current,
     error_text,
+    server_env,
     stop_server,
     wait_effect,
 )
@@ -103,16 +103,15 @@ class Voila:
         self.base = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self):
-        env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-        for k, sub in [
-            ("JUPYTER_CONFIG_DIR", "config"),
-            ("JUPYTER_RUNTIME_DIR", "runtime"),
-            ("IPYTHONDIR", "ipython"),
-        ]:
-            (self.tmp / sub).mkdir(exist_ok=True)
-            env[k] = str(self.tmp / sub)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(REPO / "src")] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        env = server_env(
+            self.tmp,
+            [
+                ("JUPYTER_CONFIG_DIR", "config"),
+                ("JUPYTER_RUNTIME_DIR", "runtime"),
+                ("IPYTHONDIR", "ipython"),
+            ],
+            HF_HUB_OFFLINE="1",
+            TOKENIZERS_PARALLELISM="false",
         )
         self.log = open(self.tmp / "voila.log", "wb")
         self.proc = subprocess.Popen(
